@@ -1,0 +1,110 @@
+# libseq2seq build. `make` builds build/libseq2seq.{so,a}, the tools and the examples;
+# `make test` runs the Criterion suite; `make demo` trains a small translator and translates.
+# Knobs: CUDA=0|1 (default: 1 where nvcc is found), CUDA_ARCH="80 89 90", CUDNN=0|1,
+# PREFIX=/usr/local for `make install`, SANITIZE=1 for ASan+UBSan builds (CPU path).
+
+PREFIX   ?= /usr/local
+BUILD    ?= build
+CC       ?= cc
+NVCC     ?= $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
+CUDA_HOME ?= $(if $(NVCC),$(patsubst %/bin/nvcc,%,$(NVCC)),/usr/local/cuda)
+CUDA_ARCH ?= 80 89 90
+
+ifeq ($(strip $(NVCC)),)
+  CUDA ?= 0
+else
+  CUDA ?= 1
+endif
+
+HAVE_OPENBLAS := $(shell pkg-config --exists openblas 2>/dev/null && echo 1 || (test -f /usr/include/x86_64-linux-gnu/cblas.h -o -f /usr/include/cblas.h && echo 1 || echo 0))
+HAVE_CRITERION := $(shell pkg-config --exists criterion 2>/dev/null && echo 1 || echo 0)
+HAVE_CUDNN_H := $(shell test -f $(CUDA_HOME)/include/cudnn.h -o -f /usr/include/cudnn.h -o -f /usr/include/x86_64-linux-gnu/cudnn.h && echo 1 || echo 0)
+ifeq ($(CUDA),1)
+  CUDNN ?= $(HAVE_CUDNN_H)
+else
+  CUDNN := 0
+endif
+
+WARN     := -Wall -Wextra -Wshadow -Wno-unused-parameter
+CFLAGS   ?= -O2 -g
+CFLAGS   += -std=c11 -D_GNU_SOURCE $(WARN) -fPIC -fvisibility=hidden -fopenmp -Iinclude -Ilib -Ikernels
+LDLIBS   := -lopenblas -lm -lgomp
+ifeq ($(SANITIZE),1)
+  CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer
+  LDFLAGS += -fsanitize=address,undefined
+endif
+
+LIB_C    := $(filter-out lib/backend_cuda%.c,$(wildcard lib/*.c))
+CU_SRC   :=
+ifeq ($(CUDA),1)
+  LIB_C  += $(wildcard lib/backend_cuda*.c)
+  CU_SRC := $(wildcard kernels/*.cu)
+  CFLAGS += -DS2S_HAVE_CUDA -I$(CUDA_HOME)/include
+  LDLIBS += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart -lstdc++
+  ifeq ($(CUDNN),1)
+    CFLAGS += -DS2S_HAVE_CUDNN
+    LDLIBS += -lcudnn
+  endif
+endif
+NVFLAGS  := -O3 -std=c++17 -Iinclude -Ilib -Ikernels -Xcompiler -fPIC,-fvisibility=hidden,-Wall \
+            $(foreach a,$(CUDA_ARCH),-gencode arch=compute_$(a),code=sm_$(a))
+
+OBJ      := $(LIB_C:%.c=$(BUILD)/obj/%.o) $(CU_SRC:%.cu=$(BUILD)/obj/%.o)
+LIB_SO   := $(BUILD)/libseq2seq.so
+LIB_A    := $(BUILD)/libseq2seq.a
+APPS     := $(patsubst apps/%.c,$(BUILD)/%,$(wildcard apps/*.c))
+TEST_C   := $(wildcard tests/*.c)
+TEST_BIN := $(BUILD)/tests/test_suite
+
+.PHONY: all lib apps test check install demo clean deps config
+all: config lib apps
+
+config:
+	@echo "libseq2seq: nvcc: $(if $(NVCC),$(NVCC),not found); CUDA backend: $(if $(filter 1,$(CUDA)),yes (sm $(CUDA_ARCH)),no)"
+	@echo "libseq2seq: cuDNN: $(if $(filter 1,$(CUDNN)),yes,$(if $(filter 1,$(HAVE_CUDNN_H)),found but off (CUDNN=0),no)); OpenBLAS: $(if $(filter 1,$(HAVE_OPENBLAS)),yes,MISSING - run scripts/install-deps.sh); Criterion: $(if $(filter 1,$(HAVE_CRITERION)),yes,no (needed by make test))"
+
+lib: $(LIB_SO) $(LIB_A)
+
+$(BUILD)/obj/%.o: %.c $(wildcard include/*.h lib/*.h kernels/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/obj/%.o: %.cu $(wildcard include/*.h lib/*.h kernels/*.h kernels/*.cuh)
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVFLAGS) -c $< -o $@
+
+$(LIB_SO): $(OBJ)
+	$(CC) -shared -Wl,-soname,libseq2seq.so.0 -o $@ $^ $(LDFLAGS) $(LDLIBS)
+	@ln -sf libseq2seq.so $(BUILD)/libseq2seq.so.0
+
+$(LIB_A): $(OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+apps: $(APPS)
+$(BUILD)/%: apps/%.c $(LIB_SO) include/seq2seq.h
+	$(CC) $(CFLAGS) $< -o $@ -L$(BUILD) -lseq2seq -Wl,-rpath,'$$ORIGIN' $(LDFLAGS)
+
+$(TEST_BIN): $(TEST_C) $(wildcard tests/*.h) $(LIB_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests $(TEST_C) -o $@ $(LIB_A) $(LDFLAGS) $(LDLIBS) -lcriterion
+
+deps:
+	@scripts/install-deps.sh --check || scripts/install-deps.sh
+
+test: deps
+	@$(MAKE) --no-print-directory all $(TEST_BIN)
+	S2S_BUILD=$(BUILD) ./$(TEST_BIN) $(TEST_ARGS)
+
+check: test
+
+install: lib
+	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	install -m 644 include/seq2seq.h $(DESTDIR)$(PREFIX)/include/
+	install -m 755 $(LIB_SO) $(DESTDIR)$(PREFIX)/lib/libseq2seq.so.0
+	ln -sf libseq2seq.so.0 $(DESTDIR)$(PREFIX)/lib/libseq2seq.so
+	install -m 644 $(LIB_A) $(DESTDIR)$(PREFIX)/lib/
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBS@|$(LDLIBS)|' scripts/seq2seq.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/seq2seq.pc
+
+clean:
+	rm -rf $(BUILD)

@@ -1,0 +1,272 @@
+/* seq2seq.h - public C API of libseq2seq.
+ *
+ * Recurrent sequence-to-sequence models (LSTM, GRU, tanh RNN encoder/decoders with Luong
+ * attention and input feeding) that train and decode on the CPU or an NVIDIA GPU with the
+ * same model code.
+ *
+ * Conventions, stated once:
+ * - Every call returns an s2s_status; S2S_OK is 0. On failure, s2s_last_error() gives a
+ *   message for the calling thread with context (what failed, where, what to do).
+ *   The library never exits, aborts or prints; messages go to the context's log callback.
+ * - Handles are opaque. Whoever creates a handle frees it with the matching *_free call;
+ *   *_free(NULL) is a no-op. A model must be freed before its context.
+ * - Pointer arguments are host memory unless said otherwise, must not be NULL unless said
+ *   otherwise, and are only read during the call (the library keeps no pointer to them).
+ * - Token ids are int32_t. Batches are batch-major: row b of a [batch, max_len] array holds
+ *   sequence b, padded at the end with the model's pad id.
+ * - Sizes are int (elements) where they describe shapes and size_t where they count memory.
+ * - Option structs are initialised by their *_default() function, then changed field by field,
+ *   so that new fields added later get sensible values.
+ */
+#ifndef SEQ2SEQ_H
+#define SEQ2SEQ_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define S2S_API __attribute__((visibility("default")))
+#else
+#define S2S_API
+#endif
+
+#define S2S_VERSION_MAJOR 0
+#define S2S_VERSION_MINOR 1
+#define S2S_VERSION_PATCH 0
+
+/* ---- status ------------------------------------------------------------------------ */
+
+typedef enum s2s_status {
+    S2S_OK = 0,
+    S2S_ERR_INVALID_ARG,   /* an argument is NULL, out of range or inconsistent */
+    S2S_ERR_OUT_OF_MEMORY, /* host or device allocation failed; the message gives the size */
+    S2S_ERR_NO_DEVICE,     /* CUDA asked for, but no GPU present or built without CUDA */
+    S2S_ERR_UNSUPPORTED,   /* a valid request this build cannot serve */
+    S2S_ERR_IO,            /* a file could not be opened, read or written */
+    S2S_ERR_FORMAT,        /* a file or input is malformed */
+    S2S_ERR_NUMERIC,       /* NaN or Inf where a finite value is required */
+    S2S_ERR_CUDA,          /* a CUDA runtime call or kernel launch failed */
+    S2S_ERR_CUBLAS,        /* a cuBLAS call failed */
+    S2S_ERR_CUDNN,         /* a cuDNN call failed */
+    S2S_ERR_INTERNAL       /* a bug in the library: please report it with the message */
+} s2s_status;
+
+/* Short constant English name of a status ("out of memory"). Never NULL. */
+S2S_API const char *s2s_status_string(s2s_status st);
+
+/* The last error message set on the calling thread ("" if none). Valid until the next
+ * failing call on this thread. */
+S2S_API const char *s2s_last_error(void);
+
+/* Library version as "MAJOR.MINOR.PATCH". */
+S2S_API const char *s2s_version(void);
+
+/* ---- context ----------------------------------------------------------------------- */
+
+typedef enum s2s_device {
+    S2S_DEVICE_AUTO = 0, /* the GPU where one is present, else the CPU (logged once) */
+    S2S_DEVICE_CPU,
+    S2S_DEVICE_CUDA
+} s2s_device;
+
+typedef enum s2s_precision {
+    S2S_PRECISION_FP32 = 0, /* float32 GEMMs (default) */
+    S2S_PRECISION_TF32      /* TF32 tensor-core GEMMs with float32 accumulation (GPU only;
+                               the CPU computes fp32 either way) */
+} s2s_precision;
+
+typedef enum s2s_log_level { S2S_LOG_DEBUG = 0, S2S_LOG_INFO, S2S_LOG_WARN, S2S_LOG_ERROR } s2s_log_level;
+
+/* Log callback: level, a NUL-terminated message without trailing newline, and user data. */
+typedef void (*s2s_log_fn)(s2s_log_level level, const char *msg, void *user);
+
+typedef struct s2s_context_options {
+    s2s_device device;       /* default S2S_DEVICE_AUTO */
+    int threads;             /* CPU threads for pointwise loops and BLAS; 0 = all cores */
+    uint64_t seed;           /* seeds weight init and dropout; default 1 */
+    s2s_precision precision; /* default S2S_PRECISION_FP32 */
+    int cuda_device;         /* GPU ordinal when the device is CUDA; default 0 */
+    s2s_log_fn log;          /* may be NULL: messages are dropped */
+    void *log_user;          /* passed to log; may be NULL */
+    s2s_log_level log_level; /* messages below this level are dropped; default INFO */
+} s2s_context_options;
+
+typedef struct s2s_context s2s_context;
+
+S2S_API s2s_context_options s2s_context_options_default(void);
+
+/* Creates a context on the device opts->device. opts may be NULL (defaults).
+ * On success *out owns the context; free it with s2s_context_free. */
+S2S_API s2s_status s2s_context_create(const s2s_context_options *opts, s2s_context **out);
+S2S_API void s2s_context_free(s2s_context *ctx);
+
+/* The device the context actually runs on (never S2S_DEVICE_AUTO). */
+S2S_API s2s_device s2s_context_device(const s2s_context *ctx);
+
+/* Human-readable description of the device ("CPU (2 threads, OpenBLAS)", "NVIDIA H100 ..."). */
+S2S_API const char *s2s_context_device_name(const s2s_context *ctx);
+
+/* ---- model ------------------------------------------------------------------------- */
+
+typedef enum s2s_cell { S2S_CELL_LSTM = 0, S2S_CELL_GRU, S2S_CELL_RNN_TANH } s2s_cell;
+
+typedef enum s2s_attention {
+    S2S_ATTN_NONE = 0, /* plain encoder-decoder: no attention, no input feeding */
+    S2S_ATTN_DOT,      /* Luong dot: score = h_t . h_s */
+    S2S_ATTN_GENERAL   /* Luong general: score = h_t . (W_a h_s) */
+} s2s_attention;
+
+typedef struct s2s_model_config {
+    s2s_cell cell;           /* default LSTM */
+    int layers;              /* encoder and decoder layers; default 1, 1..16 */
+    int hidden;              /* decoder hidden size H; default 256 */
+    int embed;               /* embedding size E (source and target); default 256 */
+    int bidirectional;       /* 1: encoder is bidirectional with H/2 per direction, the two
+                                halves concatenated (H must be even); default 0 */
+    s2s_attention attention; /* default S2S_ATTN_GENERAL */
+    float dropout;           /* on embeddings, between layers and before the output layer
+                                while training; 0 <= p < 1; default 0.2 */
+    int src_vocab;           /* source vocabulary size, > 4; no default (0) */
+    int tgt_vocab;           /* target vocabulary size, > 4; no default (0) */
+} s2s_model_config;
+
+/* Special token ids, the same in both vocabularies. */
+enum { S2S_PAD_ID = 0, S2S_BOS_ID = 1, S2S_EOS_ID = 2, S2S_UNK_ID = 3 };
+
+typedef struct s2s_model s2s_model;
+
+S2S_API s2s_model_config s2s_model_config_default(void);
+
+/* Creates a model with freshly initialised weights (PyTorch's defaults: uniform in
+ * [-1/sqrt(H_dir), 1/sqrt(H_dir)] for recurrent and linear layers, N(0,1) embeddings with a zero
+ * pad row), drawn from the context seed. The model keeps a pointer to ctx. */
+S2S_API s2s_status s2s_model_create(s2s_context *ctx, const s2s_model_config *cfg, s2s_model **out);
+S2S_API void s2s_model_free(s2s_model *model);
+
+/* The configuration the model was created with. */
+S2S_API s2s_model_config s2s_model_get_config(const s2s_model *model);
+
+/* Parameters are named and laid out as in the equivalent PyTorch state dict
+ * ("encoder.rnn.weight_ih_l0", "decoder.attn.linear_out.weight", "generator.bias", ...). */
+typedef struct s2s_param_info {
+    const char *name; /* owned by the model; valid while it lives */
+    int ndim;         /* 1 or 2 */
+    int shape[2];     /* row-major; shape[1] = 1 when ndim = 1 */
+    size_t numel;
+} s2s_param_info;
+
+/* Number of parameter tensors, and the total number of float parameters. */
+S2S_API int s2s_model_param_count(const s2s_model *model);
+S2S_API size_t s2s_model_param_numel(const s2s_model *model);
+
+/* Information on tensor i, 0 <= i < s2s_model_param_count(). */
+S2S_API s2s_status s2s_model_param_info_at(const s2s_model *model, int i, s2s_param_info *info);
+
+/* Copies tensor `name` (numel floats) to or from host memory `data`. */
+S2S_API s2s_status s2s_model_param_get(const s2s_model *model, const char *name, float *data, size_t numel);
+S2S_API s2s_status s2s_model_param_set(s2s_model *model, const char *name, const float *data, size_t numel);
+/* Copies the gradient of tensor `name` left by the last s2s_model_forward_backward. */
+S2S_API s2s_status s2s_model_grad_get(const s2s_model *model, const char *name, float *data, size_t numel);
+
+/* ---- batches and training ------------------------------------------------------------ */
+
+/* A batch of sentence pairs. Targets hold the tokens only: the model adds BOS in front of the
+ * decoder input and EOS after the last target token itself. Lengths are >= 1 (source) and
+ * >= 0 (target) and at most the max_len of their side. */
+typedef struct s2s_batch {
+    int batch;              /* number of pairs, >= 1 */
+    int src_max_len;        /* columns of src */
+    int tgt_max_len;        /* columns of tgt */
+    const int32_t *src;     /* [batch, src_max_len] */
+    const int32_t *src_len; /* [batch] */
+    const int32_t *tgt;     /* [batch, tgt_max_len]; may be NULL for decoding */
+    const int32_t *tgt_len; /* [batch]; may be NULL for decoding */
+} s2s_batch;
+
+typedef struct s2s_loss_options {
+    float label_smoothing; /* 0 <= eps < 1, as in PyTorch's CrossEntropyLoss; default 0 */
+    int train;             /* 1: dropout active; 0: evaluation; default 1 */
+    uint64_t step;         /* keys the dropout masks with the context seed; default 0 */
+} s2s_loss_options;
+
+S2S_API s2s_loss_options s2s_loss_options_default(void);
+
+/* Forward and backward over a batch. *loss receives the mean cross-entropy per target token
+ * (EOS included, padding excluded) and *ntokens the number of such tokens; either may be NULL.
+ * The model's gradients are overwritten with d(mean loss)/d(parameter). */
+S2S_API s2s_status s2s_model_forward_backward(s2s_model *model, const s2s_batch *batch,
+                                              const s2s_loss_options *opts, float *loss, int *ntokens);
+
+/* Forward only (no gradients, no dropout): the mean loss per target token, and the count. */
+S2S_API s2s_status s2s_model_evaluate(s2s_model *model, const s2s_batch *batch, float *loss, int *ntokens);
+
+typedef enum s2s_optimizer_type { S2S_OPT_ADAM = 0, S2S_OPT_SGD } s2s_optimizer_type;
+
+typedef struct s2s_optimizer_options {
+    s2s_optimizer_type type; /* default ADAM */
+    float lr;                /* default 1e-3 */
+    float beta1, beta2, eps; /* Adam; defaults 0.9, 0.999, 1e-8 */
+    float momentum;          /* SGD; default 0 */
+    float weight_decay;      /* L2 added to the gradient (PyTorch's weight_decay); default 0 */
+    float clip_norm;         /* global-norm clipping threshold; <= 0 disables; default 5 */
+} s2s_optimizer_options;
+
+typedef struct s2s_optimizer s2s_optimizer;
+
+S2S_API s2s_optimizer_options s2s_optimizer_options_default(void);
+
+/* An optimizer bound to a model's parameters; it owns its moment buffers. */
+S2S_API s2s_status s2s_optimizer_create(s2s_model *model, const s2s_optimizer_options *opts, s2s_optimizer **out);
+S2S_API void s2s_optimizer_free(s2s_optimizer *opt);
+
+/* Clips the model's current gradients to the global norm and applies one update.
+ * lr overrides opts->lr for this step when > 0 (schedules). *grad_norm receives the norm
+ * before clipping (may be NULL). A non-finite norm skips the update and returns
+ * S2S_ERR_NUMERIC, leaving weights and moments untouched. */
+S2S_API s2s_status s2s_optimizer_step(s2s_optimizer *opt, float lr, float *grad_norm);
+
+/* ---- decoding ------------------------------------------------------------------------ */
+
+/* Greedy decoding of batch->batch sources (tgt fields ignored). For each sentence b, up to
+ * max_len tokens are written to out[b * max_len ...] (EOS not included) and their count to
+ * out_len[b]. out: [batch, max_len]; out_len: [batch]. max_len >= 1. */
+S2S_API s2s_status s2s_model_greedy_decode(s2s_model *model, const s2s_batch *batch, int max_len,
+                                           int32_t *out, int32_t *out_len);
+
+/* ---- tagger: one recurrent stack, a label per input position ------------------------------ */
+
+/* The smallest useful recurrent model: inputs are one-hot vectors over `vocab_in` symbols
+ * (or embeddings when embed > 0), a stack of cells, and a linear layer to `vocab_out` scores
+ * at every position. Used by the "hello" example. Parameter names follow PyTorch
+ * ("rnn.weight_ih_l0", "out.weight"). */
+typedef struct s2s_tagger_config {
+    s2s_cell cell;  /* default RNN_TANH */
+    int layers;     /* default 1 */
+    int hidden;     /* default 16 */
+    int embed;      /* 0 = one-hot inputs (default) */
+    int vocab_in;   /* >= 1 */
+    int vocab_out;  /* >= 1 */
+} s2s_tagger_config;
+
+typedef struct s2s_tagger s2s_tagger;
+
+S2S_API s2s_tagger_config s2s_tagger_config_default(void);
+S2S_API s2s_status s2s_tagger_create(s2s_context *ctx, const s2s_tagger_config *cfg, s2s_tagger **out);
+S2S_API void s2s_tagger_free(s2s_tagger *tg);
+
+/* One training step of plain SGD on `batch` sequences of length `len`: in and labels are
+ * [batch, len]; *loss gets the mean cross-entropy per position (may be NULL). */
+S2S_API s2s_status s2s_tagger_train_step(s2s_tagger *tg, const int32_t *in, const int32_t *labels, int batch,
+                                         int len, float lr, float *loss);
+
+/* Probabilities of every output symbol at every position: probs is [batch, len, vocab_out]. */
+S2S_API s2s_status s2s_tagger_predict(s2s_tagger *tg, const int32_t *in, int batch, int len, float *probs);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* SEQ2SEQ_H */

@@ -1,0 +1,93 @@
+/* cell_math.h - pointwise math of the recurrent cells, shared by the CPU backend and the CUDA
+ * kernels (S2S_HD). One call handles one hidden unit j of one batch row.
+ *
+ * Gate orders follow PyTorch: LSTM i, f, g, o; GRU r, z, n. Pre-activations for a row are laid
+ * out as G consecutive blocks of H (pre[k*H + j] is gate k of unit j).
+ *
+ * Masking: a padded position (valid = 0) leaves the state as it was and gives a zero output;
+ * in backward it passes the incoming state gradient straight through and produces zero
+ * gradients for the pre-activations. */
+#ifndef S2S_CELL_MATH_H
+#define S2S_CELL_MATH_H
+
+#include "s2s_hd.h"
+#include <math.h>
+
+S2S_HD float s2s_sigmoidf(float x) { return 1.0f / (1.0f + expf(-x)); }
+
+/* ---- LSTM ------------------------------------------------------------------------
+ * pre: 4 pre-activations of unit j (x W_ih^T + b_ih + h W_hh^T + b_hh), stride H.
+ * Writes h, c (state) and the 4 activations (i, f, g, o) to act (stride H) if act != 0. */
+S2S_HD void s2s_lstm_fwd_unit(const float *pre, int H, float c_prev, float *h, float *c, float *act)
+{
+    float i = s2s_sigmoidf(pre[0]);
+    float f = s2s_sigmoidf(pre[H]);
+    float g = tanhf(pre[2 * H]);
+    float o = s2s_sigmoidf(pre[3 * H]);
+    float cn = f * c_prev + i * g;
+    *c = cn;
+    *h = o * tanhf(cn);
+    if (act) {
+        act[0] = i;
+        act[H] = f;
+        act[2 * H] = g;
+        act[3 * H] = o;
+    }
+}
+
+/* act: saved i, f, g, o (stride H); c: cell state after the step; dh, dc: gradients arriving
+ * at h and c of this step. Writes dpre (stride H) and returns dc_prev. */
+S2S_HD float s2s_lstm_bwd_unit(const float *act, int H, float c, float c_prev, float dh, float dc, float *dpre)
+{
+    float i = act[0], f = act[H], g = act[2 * H], o = act[3 * H];
+    float tc = tanhf(c);
+    float dct = dc + dh * o * (1.0f - tc * tc);
+    dpre[0] = dct * g * i * (1.0f - i);
+    dpre[H] = dct * c_prev * f * (1.0f - f);
+    dpre[2 * H] = dct * i * (1.0f - g * g);
+    dpre[3 * H] = dh * tc * o * (1.0f - o);
+    return dct * f;
+}
+
+/* ---- GRU -------------------------------------------------------------------------
+ * xp: x W_ih^T + b_ih (3 gates r, z, n, stride H); hp: h W_hh^T without bias; bhh: b_hh for the
+ * 3 gates (stride H). Returns h; saves r, z, n and hn = (W_hn h + b_hn) to act (stride H). */
+S2S_HD float s2s_gru_fwd_unit(const float *xp, const float *hp, const float *bhh, int H, float h_prev, float *act)
+{
+    float r = s2s_sigmoidf(xp[0] + hp[0] + bhh[0]);
+    float z = s2s_sigmoidf(xp[H] + hp[H] + bhh[H]);
+    float hn = hp[2 * H] + bhh[2 * H];
+    float n = tanhf(xp[2 * H] + r * hn);
+    if (act) {
+        act[0] = r;
+        act[H] = z;
+        act[2 * H] = n;
+        act[3 * H] = hn;
+    }
+    return (1.0f - z) * n + z * h_prev;
+}
+
+/* act: saved r, z, n, hn; dh: gradient at h of this step. Writes dxp and dhp (3 gates, stride
+ * H; dhp is the gradient of h W_hh^T + b_hh) and returns the direct part of dh_prev. */
+S2S_HD float s2s_gru_bwd_unit(const float *act, int H, float h_prev, float dh, float *dxp, float *dhp)
+{
+    float r = act[0], z = act[H], n = act[2 * H], hn = act[3 * H];
+    float dn = dh * (1.0f - z) * (1.0f - n * n);
+    float dz = dh * (h_prev - n) * z * (1.0f - z);
+    float dr = dn * hn * r * (1.0f - r);
+    dxp[0] = dr;
+    dxp[H] = dz;
+    dxp[2 * H] = dn;
+    dhp[0] = dr;
+    dhp[H] = dz;
+    dhp[2 * H] = dn * r;
+    return dh * z;
+}
+
+/* ---- tanh RNN ------------------------------------------------------------------- */
+S2S_HD float s2s_rnn_fwd_unit(float pre) { return tanhf(pre); }
+
+/* h: the step's output (tanh of pre); returns dpre. */
+S2S_HD float s2s_rnn_bwd_unit(float h, float dh) { return dh * (1.0f - h * h); }
+
+#endif

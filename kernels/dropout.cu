@@ -1,0 +1,48 @@
+/* dropout.cu - y[e] = x[e] * s2s_dropout_scale(seed, stream, e, p) for e < n; y may alias x.
+ *
+ * philox.h draws element e from word e % 4 of the Philox block at counter e / 4, so one thread
+ * per group of 4 elements calls s2s_philox4x32_10 once and uses all four words: the same
+ * uniforms and the same `u < p ? 0 : 1/(1-p)` as s2s_dropout_scale, at a quarter of its cost
+ * (10 Philox rounds per element would make the kernel compute-bound). Masks are therefore
+ * bit-identical to the CPU's, which the parity test checks. When x and y are 16-byte aligned
+ * a full group moves as one float4. */
+#include "common.cuh"
+#include "launchers.cuh"
+#include "philox.h"
+
+static __device__ __forceinline__ float keep_scale(float u, float p, float inv_keep)
+{
+    return u < p ? 0.0f : inv_keep; /* s2s_dropout_scale's expression */
+}
+
+static __global__ void dropout_kernel(float *y, const float *x, size_t n, float p, uint64_t seed, uint64_t stream)
+{
+    const size_t groups = (n + 3) / 4;
+    const float inv_keep = 1.0f / (1.0f - p);
+    const bool vec = ((((uintptr_t)x) | ((uintptr_t)y)) & 15) == 0;
+    for (size_t q = blockIdx.x * (size_t)blockDim.x + threadIdx.x; q < groups; q += (size_t)gridDim.x * blockDim.x) {
+        const s2s_philox4 r = s2s_philox4x32_10((uint32_t)q, (uint32_t)(q >> 32), (uint32_t)stream,
+                                                (uint32_t)(stream >> 32), (uint32_t)seed, (uint32_t)(seed >> 32));
+        const size_t e = 4 * q;
+        if (vec && e + 3 < n) {
+            float4 v = *(const float4 *)(x + e);
+            v.x *= keep_scale(s2s_u32_to_unit(r.v[0]), p, inv_keep);
+            v.y *= keep_scale(s2s_u32_to_unit(r.v[1]), p, inv_keep);
+            v.z *= keep_scale(s2s_u32_to_unit(r.v[2]), p, inv_keep);
+            v.w *= keep_scale(s2s_u32_to_unit(r.v[3]), p, inv_keep);
+            *(float4 *)(y + e) = v;
+        } else {
+            for (int k = 0; k < 4 && e + k < n; k++)
+                y[e + k] = x[e + k] * keep_scale(s2s_u32_to_unit(r.v[k]), p, inv_keep);
+        }
+    }
+}
+
+extern "C" cudaError_t s2s_k_dropout(float *y, const float *x, size_t n, float p, uint64_t seed, uint64_t stream,
+                                     cudaStream_t st)
+{
+    if (n == 0)
+        return cudaSuccess;
+    dropout_kernel<<<s2s_k_grid((n + 3) / 4, S2S_K_THREADS), S2S_K_THREADS, 0, st>>>(y, x, n, p, seed, stream);
+    return cudaGetLastError();
+}

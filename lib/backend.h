@@ -1,0 +1,159 @@
+/* backend.h - the op table: every operation the layers need, implemented once per device
+ * (backend_cpu.c, backend_cuda.c). Layer and model code call these and never branch on the
+ * device.
+ *
+ * Conventions for every op:
+ * - Pointers named like tensors (x, w, dy, ...) live on the backend's device: host memory for
+ *   the CPU backend, device memory for the CUDA backend. Arguments documented as "host" are
+ *   host memory on both.
+ * - Matrices are row-major; ld* is the row stride in elements (>= the column count).
+ * - Time-major sequence tensors are [T, B, D]: row t*B + b.
+ * - len (int32 [B], device) holds sequence lengths; a step t of row b is valid when
+ *   t < len[b]. len may be NULL: every position is valid.
+ * - Ops are asynchronous on the CUDA backend (one stream); to_host and sync wait.
+ * - Every op returns S2S_OK or a status with s2s_last_error() set; none aborts.
+ * - Reductions run in a fixed order, so the same inputs give the same bits on one device.
+ */
+#ifndef S2S_BACKEND_H
+#define S2S_BACKEND_H
+
+#include "seq2seq.h"
+#include <stdint.h>
+#include <stddef.h>
+
+typedef struct s2s_backend s2s_backend;
+
+typedef struct s2s_ops {
+    /* ---- memory ------------------------------------------------------------------ */
+    /* Allocates bytes (> 0) of device memory, 256-byte aligned; *out is NULL on failure. */
+    s2s_status (*alloc)(s2s_backend *be, size_t bytes, void **out);
+    void (*release)(s2s_backend *be, void *p); /* p may be NULL */
+    s2s_status (*to_device)(s2s_backend *be, void *dst, const void *src_host, size_t bytes);
+    s2s_status (*to_host)(s2s_backend *be, void *dst_host, const void *src, size_t bytes);
+    s2s_status (*copy)(s2s_backend *be, void *dst, const void *src, size_t bytes);
+    s2s_status (*sync)(s2s_backend *be);
+
+    /* ---- dense ------------------------------------------------------------------- */
+    /* x[0..n) = v */
+    s2s_status (*fill)(s2s_backend *be, float *x, size_t n, float v);
+    /* C[m,n] = alpha * op(A) op(B) + beta * C. op(A) is [m,k]: A is [m,k] (ta = 0) or [k,m]
+     * (ta = 1); op(B) is [k,n]: B is [k,n] (tb = 0) or [n,k] (tb = 1). beta = 0 ignores C's
+     * old contents (NaN included). */
+    s2s_status (*gemm)(s2s_backend *be, int ta, int tb, int m, int n, int k, float alpha, const float *a, int lda,
+                       const float *b, int ldb, float beta, float *c, int ldc);
+    /* y[r, c] = b1[c] + (b2 ? b2[c] : 0) for r < rows, c < cols. */
+    s2s_status (*bias_rows)(s2s_backend *be, float *y, int rows, int cols, int ldy, const float *b1, const float *b2);
+    /* db[c] += sum over r of dy[r, c], summed in row order. */
+    s2s_status (*colsum)(s2s_backend *be, float *db, const float *dy, int rows, int cols, int ldy);
+    /* dst[r, c] = alpha * src[r, c] + beta * dst[r, c] (beta = 0 ignores dst's contents). */
+    s2s_status (*axpby2d)(s2s_backend *be, float *dst, int ldd, const float *src, int lds, int rows, int cols,
+                          float alpha, float beta);
+    /* x *= a */
+    s2s_status (*scale)(s2s_backend *be, float *x, size_t n, float a);
+    /* y = tanh(x); y may alias x. */
+    s2s_status (*tanh_fwd)(s2s_backend *be, float *y, const float *x, size_t n);
+    /* dx = dy * (1 - y^2); dx may alias dy. */
+    s2s_status (*tanh_bwd)(s2s_backend *be, float *dx, const float *y, const float *dy, size_t n);
+    /* *out_host = sum of x[i]^2 over the listed blocks, accumulated in double in a fixed order.
+     * Used for the global gradient norm. */
+    s2s_status (*sumsq)(s2s_backend *be, const float *x, size_t n, double *out_host);
+    /* *out_host = sum of x[i], accumulated in double in a fixed order. */
+    s2s_status (*sum)(s2s_backend *be, const float *x, size_t n, double *out_host);
+
+    /* ---- embedding ---------------------------------------------------------------- */
+    /* y[i, :] = w[ids[i], :] for i < n; w is [vocab, dim], y has row stride ldy. */
+    s2s_status (*embed_fwd)(s2s_backend *be, float *y, int ldy, const float *w, const int32_t *ids, int n, int dim);
+    /* dw[v, :] += sum over i with ids[i] = v of dy[i, :], for every v except pad_id, summed in
+     * increasing i (no float atomics). */
+    s2s_status (*embed_bwd)(s2s_backend *be, float *dw, const float *dy, int ldy, const int32_t *ids, int n, int dim,
+                            int vocab, int pad_id);
+
+    /* ---- recurrent cells, one time step t of a [B, ...] batch --------------------------
+     * LSTM. pre [B,4H]: x W_ih^T + b_ih + h_prev W_hh^T + b_hh. Writes state h, c [B,H];
+     * y [B,H] (nullable): h where valid, 0 where padded; act [B,4H] (nullable): i, f, g, o.
+     * Padded rows keep h = h_prev, c = c_prev. */
+    s2s_status (*lstm_fwd)(s2s_backend *be, int B, int H, const float *pre, const float *h_prev, const float *c_prev,
+                           const int32_t *len, int t, float *h, float *c, float *y, float *act);
+    /* dy [B,H] (nullable): gradient at y; dh, dc [B,H]: gradients at the state h, c after the
+     * step. c: the state after the step. Writes dpre [B,4H], dh_prev [B,H] (the direct part:
+     * dh on padded rows, 0 on valid ones; the caller adds dpre W_hh), dc_prev [B,H]. dh_prev
+     * may alias dh and dc_prev may alias dc. */
+    s2s_status (*lstm_bwd)(s2s_backend *be, int B, int H, const float *act, const float *c, const float *c_prev,
+                           const float *dy, const float *dh, const float *dc, const int32_t *len, int t, float *dpre,
+                           float *dh_prev, float *dc_prev);
+    /* GRU. xp [B,3H]: x W_ih^T + b_ih; hp [B,3H]: h_prev W_hh^T (no bias); b_hh [3H].
+     * Writes h, y (nullable), act [B,4H] (nullable): r, z, n, W_hn h + b_hn. */
+    s2s_status (*gru_fwd)(s2s_backend *be, int B, int H, const float *xp, const float *hp, const float *b_hh,
+                          const float *h_prev, const int32_t *len, int t, float *h, float *y, float *act);
+    /* Writes dxp [B,3H], dhp [B,3H] (gradient of h_prev W_hh^T + b_hh) and the direct part of
+     * dh_prev (z*dh on valid rows, dh on padded rows). dh_prev may alias dh. */
+    s2s_status (*gru_bwd)(s2s_backend *be, int B, int H, const float *act, const float *h_prev, const float *dy,
+                          const float *dh, const int32_t *len, int t, float *dxp, float *dhp, float *dh_prev);
+    /* tanh RNN. pre [B,H] as for LSTM. Writes h, y (nullable). */
+    s2s_status (*rnn_fwd)(s2s_backend *be, int B, int H, const float *pre, const float *h_prev, const int32_t *len,
+                          int t, float *h, float *y);
+    /* h: state after the step. Writes dpre [B,H] and the direct part of dh_prev. */
+    s2s_status (*rnn_bwd)(s2s_backend *be, int B, int H, const float *h, const float *dy, const float *dh,
+                          const int32_t *len, int t, float *dpre, float *dh_prev);
+
+    /* ---- attention (Luong), one decoder step ---------------------------------------
+     * keys, vals [S,B,H] (time-major); q [B,H]; src_len [B] (>= 1). Positions s >= src_len[b]
+     * get zero weight. Writes alpha [B,S] = softmax_s(q . keys[s]) and ctx [B,H] =
+     * sum_s alpha[b,s] vals[s,b,:]. */
+    s2s_status (*attn_fwd)(s2s_backend *be, int S, int B, int H, const float *keys, const float *vals,
+                           const float *q, const int32_t *src_len, float *alpha, float *ctx);
+    /* Given dctx [B,H]: dq += ..., dkeys += ..., dvals += ... (dkeys may alias dvals; each
+     * element is then updated once with both terms). */
+    s2s_status (*attn_bwd)(s2s_backend *be, int S, int B, int H, const float *keys, const float *vals,
+                           const float *q, const float *alpha, const float *dctx, const int32_t *src_len,
+                           float *dq, float *dkeys, float *dvals);
+
+    /* ---- output ----------------------------------------------------------------------
+     * Fused log-softmax + cross-entropy over logits [N,V] with targets tgt [N]. Rows whose
+     * target is pad_id have loss 0 and gradient 0. With label smoothing eps the loss of a row
+     * is (1-eps)(-logp[tgt]) + eps * mean_c(-logp[c]) (PyTorch's definition). Writes
+     * row_loss [N]; when grad_scale != 0, overwrites logits in place with grad_scale times the
+     * gradient of the row loss (no second [N,V] buffer). */
+    s2s_status (*xent)(s2s_backend *be, float *logits, const int32_t *tgt, int N, int V, int pad_id, float eps,
+                       float grad_scale, float *row_loss);
+    /* y[r,:] = log_softmax(x[r,:]); y may alias x. */
+    s2s_status (*log_softmax)(s2s_backend *be, float *y, const float *x, int rows, int cols);
+    /* out[r] = the first index of the largest value of x[r,:] (int32, device). */
+    s2s_status (*argmax)(s2s_backend *be, int32_t *out, const float *x, int rows, int cols);
+
+    /* ---- dropout ------------------------------------------------------------------------
+     * y[e] = x[e] * s2s_dropout_scale(seed, stream, e, p) for e < n (kernels/philox.h); y may
+     * alias x. Applied to dy with the same (seed, stream) it is the backward. */
+    s2s_status (*dropout)(s2s_backend *be, float *y, const float *x, size_t n, float p, uint64_t seed,
+                          uint64_t stream);
+
+    /* ---- optimizers ---------------------------------------------------------------------
+     * Adam (PyTorch's, with L2 weight decay added to the gradient) on n parameters, step >= 1.
+     * gscale multiplies the gradient first (clipping). */
+    s2s_status (*adam)(s2s_backend *be, float *p, const float *g, float *m, float *v, size_t n, float lr, float b1,
+                       float b2, float eps, float wd, float gscale, int step);
+    /* SGD with optional momentum buffer mom (NULL when momentum == 0), PyTorch's form. */
+    s2s_status (*sgd)(s2s_backend *be, float *p, const float *g, float *mom, size_t n, float lr, float momentum,
+                      float wd, float gscale);
+} s2s_ops;
+
+/* The common head of every backend; each backend's struct starts with it. */
+struct s2s_backend {
+    const s2s_ops *ops;
+    s2s_context *ctx;
+    s2s_device device;
+    s2s_precision precision;
+    int threads;
+};
+
+/* Backend constructors (each file's only exported entry). */
+s2s_status s2s_backend_cpu_create(s2s_context *ctx, int threads, s2s_backend **out);
+void s2s_backend_cpu_free(s2s_backend *be);
+#ifdef S2S_HAVE_CUDA
+s2s_status s2s_backend_cuda_create(s2s_context *ctx, int device, s2s_precision precision, s2s_backend **out);
+void s2s_backend_cuda_free(s2s_backend *be);
+/* Number of CUDA devices visible (0 when the driver or device is missing); never fails. */
+int s2s_cuda_device_count(void);
+#endif
+
+#endif

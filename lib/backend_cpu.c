@@ -1,0 +1,581 @@
+/* backend_cpu.c - the CPU backend: the plain-C reference of every op in backend.h.
+ * GEMMs go through CBLAS (OpenBLAS); pointwise loops use OpenMP with the context's thread
+ * count. Reductions run in a fixed order so that results do not depend on the thread count. */
+#include "internal.h"
+#include "cell_math.h"
+#include "philox.h"
+#include <cblas.h>
+#include <float.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct cpu_backend {
+    struct s2s_backend head;
+} cpu_backend;
+
+/* Parallelise a loop only when it is large enough to pay for the fork. */
+#define OMP_PRAGMA(x) _Pragma(#x)
+#define OMP_FOR(n) OMP_PRAGMA(omp parallel for num_threads(be->threads) if ((n) > 16384) schedule(static))
+
+static int valid_at(const int32_t *len, int b, int t) { return !len || t < len[b]; }
+
+/* ---- memory ---------------------------------------------------------------------- */
+
+static s2s_status cpu_alloc(s2s_backend *be, size_t bytes, void **out)
+{
+    *out = NULL;
+    size_t rounded = (bytes + 255) & ~(size_t)255;
+    void *p = aligned_alloc(256, rounded ? rounded : 256);
+    if (!p)
+        return S2S_FAIL(S2S_ERR_OUT_OF_MEMORY, "could not allocate %zu bytes of host memory; try a smaller batch",
+                        bytes);
+    *out = p;
+    return S2S_OK;
+}
+
+static void cpu_release(s2s_backend *be, void *p) { free(p); }
+
+static s2s_status cpu_copy(s2s_backend *be, void *dst, const void *src, size_t bytes)
+{
+    if (bytes)
+        memmove(dst, src, bytes);
+    return S2S_OK;
+}
+
+static s2s_status cpu_sync(s2s_backend *be) { return S2S_OK; }
+
+/* ---- dense ----------------------------------------------------------------------- */
+
+static s2s_status cpu_fill(s2s_backend *be, float *x, size_t n, float v)
+{
+    OMP_FOR(n)
+    for (size_t i = 0; i < n; i++)
+        x[i] = v;
+    return S2S_OK;
+}
+
+/* One CBLAS call on a block of C's rows [i0, i0+mi) or columns [j0, j0+nj). */
+static void gemm_block(int ta, int tb, int i0, int mi, int j0, int nj, int k, float alpha, const float *a, int lda,
+                       const float *b, int ldb, float beta, float *c, int ldc)
+{
+    const float *ab = ta ? a + i0 : a + (size_t)i0 * lda;
+    const float *bb = tb ? b + (size_t)j0 * ldb : b + j0;
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, mi, nj, k, alpha, ab,
+                lda, bb, ldb, beta, c + (size_t)i0 * ldc + j0, ldc);
+}
+
+/* OpenBLAS runs single-threaded (set at backend creation): its own threading costs more
+ * than it gains on the small recurrent GEMMs. Large GEMMs are split here, by rows or columns
+ * of C in blocks of 16, across the context's threads; each element is computed by one call and
+ * the split depends only on the shape and thread count, so runs repeat bit for bit. */
+static s2s_status cpu_gemm(s2s_backend *be, int ta, int tb, int m, int n, int k, float alpha, const float *a, int lda,
+                           const float *b, int ldb, float beta, float *c, int ldc)
+{
+    if (m <= 0 || n <= 0)
+        return S2S_OK;
+    if (beta == 0.0f) /* CBLAS may compute 0*NaN; the contract says old contents are ignored */
+        for (int i = 0; i < m; i++)
+            memset(c + (size_t)i * ldc, 0, sizeof(float) * (size_t)n);
+    if (k <= 0) {
+        if (beta != 0.0f && beta != 1.0f)
+            for (int i = 0; i < m; i++)
+                for (int j = 0; j < n; j++)
+                    c[(size_t)i * ldc + j] *= beta;
+        return S2S_OK;
+    }
+    double flops = 2.0 * m * n * k;
+    int parts = be->threads;
+    if (parts <= 1 || flops < 4e6) {
+        gemm_block(ta, tb, 0, m, 0, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        return S2S_OK;
+    }
+    int by_rows = m >= n;
+    int extent = by_rows ? m : n;
+    int chunk = ((extent + parts - 1) / parts + 15) / 16 * 16;
+    int nchunks = (extent + chunk - 1) / chunk;
+#pragma omp parallel for num_threads(be->threads) schedule(static)
+    for (int p = 0; p < nchunks; p++) {
+        int lo = p * chunk, cnt = extent - lo < chunk ? extent - lo : chunk;
+        if (by_rows)
+            gemm_block(ta, tb, lo, cnt, 0, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        else
+            gemm_block(ta, tb, 0, m, lo, cnt, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    }
+    return S2S_OK;
+}
+
+static s2s_status cpu_bias_rows(s2s_backend *be, float *y, int rows, int cols, int ldy, const float *b1,
+                                const float *b2)
+{
+    OMP_FOR((size_t)rows * cols)
+    for (int r = 0; r < rows; r++)
+        for (int c = 0; c < cols; c++)
+            y[(size_t)r * ldy + c] = b1[c] + (b2 ? b2[c] : 0.0f);
+    return S2S_OK;
+}
+
+static s2s_status cpu_colsum(s2s_backend *be, float *db, const float *dy, int rows, int cols, int ldy)
+{
+    OMP_FOR((size_t)rows * cols)
+    for (int c = 0; c < cols; c++) {
+        float s = 0.0f;
+        for (int r = 0; r < rows; r++)
+            s += dy[(size_t)r * ldy + c];
+        db[c] += s;
+    }
+    return S2S_OK;
+}
+
+static s2s_status cpu_axpby2d(s2s_backend *be, float *dst, int ldd, const float *src, int lds, int rows, int cols,
+                              float alpha, float beta)
+{
+    OMP_FOR((size_t)rows * cols)
+    for (int r = 0; r < rows; r++) {
+        float *d = dst + (size_t)r * ldd;
+        const float *s = src + (size_t)r * lds;
+        if (beta == 0.0f)
+            for (int c = 0; c < cols; c++)
+                d[c] = alpha * s[c];
+        else
+            for (int c = 0; c < cols; c++)
+                d[c] = alpha * s[c] + beta * d[c];
+    }
+    return S2S_OK;
+}
+
+static s2s_status cpu_scale(s2s_backend *be, float *x, size_t n, float a)
+{
+    OMP_FOR(n)
+    for (size_t i = 0; i < n; i++)
+        x[i] *= a;
+    return S2S_OK;
+}
+
+static s2s_status cpu_tanh_fwd(s2s_backend *be, float *y, const float *x, size_t n)
+{
+    OMP_FOR(n)
+    for (size_t i = 0; i < n; i++)
+        y[i] = tanhf(x[i]);
+    return S2S_OK;
+}
+
+static s2s_status cpu_tanh_bwd(s2s_backend *be, float *dx, const float *y, const float *dy, size_t n)
+{
+    OMP_FOR(n)
+    for (size_t i = 0; i < n; i++)
+        dx[i] = dy[i] * (1.0f - y[i] * y[i]);
+    return S2S_OK;
+}
+
+static s2s_status cpu_sumsq(s2s_backend *be, const float *x, size_t n, double *out)
+{
+    double s = 0.0;
+    for (size_t i = 0; i < n; i++)
+        s += (double)x[i] * (double)x[i];
+    *out = s;
+    return S2S_OK;
+}
+
+static s2s_status cpu_sum(s2s_backend *be, const float *x, size_t n, double *out)
+{
+    double s = 0.0;
+    for (size_t i = 0; i < n; i++)
+        s += (double)x[i];
+    *out = s;
+    return S2S_OK;
+}
+
+/* ---- embedding ------------------------------------------------------------------- */
+
+static s2s_status cpu_embed_fwd(s2s_backend *be, float *y, int ldy, const float *w, const int32_t *ids, int n, int dim)
+{
+    OMP_FOR((size_t)n * dim)
+    for (int i = 0; i < n; i++)
+        memcpy(y + (size_t)i * ldy, w + (size_t)ids[i] * dim, sizeof(float) * (size_t)dim);
+    return S2S_OK;
+}
+
+static s2s_status cpu_embed_bwd(s2s_backend *be, float *dw, const float *dy, int ldy, const int32_t *ids, int n,
+                                int dim, int vocab, int pad_id)
+{
+    /* Sequential over i: rows for the same token are added in increasing i, as on the GPU. */
+    for (int i = 0; i < n; i++) {
+        int v = ids[i];
+        if (v == pad_id || v < 0 || v >= vocab)
+            continue;
+        float *d = dw + (size_t)v * dim;
+        const float *s = dy + (size_t)i * ldy;
+        for (int c = 0; c < dim; c++)
+            d[c] += s[c];
+    }
+    return S2S_OK;
+}
+
+/* ---- cells ----------------------------------------------------------------------- */
+
+static s2s_status cpu_lstm_fwd(s2s_backend *be, int B, int H, const float *pre, const float *h_prev,
+                               const float *c_prev, const int32_t *len, int t, float *h, float *c, float *y, float *act)
+{
+    OMP_FOR((size_t)B * H * 8)
+    for (int b = 0; b < B; b++) {
+        int ok = valid_at(len, b, t);
+        for (int j = 0; j < H; j++) {
+            size_t s = (size_t)b * H + j, g = (size_t)b * 4 * H + j;
+            if (ok) {
+                s2s_lstm_fwd_unit(pre + g, H, c_prev[s], &h[s], &c[s], act ? act + g : NULL);
+            } else {
+                h[s] = h_prev[s];
+                c[s] = c_prev[s];
+                if (act)
+                    act[g] = act[g + H] = act[g + 2 * H] = act[g + 3 * H] = 0.0f;
+            }
+            if (y)
+                y[s] = ok ? h[s] : 0.0f;
+        }
+    }
+    return S2S_OK;
+}
+
+static s2s_status cpu_lstm_bwd(s2s_backend *be, int B, int H, const float *act, const float *c, const float *c_prev,
+                               const float *dy, const float *dh, const float *dc, const int32_t *len, int t,
+                               float *dpre, float *dh_prev, float *dc_prev)
+{
+    OMP_FOR((size_t)B * H * 8)
+    for (int b = 0; b < B; b++) {
+        int ok = valid_at(len, b, t);
+        for (int j = 0; j < H; j++) {
+            size_t s = (size_t)b * H + j, g = (size_t)b * 4 * H + j;
+            if (ok) {
+                float dht = dh[s] + (dy ? dy[s] : 0.0f);
+                dc_prev[s] = s2s_lstm_bwd_unit(act + g, H, c[s], c_prev[s], dht, dc[s], dpre + g);
+                dh_prev[s] = 0.0f;
+            } else {
+                dpre[g] = dpre[g + H] = dpre[g + 2 * H] = dpre[g + 3 * H] = 0.0f;
+                dh_prev[s] = dh[s];
+                dc_prev[s] = dc[s];
+            }
+        }
+    }
+    return S2S_OK;
+}
+
+static s2s_status cpu_gru_fwd(s2s_backend *be, int B, int H, const float *xp, const float *hp, const float *b_hh,
+                              const float *h_prev, const int32_t *len, int t, float *h, float *y, float *act)
+{
+    OMP_FOR((size_t)B * H * 8)
+    for (int b = 0; b < B; b++) {
+        int ok = valid_at(len, b, t);
+        for (int j = 0; j < H; j++) {
+            size_t s = (size_t)b * H + j, g3 = (size_t)b * 3 * H + j, g4 = (size_t)b * 4 * H + j;
+            if (ok) {
+                h[s] = s2s_gru_fwd_unit(xp + g3, hp + g3, b_hh + j, H, h_prev[s], act ? act + g4 : NULL);
+            } else {
+                h[s] = h_prev[s];
+                if (act)
+                    act[g4] = act[g4 + H] = act[g4 + 2 * H] = act[g4 + 3 * H] = 0.0f;
+            }
+            if (y)
+                y[s] = ok ? h[s] : 0.0f;
+        }
+    }
+    return S2S_OK;
+}
+
+static s2s_status cpu_gru_bwd(s2s_backend *be, int B, int H, const float *act, const float *h_prev, const float *dy,
+                              const float *dh, const int32_t *len, int t, float *dxp, float *dhp, float *dh_prev)
+{
+    OMP_FOR((size_t)B * H * 8)
+    for (int b = 0; b < B; b++) {
+        int ok = valid_at(len, b, t);
+        for (int j = 0; j < H; j++) {
+            size_t s = (size_t)b * H + j, g3 = (size_t)b * 3 * H + j, g4 = (size_t)b * 4 * H + j;
+            if (ok) {
+                float dht = dh[s] + (dy ? dy[s] : 0.0f);
+                dh_prev[s] = s2s_gru_bwd_unit(act + g4, H, h_prev[s], dht, dxp + g3, dhp + g3);
+            } else {
+                dxp[g3] = dxp[g3 + H] = dxp[g3 + 2 * H] = 0.0f;
+                dhp[g3] = dhp[g3 + H] = dhp[g3 + 2 * H] = 0.0f;
+                dh_prev[s] = dh[s];
+            }
+        }
+    }
+    return S2S_OK;
+}
+
+static s2s_status cpu_rnn_fwd(s2s_backend *be, int B, int H, const float *pre, const float *h_prev,
+                              const int32_t *len, int t, float *h, float *y)
+{
+    OMP_FOR((size_t)B * H * 4)
+    for (int b = 0; b < B; b++) {
+        int ok = valid_at(len, b, t);
+        for (int j = 0; j < H; j++) {
+            size_t s = (size_t)b * H + j;
+            h[s] = ok ? s2s_rnn_fwd_unit(pre[s]) : h_prev[s];
+            if (y)
+                y[s] = ok ? h[s] : 0.0f;
+        }
+    }
+    return S2S_OK;
+}
+
+static s2s_status cpu_rnn_bwd(s2s_backend *be, int B, int H, const float *h, const float *dy, const float *dh,
+                              const int32_t *len, int t, float *dpre, float *dh_prev)
+{
+    OMP_FOR((size_t)B * H * 4)
+    for (int b = 0; b < B; b++) {
+        int ok = valid_at(len, b, t);
+        for (int j = 0; j < H; j++) {
+            size_t s = (size_t)b * H + j;
+            if (ok) {
+                dpre[s] = s2s_rnn_bwd_unit(h[s], dh[s] + (dy ? dy[s] : 0.0f));
+                dh_prev[s] = 0.0f;
+            } else {
+                dpre[s] = 0.0f;
+                dh_prev[s] = dh[s];
+            }
+        }
+    }
+    return S2S_OK;
+}
+
+/* ---- attention ------------------------------------------------------------------- */
+
+static s2s_status cpu_attn_fwd(s2s_backend *be, int S, int B, int H, const float *keys, const float *vals,
+                               const float *q, const int32_t *src_len, float *alpha, float *ctx)
+{
+    OMP_FOR((size_t)S * B * H * 2)
+    for (int b = 0; b < B; b++) {
+        int n = src_len[b] < S ? src_len[b] : S;
+        const float *qb = q + (size_t)b * H;
+        float *ab = alpha + (size_t)b * S;
+        float mx = -FLT_MAX;
+        for (int s = 0; s < n; s++) {
+            const float *k = keys + ((size_t)s * B + b) * H;
+            float d = 0.0f;
+            for (int j = 0; j < H; j++)
+                d += qb[j] * k[j];
+            ab[s] = d;
+            mx = d > mx ? d : mx;
+        }
+        float z = 0.0f;
+        for (int s = 0; s < n; s++) {
+            ab[s] = expf(ab[s] - mx);
+            z += ab[s];
+        }
+        for (int s = 0; s < n; s++)
+            ab[s] /= z;
+        for (int s = n; s < S; s++)
+            ab[s] = 0.0f;
+        float *cb = ctx + (size_t)b * H;
+        for (int j = 0; j < H; j++)
+            cb[j] = 0.0f;
+        for (int s = 0; s < n; s++) {
+            const float *v = vals + ((size_t)s * B + b) * H;
+            for (int j = 0; j < H; j++)
+                cb[j] += ab[s] * v[j];
+        }
+    }
+    return S2S_OK;
+}
+
+static s2s_status cpu_attn_bwd(s2s_backend *be, int S, int B, int H, const float *keys, const float *vals,
+                               const float *q, const float *alpha, const float *dctx, const int32_t *src_len,
+                               float *dq, float *dkeys, float *dvals)
+{
+    OMP_FOR((size_t)S * B * H * 2)
+    for (int b = 0; b < B; b++) {
+        int n = src_len[b] < S ? src_len[b] : S;
+        const float *ab = alpha + (size_t)b * S, *gb = dctx + (size_t)b * H, *qb = q + (size_t)b * H;
+        /* dalpha[s] = dctx . v_s; dscore[s] = alpha[s] (dalpha[s] - sum_u alpha[u] dalpha[u]) */
+        float dot = 0.0f;
+        for (int s = 0; s < n; s++) {
+            const float *v = vals + ((size_t)s * B + b) * H;
+            float da = 0.0f;
+            for (int j = 0; j < H; j++)
+                da += gb[j] * v[j];
+            dot += ab[s] * da;
+        }
+        for (int s = 0; s < n; s++) {
+            const float *v = vals + ((size_t)s * B + b) * H;
+            const float *k = keys + ((size_t)s * B + b) * H;
+            float da = 0.0f;
+            for (int j = 0; j < H; j++)
+                da += gb[j] * v[j];
+            float ds = ab[s] * (da - dot);
+            float *dk = dkeys + ((size_t)s * B + b) * H;
+            float *dv = dvals + ((size_t)s * B + b) * H;
+            float *dqb = dq + (size_t)b * H;
+            for (int j = 0; j < H; j++) {
+                dqb[j] += ds * k[j];
+                if (dk == dv) {
+                    dk[j] += ds * qb[j] + ab[s] * gb[j];
+                } else {
+                    dk[j] += ds * qb[j];
+                    dv[j] += ab[s] * gb[j];
+                }
+            }
+        }
+    }
+    return S2S_OK;
+}
+
+/* ---- output ---------------------------------------------------------------------- */
+
+static s2s_status cpu_xent(s2s_backend *be, float *logits, const int32_t *tgt, int N, int V, int pad_id, float eps,
+                           float grad_scale, float *row_loss)
+{
+    OMP_FOR((size_t)N * V)
+    for (int r = 0; r < N; r++) {
+        float *x = logits + (size_t)r * V;
+        int y = tgt[r];
+        if (y == pad_id || y < 0 || y >= V) {
+            row_loss[r] = 0.0f;
+            if (grad_scale != 0.0f)
+                memset(x, 0, sizeof(float) * (size_t)V);
+            continue;
+        }
+        float mx = -FLT_MAX;
+        for (int c = 0; c < V; c++)
+            mx = x[c] > mx ? x[c] : mx;
+        float z = 0.0f, sx = 0.0f;
+        for (int c = 0; c < V; c++) {
+            z += expf(x[c] - mx);
+            sx += x[c];
+        }
+        float lse = mx + logf(z);
+        /* -mean_c logp[c] = lse - mean_c x[c] */
+        row_loss[r] = (1.0f - eps) * (lse - x[y]) + eps * (lse - sx / (float)V);
+        if (grad_scale != 0.0f) {
+            float u = eps / (float)V;
+            for (int c = 0; c < V; c++)
+                x[c] = grad_scale * (expf(x[c] - lse) - u - (c == y ? 1.0f - eps : 0.0f));
+        }
+    }
+    return S2S_OK;
+}
+
+static s2s_status cpu_log_softmax(s2s_backend *be, float *y, const float *x, int rows, int cols)
+{
+    OMP_FOR((size_t)rows * cols)
+    for (int r = 0; r < rows; r++) {
+        const float *xr = x + (size_t)r * cols;
+        float *yr = y + (size_t)r * cols;
+        float mx = -FLT_MAX, z = 0.0f;
+        for (int c = 0; c < cols; c++)
+            mx = xr[c] > mx ? xr[c] : mx;
+        for (int c = 0; c < cols; c++)
+            z += expf(xr[c] - mx);
+        float lse = mx + logf(z);
+        for (int c = 0; c < cols; c++)
+            yr[c] = xr[c] - lse;
+    }
+    return S2S_OK;
+}
+
+static s2s_status cpu_argmax(s2s_backend *be, int32_t *out, const float *x, int rows, int cols)
+{
+    for (int r = 0; r < rows; r++) {
+        const float *xr = x + (size_t)r * cols;
+        int best = 0;
+        for (int c = 1; c < cols; c++)
+            if (xr[c] > xr[best])
+                best = c;
+        out[r] = best;
+    }
+    return S2S_OK;
+}
+
+static s2s_status cpu_dropout(s2s_backend *be, float *y, const float *x, size_t n, float p, uint64_t seed,
+                              uint64_t stream)
+{
+    OMP_FOR(n)
+    for (size_t e = 0; e < n; e++)
+        y[e] = x[e] * s2s_dropout_scale(seed, stream, e, p);
+    return S2S_OK;
+}
+
+/* ---- optimizers ------------------------------------------------------------------ */
+
+static s2s_status cpu_adam(s2s_backend *be, float *p, const float *g, float *m, float *v, size_t n, float lr,
+                           float b1, float b2, float eps, float wd, float gscale, int step)
+{
+    float bc1 = 1.0f - powf(b1, (float)step), bc2 = 1.0f - powf(b2, (float)step);
+    float bc2s = sqrtf(bc2);
+    OMP_FOR(n)
+    for (size_t i = 0; i < n; i++) {
+        float gi = gscale * g[i] + wd * p[i];
+        m[i] = b1 * m[i] + (1.0f - b1) * gi;
+        v[i] = b2 * v[i] + (1.0f - b2) * gi * gi;
+        p[i] -= (lr / bc1) * m[i] / (sqrtf(v[i]) / bc2s + eps);
+    }
+    return S2S_OK;
+}
+
+static s2s_status cpu_sgd(s2s_backend *be, float *p, const float *g, float *mom, size_t n, float lr, float momentum,
+                          float wd, float gscale)
+{
+    OMP_FOR(n)
+    for (size_t i = 0; i < n; i++) {
+        float gi = gscale * g[i] + wd * p[i];
+        if (mom) {
+            mom[i] = momentum * mom[i] + gi;
+            gi = mom[i];
+        }
+        p[i] -= lr * gi;
+    }
+    return S2S_OK;
+}
+
+static const s2s_ops cpu_ops = {
+    .alloc = cpu_alloc,
+    .release = cpu_release,
+    .to_device = cpu_copy,
+    .to_host = cpu_copy,
+    .copy = cpu_copy,
+    .sync = cpu_sync,
+    .fill = cpu_fill,
+    .gemm = cpu_gemm,
+    .bias_rows = cpu_bias_rows,
+    .colsum = cpu_colsum,
+    .axpby2d = cpu_axpby2d,
+    .scale = cpu_scale,
+    .tanh_fwd = cpu_tanh_fwd,
+    .tanh_bwd = cpu_tanh_bwd,
+    .sumsq = cpu_sumsq,
+    .sum = cpu_sum,
+    .embed_fwd = cpu_embed_fwd,
+    .embed_bwd = cpu_embed_bwd,
+    .lstm_fwd = cpu_lstm_fwd,
+    .lstm_bwd = cpu_lstm_bwd,
+    .gru_fwd = cpu_gru_fwd,
+    .gru_bwd = cpu_gru_bwd,
+    .rnn_fwd = cpu_rnn_fwd,
+    .rnn_bwd = cpu_rnn_bwd,
+    .attn_fwd = cpu_attn_fwd,
+    .attn_bwd = cpu_attn_bwd,
+    .xent = cpu_xent,
+    .log_softmax = cpu_log_softmax,
+    .argmax = cpu_argmax,
+    .dropout = cpu_dropout,
+    .adam = cpu_adam,
+    .sgd = cpu_sgd,
+};
+
+s2s_status s2s_backend_cpu_create(s2s_context *ctx, int threads, s2s_backend **out)
+{
+    *out = NULL;
+    cpu_backend *be = s2s_host_calloc(1, sizeof *be, "the CPU backend");
+    if (!be)
+        return S2S_ERR_OUT_OF_MEMORY;
+    be->head.ops = &cpu_ops;
+    be->head.ctx = ctx;
+    be->head.device = S2S_DEVICE_CPU;
+    be->head.precision = S2S_PRECISION_FP32;
+    be->head.threads = threads > 0 ? threads : 1;
+    openblas_set_num_threads(1);
+    *out = &be->head;
+    return S2S_OK;
+}
+
+void s2s_backend_cpu_free(s2s_backend *be) { free(be); }

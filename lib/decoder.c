@@ -1,0 +1,189 @@
+/* decoder.c - the attention decoder with input feeding, one step at a time, the generator
+ * with its fused loss, and backward through all of it. */
+#include "model.h"
+
+#define OPS (m->be->ops)
+#define ROWS(p, t, B, D) ((p) + (size_t)(t) * (size_t)(B) * (size_t)(D))
+
+s2s_status s2s_decoder_init(s2s_model *m, const s2s_enc_state *es, int T, int B, int train, s2s_dec_state *ds)
+{
+    int H = m->cfg.hidden, L = m->cfg.layers;
+    size_t TB = (size_t)T * B;
+    ds->T = T;
+    ds->B = B;
+    ds->emb = NULL;
+    for (int l = 0; l < L; l++) {
+        /* The decoder is not masked: positions past a target's end are cut off by the loss. */
+        S2S_TRY(s2s_rnn_run_init(&m->arena, &m->dec[l], T, B, 0, NULL, es->hfin[l], es->cfin[l], train, &ds->run[l]));
+        S2S_TRY(s2s_rnn_bias(m->be, &m->dec[l], &ds->run[l]));
+        ds->xin[l] = NULL;
+        if (l > 0)
+            ds->xin[l] = ds->run[l - 1].y;
+        if (l > 0 && s2s_dropout_on(m, train))
+            S2S_TRY(s2s_arena_floats(&m->arena, TB * H, &ds->xin[l]));
+    }
+    ds->ctx = ds->alpha = NULL;
+    if (m->feed) {
+        S2S_TRY(s2s_arena_floats(&m->arena, TB * H, &ds->ctx));
+        S2S_TRY(s2s_arena_floats(&m->arena, TB * (size_t)es->S, &ds->alpha));
+        S2S_TRY(s2s_arena_floats(&m->arena, TB * H, &ds->ht));
+    } else {
+        ds->ht = ds->run[L - 1].y;
+    }
+    return S2S_OK;
+}
+
+s2s_status s2s_decoder_step_fwd(s2s_model *m, const s2s_dev_batch *db, const s2s_enc_state *es, s2s_dec_state *ds,
+                                int t, int train, uint64_t step)
+{
+    int H = m->cfg.hidden, E = m->cfg.embed, L = m->cfg.layers, B = ds->B, S = es->S;
+    size_t BH = (size_t)B * H;
+    if (m->feed && t > 0) /* input feeding: xp0[t] += ht[t-1] W_ih0[:, E:E+H]^T */
+        S2S_TRY(s2s_rnn_project(m->be, &m->dec[0], &ds->run[0], ROWS(ds->ht, t - 1, B, H), H, E, H, t, 1));
+    for (int l = 0; l < L; l++) {
+        if (l > 0) {
+            float *x = ROWS(ds->xin[l], t, B, H);
+            if (s2s_dropout_on(m, train))
+                S2S_TRY(OPS->dropout(m->be, x, ROWS(ds->run[l - 1].y, t, B, H), BH, m->cfg.dropout,
+                                     m->ctx->opts.seed, s2s_dropout_stream(step, SITE_DEC_LAYER + l, t)));
+            S2S_TRY(s2s_rnn_project(m->be, &m->dec[l], &ds->run[l], x, H, 0, H, t, 1));
+        }
+        S2S_TRY(s2s_rnn_step_fwd(m->be, &m->dec[l], &ds->run[l], t));
+    }
+    if (!m->feed)
+        return S2S_OK;
+    const float *h = ROWS(ds->run[L - 1].y, t, B, H);
+    float *ctx = ROWS(ds->ctx, t, B, H), *ht = ROWS(ds->ht, t, B, H);
+    S2S_TRY(OPS->attn_fwd(m->be, S, B, H, es->keys, es->out[L - 1], h, db->src_len, ROWS(ds->alpha, t, B, S), ctx));
+    /* ht = tanh(W_c [ctx ; h]) as two GEMMs on the column blocks of W_c [H, 2H] */
+    S2S_TRY(OPS->gemm(m->be, 0, 1, B, H, H, 1.0f, ctx, H, m->attn_out.w, 2 * H, 0.0f, ht, H));
+    S2S_TRY(OPS->gemm(m->be, 0, 1, B, H, H, 1.0f, h, H, m->attn_out.w + H, 2 * H, 1.0f, ht, H));
+    return OPS->tanh_fwd(m->be, ht, ht, BH);
+}
+
+s2s_status s2s_decoder_fwd(s2s_model *m, const s2s_dev_batch *db, const s2s_enc_state *es, s2s_dec_state *ds,
+                           int train, uint64_t step)
+{
+    int E = m->cfg.embed, T = db->T, B = db->B;
+    size_t TB = (size_t)T * B;
+    S2S_TRY(s2s_decoder_init(m, es, T, B, train, ds));
+    float *emb;
+    S2S_TRY(s2s_arena_floats(&m->arena, TB * E, &emb));
+    S2S_TRY(OPS->embed_fwd(m->be, emb, E, m->tgt_emb.w, db->tgt_in, (int)TB, E));
+    if (s2s_dropout_on(m, train))
+        S2S_TRY(OPS->dropout(m->be, emb, emb, TB * E, m->cfg.dropout, m->ctx->opts.seed,
+                             s2s_dropout_stream(step, SITE_DEC_EMB, 0)));
+    ds->emb = emb;
+    /* The embedding half of layer 0's input projection, for all steps in one GEMM. */
+    S2S_TRY(s2s_rnn_project(m->be, &m->dec[0], &ds->run[0], emb, E, 0, E, 0, T));
+    for (int t = 0; t < T; t++)
+        S2S_TRY(s2s_decoder_step_fwd(m, db, es, ds, t, train, step));
+    return S2S_OK;
+}
+
+s2s_status s2s_generator_loss(s2s_model *m, const float *ht, const int32_t *tgt, int N, int ntokens, float smoothing,
+                              int train, uint64_t step, int grad, double *loss_sum, float *dht)
+{
+    int H = m->cfg.hidden, V = m->cfg.tgt_vocab;
+    const float *x = ht;
+    float *xd = NULL, *logits, *row_loss;
+    if (s2s_dropout_on(m, train)) {
+        S2S_TRY(s2s_arena_floats(&m->arena, (size_t)N * H, &xd));
+        S2S_TRY(OPS->dropout(m->be, xd, ht, (size_t)N * H, m->cfg.dropout, m->ctx->opts.seed,
+                             s2s_dropout_stream(step, SITE_GEN, 0)));
+        x = xd;
+    }
+    S2S_TRY(s2s_arena_floats(&m->arena, (size_t)N * V, &logits));
+    S2S_TRY(s2s_arena_floats(&m->arena, (size_t)N, &row_loss));
+    S2S_TRY(OPS->bias_rows(m->be, logits, N, V, V, m->gen_b.w, NULL));
+    S2S_TRY(OPS->gemm(m->be, 0, 1, N, V, H, 1.0f, x, H, m->gen_w.w, H, 1.0f, logits, V));
+    float scale = grad ? 1.0f / (float)(ntokens > 0 ? ntokens : 1) : 0.0f;
+    S2S_TRY(OPS->xent(m->be, logits, tgt, N, V, S2S_PAD_ID, smoothing, scale, row_loss));
+    S2S_TRY(OPS->sum(m->be, row_loss, (size_t)N, loss_sum));
+    if (!grad)
+        return S2S_OK;
+    /* logits now hold dlogits: dW_g += dlogits^T x; db_g += colsum; dx = dlogits W_g */
+    S2S_TRY(OPS->gemm(m->be, 1, 0, V, H, N, 1.0f, logits, V, x, H, 1.0f, m->gen_w.g, H));
+    S2S_TRY(OPS->colsum(m->be, m->gen_b.g, logits, N, V, V));
+    S2S_TRY(OPS->gemm(m->be, 0, 0, N, H, V, 1.0f, logits, V, m->gen_w.w, H, 0.0f, dht, H));
+    if (xd)
+        S2S_TRY(OPS->dropout(m->be, dht, dht, (size_t)N * H, m->cfg.dropout, m->ctx->opts.seed,
+                             s2s_dropout_stream(step, SITE_GEN, 0)));
+    return S2S_OK;
+}
+
+/* Backward through step t's attention: from dht[t] to the top layer's output gradient dtop. */
+static s2s_status attn_step_bwd(s2s_model *m, const s2s_dev_batch *db, const s2s_enc_state *es, s2s_dec_state *ds,
+                                float *dht_all, float *dpre_c, int t, float *dctx, float *dtop, float *dkeys,
+                                float *dout)
+{
+    int H = m->cfg.hidden, L = m->cfg.layers, B = ds->B, S = es->S;
+    float *dp = ROWS(dpre_c, t, B, H);
+    const float *h = ROWS(ds->run[L - 1].y, t, B, H);
+    S2S_TRY(OPS->tanh_bwd(m->be, dp, ROWS(ds->ht, t, B, H), ROWS(dht_all, t, B, H), (size_t)B * H));
+    S2S_TRY(OPS->gemm(m->be, 0, 0, B, H, H, 1.0f, dp, H, m->attn_out.w, 2 * H, 0.0f, dctx, H));
+    S2S_TRY(OPS->gemm(m->be, 0, 0, B, H, H, 1.0f, dp, H, m->attn_out.w + H, 2 * H, 0.0f, dtop, H));
+    return OPS->attn_bwd(m->be, S, B, H, es->keys, es->out[L - 1], h, ROWS(ds->alpha, t, B, S), dctx, db->src_len,
+                         dtop, dkeys, dout);
+}
+
+s2s_status s2s_decoder_bwd(s2s_model *m, const s2s_dev_batch *db, const s2s_enc_state *es, s2s_dec_state *ds,
+                           const float *dht_in, float *dkeys, float *dout, float **dh0, float **dc0, int train,
+                           uint64_t step)
+{
+    int H = m->cfg.hidden, E = m->cfg.embed, L = m->cfg.layers, T = ds->T, B = ds->B, G = m->G;
+    size_t TB = (size_t)T * B, BH = (size_t)B * H;
+    s2s_rnn_grad g[S2S_MAX_LAYERS];
+    float *dht = (float *)dht_in, *dpre_c = NULL, *dctx = NULL, *dtop = NULL, *dx;
+    for (int l = 0; l < L; l++)
+        S2S_TRY(s2s_rnn_grad_init(&m->arena, m->be, &m->dec[l], &ds->run[l], NULL, NULL, &g[l]));
+    if (m->feed) {
+        S2S_TRY(s2s_arena_floats(&m->arena, TB * H, &dpre_c));
+        S2S_TRY(s2s_arena_floats(&m->arena, BH, &dctx));
+        S2S_TRY(s2s_arena_floats(&m->arena, BH, &dtop));
+    }
+    S2S_TRY(s2s_arena_floats(&m->arena, BH, &dx));
+    for (int t = T - 1; t >= 0; t--) {
+        const float *dy = ROWS(dht, t, B, H);
+        if (m->feed) {
+            S2S_TRY(attn_step_bwd(m, db, es, ds, dht, dpre_c, t, dctx, dtop, dkeys, dout));
+            dy = dtop;
+        }
+        for (int l = L - 1; l >= 0; l--) {
+            S2S_TRY(s2s_rnn_step_bwd(m->be, &m->dec[l], &ds->run[l], &g[l], dy, t));
+            if (l == 0)
+                break;
+            /* gradient at this layer's input x_t = dropout(h_{l-1,t}): dpre_t W_ih */
+            S2S_TRY(m->be->ops->gemm(m->be, 0, 0, B, H, G * H, 1.0f, ROWS(g[l].dpre, t, B, G * H), G * H,
+                                     m->dec[l].w_ih.w, H, 0.0f, dx, H));
+            if (s2s_dropout_on(m, train))
+                S2S_TRY(OPS->dropout(m->be, dx, dx, BH, m->cfg.dropout, m->ctx->opts.seed,
+                                     s2s_dropout_stream(step, SITE_DEC_LAYER + l, t)));
+            dy = dx;
+        }
+        if (m->feed && t > 0) /* input feeding: dht[t-1] += dpre0_t W_ih0[:, E:] */
+            S2S_TRY(OPS->gemm(m->be, 0, 0, B, H, G * H, 1.0f, ROWS(g[0].dpre, t, B, G * H), G * H,
+                              m->dec[0].w_ih.w + E, E + H, 1.0f, ROWS(dht, t - 1, B, H), H));
+    }
+    if (m->feed) { /* dW_c: [ctx ; h] blocks, all steps in two GEMMs */
+        S2S_TRY(OPS->gemm(m->be, 1, 0, H, H, (int)TB, 1.0f, dpre_c, H, ds->ctx, H, 1.0f, m->attn_out.g, 2 * H));
+        S2S_TRY(OPS->gemm(m->be, 1, 0, H, H, (int)TB, 1.0f, dpre_c, H, ds->run[L - 1].y, H, 1.0f, m->attn_out.g + H,
+                          2 * H));
+    }
+    for (int l = 0; l < L; l++) {
+        const float *x = l == 0 ? ds->emb : ds->xin[l];
+        S2S_TRY(s2s_rnn_weight_grads(m->be, &m->dec[l], &ds->run[l], &g[l], x, l == 0 ? E : H, 0, l == 0 ? E : H));
+        dh0[l] = g[l].dh;
+        dc0[l] = g[l].dc;
+    }
+    if (m->feed && T > 1) /* the fed block of W_ih0: steps 1..T-1 paired with ht of 0..T-2 */
+        S2S_TRY(OPS->gemm(m->be, 1, 0, G * H, H, (int)((T - 1) * B), 1.0f, ROWS(g[0].dpre, 1, B, G * H), G * H,
+                          ds->ht, H, 1.0f, m->dec[0].w_ih.g + E, E + H));
+    float *demb;
+    S2S_TRY(s2s_arena_floats(&m->arena, TB * E, &demb));
+    S2S_TRY(s2s_rnn_input_grad(m->be, &m->dec[0], &ds->run[0], &g[0], demb, E, 0, E, 0.0f));
+    if (s2s_dropout_on(m, train))
+        S2S_TRY(OPS->dropout(m->be, demb, demb, TB * E, m->cfg.dropout, m->ctx->opts.seed,
+                             s2s_dropout_stream(step, SITE_DEC_EMB, 0)));
+    return OPS->embed_bwd(m->be, m->tgt_emb.g, demb, E, db->tgt_in, (int)TB, E, m->cfg.tgt_vocab, S2S_PAD_ID);
+}

@@ -1,0 +1,132 @@
+/* encoder.c - the encoder stack: embedding, stacked (bi)directional recurrent layers, final
+ * states for the decoder and attention keys; forward and backward. */
+#include "model.h"
+
+#define OPS (m->be->ops)
+
+/* y = dropout(x) when training with p > 0; else y aliases x (no copy). */
+static s2s_status maybe_dropout(s2s_model *m, int train, const float *x, size_t n, uint64_t step, int site, int index,
+                                float **y)
+{
+    if (!s2s_dropout_on(m, train)) {
+        *y = (float *)x;
+        return S2S_OK;
+    }
+    S2S_TRY(s2s_arena_floats(&m->arena, n, y));
+    return OPS->dropout(m->be, *y, x, n, m->cfg.dropout, m->ctx->opts.seed, s2s_dropout_stream(step, site, index));
+}
+
+/* Concatenates the two directions' [rows, Hd] blocks into [rows, 2Hd]. */
+static s2s_status concat_dirs(s2s_model *m, const float *a, const float *b, int rows, float **out)
+{
+    int Hd = m->Hd;
+    S2S_TRY(s2s_arena_floats(&m->arena, (size_t)rows * 2 * Hd, out));
+    S2S_TRY(OPS->axpby2d(m->be, *out, 2 * Hd, a, Hd, rows, Hd, 1.0f, 0.0f));
+    return OPS->axpby2d(m->be, *out + Hd, 2 * Hd, b, Hd, rows, Hd, 1.0f, 0.0f);
+}
+
+s2s_status s2s_encoder_fwd(s2s_model *m, const s2s_dev_batch *db, int train, uint64_t step, s2s_enc_state *es)
+{
+    int S = db->S, B = db->B, E = m->cfg.embed, H = m->cfg.hidden, L = m->cfg.layers;
+    size_t SB = (size_t)S * B;
+    es->S = S;
+    es->B = B;
+    float *emb;
+    S2S_TRY(s2s_arena_floats(&m->arena, SB * E, &emb));
+    S2S_TRY(OPS->embed_fwd(m->be, emb, E, m->src_emb.w, db->src, (int)SB, E));
+    S2S_TRY(maybe_dropout(m, train, emb, SB * E, step, SITE_ENC_EMB, 0, &es->in[0]));
+    for (int l = 0; l < L; l++) {
+        int in = l == 0 ? E : H;
+        for (int d = 0; d < m->dirs; d++) {
+            const s2s_rnn_w *w = &m->enc[l][d];
+            s2s_rnn_run *r = &es->run[l][d];
+            S2S_TRY(s2s_rnn_run_init(&m->arena, w, S, B, d, db->src_len, NULL, NULL, train, r));
+            S2S_TRY(s2s_rnn_bias(m->be, w, r));
+            S2S_TRY(s2s_rnn_project(m->be, w, r, es->in[l], in, 0, in, 0, S));
+            S2S_TRY(s2s_rnn_seq_fwd(m->be, w, r));
+        }
+        if (m->dirs == 2) {
+            S2S_TRY(concat_dirs(m, es->run[l][0].y, es->run[l][1].y, (int)SB, &es->out[l]));
+            S2S_TRY(concat_dirs(m, s2s_rnn_h_final(&es->run[l][0]), s2s_rnn_h_final(&es->run[l][1]), B, &es->hfin[l]));
+            es->cfin[l] = NULL;
+            if (m->cfg.cell == S2S_CELL_LSTM)
+                S2S_TRY(concat_dirs(m, s2s_rnn_c_final(&es->run[l][0]), s2s_rnn_c_final(&es->run[l][1]), B,
+                                    &es->cfin[l]));
+        } else {
+            es->out[l] = es->run[l][0].y;
+            es->hfin[l] = s2s_rnn_h_final(&es->run[l][0]);
+            es->cfin[l] = s2s_rnn_c_final(&es->run[l][0]);
+        }
+        if (l + 1 < L)
+            S2S_TRY(maybe_dropout(m, train, es->out[l], SB * H, step, SITE_ENC_LAYER + l, 0, &es->in[l + 1]));
+    }
+    es->keys = es->out[L - 1];
+    if (m->cfg.attention == S2S_ATTN_GENERAL) {
+        /* keys[s] = h_s W_a, so that q . keys[s] = (W_a q) . h_s (OpenNMT's linear_in). */
+        S2S_TRY(s2s_arena_floats(&m->arena, SB * H, &es->keys));
+        S2S_TRY(OPS->gemm(m->be, 0, 0, (int)SB, H, H, 1.0f, es->out[L - 1], H, m->attn_in.w, H, 0.0f, es->keys, H));
+    }
+    return S2S_OK;
+}
+
+/* Splits [rows, 2Hd] into the two directions' contiguous [rows, Hd] blocks. */
+static s2s_status split_dirs(s2s_model *m, const float *x, int rows, float **a, float **b)
+{
+    int Hd = m->Hd;
+    if (!x) {
+        *a = *b = NULL;
+        return S2S_OK;
+    }
+    S2S_TRY(s2s_arena_floats(&m->arena, (size_t)rows * Hd, a));
+    S2S_TRY(s2s_arena_floats(&m->arena, (size_t)rows * Hd, b));
+    S2S_TRY(OPS->axpby2d(m->be, *a, Hd, x, 2 * Hd, rows, Hd, 1.0f, 0.0f));
+    return OPS->axpby2d(m->be, *b, Hd, x + Hd, 2 * Hd, rows, Hd, 1.0f, 0.0f);
+}
+
+s2s_status s2s_encoder_bwd(s2s_model *m, const s2s_dev_batch *db, s2s_enc_state *es, float *dkeys, float *dout,
+                           float *const *dhfin, float *const *dcfin, int train, uint64_t step)
+{
+    int S = db->S, B = db->B, E = m->cfg.embed, H = m->cfg.hidden, L = m->cfg.layers;
+    int SB = S * B;
+    float *dy = dout;
+    if (m->cfg.attention == S2S_ATTN_GENERAL && dkeys) {
+        /* keys = out W_a: dW_a += out^T dkeys; dout += dkeys W_a^T */
+        S2S_TRY(OPS->gemm(m->be, 1, 0, H, H, SB, 1.0f, es->out[L - 1], H, dkeys, H, 1.0f, m->attn_in.g, H));
+        if (!dy)
+            S2S_TRY(s2s_arena_zeros(&m->arena, (size_t)SB * H, &dy));
+        S2S_TRY(OPS->gemm(m->be, 0, 1, SB, H, H, 1.0f, dkeys, H, m->attn_in.w, H, 1.0f, dy, H));
+    } else if (dkeys && dkeys != dout) {
+        return S2S_FAIL(S2S_ERR_INTERNAL, "dot attention: keys and outputs must share their gradient");
+    }
+    for (int l = L - 1; l >= 0; l--) {
+        int in = l == 0 ? E : H;
+        float *dyd[2], *dhd[2], *dcd[2], *dx;
+        const float *dh = dhfin ? dhfin[l] : NULL, *dc = dcfin ? dcfin[l] : NULL;
+        if (m->dirs == 2) {
+            S2S_TRY(split_dirs(m, dy, SB, &dyd[0], &dyd[1]));
+            S2S_TRY(split_dirs(m, dh, B, &dhd[0], &dhd[1]));
+            S2S_TRY(split_dirs(m, dc, B, &dcd[0], &dcd[1]));
+        } else {
+            dyd[0] = dy;
+            dhd[0] = (float *)dh;
+            dcd[0] = (float *)dc;
+        }
+        S2S_TRY(s2s_arena_floats(&m->arena, (size_t)SB * in, &dx));
+        for (int d = 0; d < m->dirs; d++) {
+            const s2s_rnn_w *w = &m->enc[l][d];
+            s2s_rnn_grad g;
+            S2S_TRY(s2s_rnn_grad_init(&m->arena, m->be, w, &es->run[l][d], dhd[d], dcd[d], &g));
+            S2S_TRY(s2s_rnn_seq_bwd(m->be, w, &es->run[l][d], &g, dyd[d]));
+            S2S_TRY(s2s_rnn_weight_grads(m->be, w, &es->run[l][d], &g, es->in[l], in, 0, in));
+            S2S_TRY(s2s_rnn_input_grad(m->be, w, &es->run[l][d], &g, dx, in, 0, in, d ? 1.0f : 0.0f));
+        }
+        /* dx is the gradient at the layer input; undo the dropout that made it. */
+        if (s2s_dropout_on(m, train)) {
+            int site = l == 0 ? SITE_ENC_EMB : SITE_ENC_LAYER + l - 1;
+            S2S_TRY(OPS->dropout(m->be, dx, dx, (size_t)SB * in, m->cfg.dropout, m->ctx->opts.seed,
+                                 s2s_dropout_stream(step, site, 0)));
+        }
+        dy = dx;
+    }
+    return OPS->embed_bwd(m->be, m->src_emb.g, dy, E, db->src, SB, E, m->cfg.src_vocab, S2S_PAD_ID);
+}

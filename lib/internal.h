@@ -1,0 +1,44 @@
+/* internal.h - what every library file shares: the context, error reporting, logging. */
+#ifndef S2S_INTERNAL_H
+#define S2S_INTERNAL_H
+
+#include "seq2seq.h"
+#include "backend.h"
+#include <stdarg.h>
+
+struct s2s_context {
+    s2s_context_options opts;
+    s2s_device device;
+    s2s_backend *be;
+    char device_name[160];
+};
+
+/* Records a formatted message as the calling thread's last error, prefixed by file:line, and
+ * returns st, so that `return S2S_FAIL(S2S_ERR_..., "...")` reads naturally. */
+s2s_status s2s_fail_at(const char *file, int line, s2s_status st, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+#define S2S_FAIL(st, ...) s2s_fail_at(__FILE__, __LINE__, (st), __VA_ARGS__)
+
+/* Propagates a failing status. */
+#define S2S_TRY(expr)                     \
+    do {                                  \
+        s2s_status s2s_try_st_ = (expr);  \
+        if (s2s_try_st_ != S2S_OK)        \
+            return s2s_try_st_;           \
+    } while (0)
+
+/* Like S2S_TRY, but jumps to a cleanup label with the status stored in `st`. */
+#define S2S_CHECK_GOTO(st, expr, label) \
+    do {                                \
+        (st) = (expr);                  \
+        if ((st) != S2S_OK)             \
+            goto label;                 \
+    } while (0)
+
+void s2s_log(const s2s_context *ctx, s2s_log_level level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* Host allocation that records an out-of-memory error naming the size and what it was for. */
+void *s2s_host_alloc(size_t bytes, const char *what);
+void *s2s_host_calloc(size_t count, size_t size, const char *what);
+
+#endif

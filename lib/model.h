@@ -1,0 +1,98 @@
+/* model.h - the encoder-decoder: its parameters, and the buffers one batch keeps between
+ * forward and backward. Architecture (Luong et al. 2015, OpenNMT's layout):
+ *
+ *   encoder: embedding [Vs,E] -> dropout -> L recurrent layers (bidirectional: H/2 per
+ *            direction, outputs and final states concatenated) with dropout between layers.
+ *   decoder: embedding [Vt,E] -> dropout -> L layers; layer 0 input is [emb_t ; ht_{t-1}]
+ *            (input feeding, with attention); initial states = encoder final states.
+ *   attention: score(h_t, h_s) = h_t . h_s (dot) or (W_a h_t) . h_s (general),
+ *            masked softmax over source positions, ctx_t = sum_s a_s h_s,
+ *            ht_t = tanh(W_c [ctx_t ; h_t]).
+ *   generator: logits = dropout(ht_t) W_g^T + b_g; loss = cross-entropy (label smoothing).
+ *
+ * Tensor names follow the PyTorch module tree of tests/golden/make_golden.py. */
+#ifndef S2S_MODEL_H
+#define S2S_MODEL_H
+
+#include "nn.h"
+
+#define S2S_MAX_LAYERS 16
+
+/* Dropout sites: with the training step and an index they key each mask (nn.h). */
+enum { SITE_ENC_EMB = 1, SITE_DEC_EMB = 2, SITE_GEN = 3, SITE_ENC_LAYER = 8, SITE_DEC_LAYER = 32 };
+
+struct s2s_model {
+    s2s_context *ctx;
+    s2s_backend *be;
+    s2s_model_config cfg;
+    int Hd;         /* encoder hidden per direction */
+    int dirs;       /* 1 or 2 */
+    int G;          /* gates */
+    int feed;       /* input feeding (attention on) */
+    s2s_params params;
+    s2s_pview src_emb, tgt_emb, attn_in, attn_out, gen_w, gen_b;
+    s2s_rnn_w enc[S2S_MAX_LAYERS][2];
+    s2s_rnn_w dec[S2S_MAX_LAYERS];
+    s2s_arena arena;
+};
+
+/* Token ids of a batch, time-major, on the device. */
+typedef struct s2s_dev_batch {
+    int B, S, T;        /* batch, source steps, decoder steps (max target length + 1) */
+    int32_t *src;       /* [S*B] */
+    int32_t *src_len;   /* [B] */
+    int32_t *tgt_in;    /* [T*B]: BOS y1 .. yn PAD.. (NULL when decoding) */
+    int32_t *tgt_out;   /* [T*B]: y1 .. yn EOS PAD.. */
+    int ntokens;        /* non-pad entries of tgt_out */
+} s2s_dev_batch;
+
+typedef struct s2s_enc_state {
+    int S, B;
+    float *in[S2S_MAX_LAYERS];   /* [S*B, in_l]: layer inputs (dropout applied) */
+    float *out[S2S_MAX_LAYERS];  /* [S*B, H]: layer outputs, directions concatenated */
+    s2s_rnn_run run[S2S_MAX_LAYERS][2];
+    float *hfin[S2S_MAX_LAYERS], *cfin[S2S_MAX_LAYERS]; /* [B, H] final states */
+    float *keys;                 /* [S*B, H]: out[L-1] W_a (general) or out[L-1] (dot) */
+} s2s_enc_state;
+
+typedef struct s2s_dec_state {
+    int T, B;
+    float *emb;                  /* [T*B, E] (dropout applied) */
+    s2s_rnn_run run[S2S_MAX_LAYERS];
+    float *xin[S2S_MAX_LAYERS];  /* layer l > 0: [T*B, H] inputs (dropout applied) */
+    float *ctx;                  /* [T*B, H] attention contexts */
+    float *alpha;                /* [T, B, S] attention weights */
+    float *ht;                   /* [T*B, H] attentional hidden (decoder top output without attention) */
+} s2s_dec_state;
+
+/* Checks and uploads a user batch (tgt may be absent for decoding). */
+s2s_status s2s_batch_upload(s2s_model *m, const s2s_batch *batch, int need_tgt, s2s_dev_batch *db);
+
+s2s_status s2s_encoder_fwd(s2s_model *m, const s2s_dev_batch *db, int train, uint64_t step, s2s_enc_state *es);
+/* dkeys, dout: [S*B, H] gradients at the attention keys and at the top outputs (either may be
+ * NULL; for dot attention they may be the same buffer); dhfin/dcfin[l]: [B,H] (may be NULL). */
+s2s_status s2s_encoder_bwd(s2s_model *m, const s2s_dev_batch *db, s2s_enc_state *es, float *dkeys, float *dout,
+                           float *const *dhfin, float *const *dcfin, int train, uint64_t step);
+
+/* Allocates the decoder buffers for T steps, with the encoder's final states as initial states. */
+s2s_status s2s_decoder_init(s2s_model *m, const s2s_enc_state *es, int T, int B, int train, s2s_dec_state *ds);
+/* One decoder step t, after xp of layer 0 at t holds bias + emb_t W_e^T. */
+s2s_status s2s_decoder_step_fwd(s2s_model *m, const s2s_dev_batch *db, const s2s_enc_state *es, s2s_dec_state *ds,
+                                int t, int train, uint64_t step);
+/* Teacher-forced forward over all steps; then the loss. dlogits stays in *logits_out when
+ * grad (for backward). */
+s2s_status s2s_decoder_fwd(s2s_model *m, const s2s_dev_batch *db, const s2s_enc_state *es, s2s_dec_state *ds,
+                           int train, uint64_t step);
+s2s_status s2s_decoder_bwd(s2s_model *m, const s2s_dev_batch *db, const s2s_enc_state *es, s2s_dec_state *ds,
+                           const float *dht, float *dkeys, float *dout, float **dh0, float **dc0, int train,
+                           uint64_t step);
+
+/* Generator and loss over rows [N, H] -> per-token loss; when grad, dht [N, H] receives the
+ * gradient at the generator input (before its dropout) scaled by 1/ntokens. */
+s2s_status s2s_generator_loss(s2s_model *m, const float *ht, const int32_t *tgt, int N, int ntokens, float smoothing,
+                              int train, uint64_t step, int grad, double *loss_sum, float *dht);
+
+/* Whether dropout is active for this pass. */
+static inline int s2s_dropout_on(const s2s_model *m, int train) { return train && m->cfg.dropout > 0.0f; }
+
+#endif

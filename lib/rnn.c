@@ -1,0 +1,211 @@
+/* rnn.c - one direction of one recurrent layer (LSTM, GRU, tanh RNN), forward and backward,
+ * over a whole sequence or one step at a time.
+ *
+ * Schedule (Appleyard et al. 2016): the input projection of all steps is one GEMM; each step
+ * is one GEMM for the recurrent term plus one fused pointwise op; in backward each step is the
+ * pointwise op plus one GEMM for dh, and the weight gradients are one large GEMM each after
+ * the time loop. Buffers are indexed by time t; a reverse direction walks t downwards. */
+#include "nn.h"
+
+int s2s_cell_gates(s2s_cell cell) { return cell == S2S_CELL_LSTM ? 4 : cell == S2S_CELL_GRU ? 3 : 1; }
+
+#define GH(w) ((w)->G * (w)->H)
+#define ROW(p, t, B, D) ((p) + (size_t)(t) * (size_t)(B) * (size_t)(D))
+
+s2s_status s2s_rnn_run_init(s2s_arena *ar, const s2s_rnn_w *w, int T, int B, int reverse, const int32_t *len,
+                            const float *h0, const float *c0, int save, s2s_rnn_run *r)
+{
+    size_t tb = (size_t)T * B, H = (size_t)w->H;
+    r->T = T;
+    r->B = B;
+    r->H = w->H;
+    r->reverse = reverse;
+    r->len = len;
+    r->h0_zero = h0 == NULL;
+    r->xp = r->hp = r->act = r->cs = NULL;
+    S2S_TRY(s2s_arena_floats(ar, tb * GH(w), &r->xp));
+    if (w->cell == S2S_CELL_GRU)
+        S2S_TRY(s2s_arena_floats(ar, tb * GH(w), &r->hp));
+    if (save && w->cell != S2S_CELL_RNN_TANH)
+        S2S_TRY(s2s_arena_floats(ar, tb * 4 * H, &r->act));
+    S2S_TRY(s2s_arena_floats(ar, tb * H, &r->hs));
+    if (w->cell == S2S_CELL_LSTM)
+        S2S_TRY(s2s_arena_floats(ar, tb * H, &r->cs));
+    S2S_TRY(s2s_arena_floats(ar, tb * H, &r->y));
+    if (!h0 || (w->cell == S2S_CELL_LSTM && !c0)) {
+        float *z;
+        S2S_TRY(s2s_arena_zeros(ar, (size_t)B * H, &z));
+        h0 = h0 ? h0 : z;
+        c0 = c0 ? c0 : z;
+    }
+    r->h0 = h0;
+    r->c0 = c0;
+    return S2S_OK;
+}
+
+s2s_status s2s_rnn_bias(s2s_backend *be, const s2s_rnn_w *w, s2s_rnn_run *r)
+{
+    /* LSTM and RNN accumulate the recurrent GEMM onto xp, so both biases go in here; GRU
+     * keeps b_hh apart because r multiplies (W_hn h + b_hn). */
+    const float *b2 = w->cell == S2S_CELL_GRU ? NULL : w->b_hh.w;
+    return be->ops->bias_rows(be, r->xp, r->T * r->B, GH(w), GH(w), w->b_ih.w, b2);
+}
+
+s2s_status s2s_rnn_project(s2s_backend *be, const s2s_rnn_w *w, s2s_rnn_run *r, const float *x, int ldx, int col0,
+                           int ncols, int t0, int nt)
+{
+    return be->ops->gemm(be, 0, 1, nt * r->B, GH(w), ncols, 1.0f, x, ldx, w->w_ih.w + col0, w->in, 1.0f,
+                         ROW(r->xp, t0, r->B, GH(w)), GH(w));
+}
+
+static int first_step(const s2s_rnn_run *r, int t) { return r->reverse ? t == r->T - 1 : t == 0; }
+
+const float *s2s_rnn_h_prev(const s2s_rnn_w *w, const s2s_rnn_run *r, int t)
+{
+    if (first_step(r, t))
+        return r->h0;
+    return ROW(r->hs, r->reverse ? t + 1 : t - 1, r->B, w->H);
+}
+
+const float *s2s_rnn_c_prev(const s2s_rnn_w *w, const s2s_rnn_run *r, int t)
+{
+    if (first_step(r, t))
+        return r->c0;
+    return ROW(r->cs, r->reverse ? t + 1 : t - 1, r->B, w->H);
+}
+
+s2s_status s2s_rnn_step_fwd(s2s_backend *be, const s2s_rnn_w *w, s2s_rnn_run *r, int t)
+{
+    int B = r->B, H = w->H;
+    const float *hprev = s2s_rnn_h_prev(w, r, t);
+    int skip_gemm = r->h0_zero && first_step(r, t);
+    float *xp = ROW(r->xp, t, B, GH(w));
+    float *hs = ROW(r->hs, t, B, H), *y = ROW(r->y, t, B, H);
+    float *act = r->act ? ROW(r->act, t, B, 4 * H) : NULL;
+    switch (w->cell) {
+    case S2S_CELL_LSTM:
+        if (!skip_gemm)
+            S2S_TRY(be->ops->gemm(be, 0, 1, B, GH(w), H, 1.0f, hprev, H, w->w_hh.w, H, 1.0f, xp, GH(w)));
+        return be->ops->lstm_fwd(be, B, H, xp, hprev, s2s_rnn_c_prev(w, r, t), r->len, t, hs, ROW(r->cs, t, B, H), y,
+                                 act);
+    case S2S_CELL_GRU: {
+        float *hp = ROW(r->hp, t, B, GH(w));
+        if (skip_gemm)
+            S2S_TRY(be->ops->fill(be, hp, (size_t)B * GH(w), 0.0f));
+        else
+            S2S_TRY(be->ops->gemm(be, 0, 1, B, GH(w), H, 1.0f, hprev, H, w->w_hh.w, H, 0.0f, hp, GH(w)));
+        return be->ops->gru_fwd(be, B, H, xp, hp, w->b_hh.w, hprev, r->len, t, hs, y, act);
+    }
+    case S2S_CELL_RNN_TANH:
+        if (!skip_gemm)
+            S2S_TRY(be->ops->gemm(be, 0, 1, B, H, H, 1.0f, hprev, H, w->w_hh.w, H, 1.0f, xp, H));
+        return be->ops->rnn_fwd(be, B, H, xp, hprev, r->len, t, hs, y);
+    }
+    return S2S_FAIL(S2S_ERR_INVALID_ARG, "unknown cell type %d", (int)w->cell);
+}
+
+s2s_status s2s_rnn_seq_fwd(s2s_backend *be, const s2s_rnn_w *w, s2s_rnn_run *r)
+{
+    for (int s = 0; s < r->T; s++)
+        S2S_TRY(s2s_rnn_step_fwd(be, w, r, r->reverse ? r->T - 1 - s : s));
+    return S2S_OK;
+}
+
+float *s2s_rnn_h_final(const s2s_rnn_run *r) { return r->reverse ? r->hs : ROW(r->hs, r->T - 1, r->B, r->H); }
+
+float *s2s_rnn_c_final(const s2s_rnn_run *r)
+{
+    if (!r->cs)
+        return NULL;
+    return r->reverse ? r->cs : ROW(r->cs, r->T - 1, r->B, r->H);
+}
+
+s2s_status s2s_rnn_grad_init(s2s_arena *ar, s2s_backend *be, const s2s_rnn_w *w, const s2s_rnn_run *r,
+                             const float *dhT, const float *dcT, s2s_rnn_grad *g)
+{
+    size_t tb = (size_t)r->T * r->B, bh = (size_t)r->B * w->H;
+    g->dhp = NULL;
+    g->dc = NULL;
+    S2S_TRY(s2s_arena_floats(ar, tb * GH(w), &g->dpre));
+    if (w->cell == S2S_CELL_GRU)
+        S2S_TRY(s2s_arena_floats(ar, tb * GH(w), &g->dhp));
+    S2S_TRY(s2s_arena_floats(ar, bh, &g->dh));
+    if (dhT)
+        S2S_TRY(be->ops->copy(be, g->dh, dhT, bh * sizeof(float)));
+    else
+        S2S_TRY(be->ops->fill(be, g->dh, bh, 0.0f));
+    if (w->cell == S2S_CELL_LSTM) {
+        S2S_TRY(s2s_arena_floats(ar, bh, &g->dc));
+        if (dcT)
+            S2S_TRY(be->ops->copy(be, g->dc, dcT, bh * sizeof(float)));
+        else
+            S2S_TRY(be->ops->fill(be, g->dc, bh, 0.0f));
+    }
+    return S2S_OK;
+}
+
+s2s_status s2s_rnn_step_bwd(s2s_backend *be, const s2s_rnn_w *w, const s2s_rnn_run *r, s2s_rnn_grad *g,
+                            const float *dy_t, int t)
+{
+    int B = r->B, H = w->H, G = GH(w);
+    float *dpre = ROW(g->dpre, t, B, G);
+    const float *drec = dpre; /* gradient of the recurrent pre-activation h W_hh^T */
+    switch (w->cell) {
+    case S2S_CELL_LSTM:
+        S2S_TRY(be->ops->lstm_bwd(be, B, H, ROW(r->act, t, B, 4 * H), ROW(r->cs, t, B, H), s2s_rnn_c_prev(w, r, t),
+                                  dy_t, g->dh, g->dc, r->len, t, dpre, g->dh, g->dc));
+        break;
+    case S2S_CELL_GRU:
+        S2S_TRY(be->ops->gru_bwd(be, B, H, ROW(r->act, t, B, 4 * H), s2s_rnn_h_prev(w, r, t), dy_t, g->dh, r->len, t,
+                                 dpre, ROW(g->dhp, t, B, G), g->dh));
+        drec = ROW(g->dhp, t, B, G);
+        break;
+    case S2S_CELL_RNN_TANH:
+        S2S_TRY(be->ops->rnn_bwd(be, B, H, ROW(r->hs, t, B, H), dy_t, g->dh, r->len, t, dpre, g->dh));
+        break;
+    }
+    if (r->h0_zero && first_step(r, t))
+        return S2S_OK; /* the state before the first step is a constant zero */
+    /* dh_prev += drec W_hh: [B, G] x [G, H] */
+    return be->ops->gemm(be, 0, 0, B, H, G, 1.0f, drec, G, w->w_hh.w, H, 1.0f, g->dh, H);
+}
+
+s2s_status s2s_rnn_seq_bwd(s2s_backend *be, const s2s_rnn_w *w, const s2s_rnn_run *r, s2s_rnn_grad *g,
+                           const float *dy)
+{
+    for (int s = r->T - 1; s >= 0; s--) {
+        int t = r->reverse ? r->T - 1 - s : s;
+        S2S_TRY(s2s_rnn_step_bwd(be, w, r, g, dy ? ROW(dy, t, r->B, w->H) : NULL, t));
+    }
+    return S2S_OK;
+}
+
+s2s_status s2s_rnn_weight_grads(s2s_backend *be, const s2s_rnn_w *w, const s2s_rnn_run *r, const s2s_rnn_grad *g,
+                                const float *x, int ldx, int col0, int ncols)
+{
+    int B = r->B, H = w->H, G = GH(w), T = r->T, TB = T * B;
+    const float *drec = w->cell == S2S_CELL_GRU ? g->dhp : g->dpre;
+    /* dW_hh += sum_t drec[t]^T h_prev(t): the steps whose previous state is another step's
+     * output form one GEMM over (T-1)*B rows; the first step pairs with h0. */
+    if (T > 1) {
+        const float *d = r->reverse ? drec : ROW(drec, 1, B, G);
+        const float *h = r->reverse ? ROW(r->hs, 1, B, H) : r->hs;
+        S2S_TRY(be->ops->gemm(be, 1, 0, G, H, (T - 1) * B, 1.0f, d, G, h, H, 1.0f, w->w_hh.g, H));
+    }
+    if (!r->h0_zero) {
+        int t0 = r->reverse ? T - 1 : 0;
+        S2S_TRY(be->ops->gemm(be, 1, 0, G, H, B, 1.0f, ROW(drec, t0, B, G), G, r->h0, H, 1.0f, w->w_hh.g, H));
+    }
+    S2S_TRY(be->ops->colsum(be, w->b_hh.g, drec, TB, G, G));
+    S2S_TRY(be->ops->colsum(be, w->b_ih.g, g->dpre, TB, G, G));
+    if (x)
+        S2S_TRY(be->ops->gemm(be, 1, 0, G, ncols, TB, 1.0f, g->dpre, G, x, ldx, 1.0f, w->w_ih.g + col0, w->in));
+    return S2S_OK;
+}
+
+s2s_status s2s_rnn_input_grad(s2s_backend *be, const s2s_rnn_w *w, const s2s_rnn_run *r, const s2s_rnn_grad *g,
+                              float *dx, int ldx, int col0, int ncols, float beta)
+{
+    return be->ops->gemm(be, 0, 0, r->T * r->B, ncols, GH(w), 1.0f, g->dpre, GH(w), w->w_ih.w + col0, w->in, beta,
+                         dx + col0, ldx);
+}

@@ -1,0 +1,72 @@
+/* status.c - status names, the thread-local last error, logging, checked host allocation. */
+#include "internal.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static _Thread_local char last_error[1024];
+
+S2S_API const char *s2s_status_string(s2s_status st)
+{
+    switch (st) {
+    case S2S_OK: return "ok";
+    case S2S_ERR_INVALID_ARG: return "invalid argument";
+    case S2S_ERR_OUT_OF_MEMORY: return "out of memory";
+    case S2S_ERR_NO_DEVICE: return "no device";
+    case S2S_ERR_UNSUPPORTED: return "unsupported";
+    case S2S_ERR_IO: return "input/output error";
+    case S2S_ERR_FORMAT: return "bad format";
+    case S2S_ERR_NUMERIC: return "non-finite value";
+    case S2S_ERR_CUDA: return "CUDA error";
+    case S2S_ERR_CUBLAS: return "cuBLAS error";
+    case S2S_ERR_CUDNN: return "cuDNN error";
+    case S2S_ERR_INTERNAL: return "internal error";
+    }
+    return "unknown status";
+}
+
+S2S_API const char *s2s_last_error(void) { return last_error; }
+
+S2S_API const char *s2s_version(void) { return "0.1.0"; }
+
+s2s_status s2s_fail_at(const char *file, int line, s2s_status st, const char *fmt, ...)
+{
+    const char *base = strrchr(file, '/');
+    base = base ? base + 1 : file;
+    int n = snprintf(last_error, sizeof last_error, "%s (%s:%d): ", s2s_status_string(st), base, line);
+    if (n < 0 || (size_t)n >= sizeof last_error)
+        n = 0;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(last_error + n, sizeof last_error - (size_t)n, fmt, ap);
+    va_end(ap);
+    return st;
+}
+
+void s2s_log(const s2s_context *ctx, s2s_log_level level, const char *fmt, ...)
+{
+    if (!ctx || !ctx->opts.log || level < ctx->opts.log_level)
+        return;
+    char buf[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    ctx->opts.log(level, buf, ctx->opts.log_user);
+}
+
+void *s2s_host_alloc(size_t bytes, const char *what)
+{
+    void *p = malloc(bytes ? bytes : 1);
+    if (!p)
+        S2S_FAIL(S2S_ERR_OUT_OF_MEMORY, "could not allocate %zu bytes of host memory for %s", bytes, what);
+    return p;
+}
+
+void *s2s_host_calloc(size_t count, size_t size, const char *what)
+{
+    void *p = calloc(count ? count : 1, size ? size : 1);
+    if (!p)
+        S2S_FAIL(S2S_ERR_OUT_OF_MEMORY, "could not allocate %zu x %zu bytes of host memory for %s", count, size, what);
+    return p;
+}
