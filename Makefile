@@ -98,6 +98,10 @@ test: deps
 
 check: test
 
+demo: deps
+	@$(MAKE) --no-print-directory all
+	./$(BUILD)/hello_rnn
+
 install: lib
 	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
 	install -m 644 include/seq2seq.h $(DESTDIR)$(PREFIX)/include/
