@@ -117,7 +117,7 @@ typedef enum s2s_cell { S2S_CELL_LSTM = 0, S2S_CELL_GRU, S2S_CELL_RNN_TANH } s2s
 typedef enum s2s_attention {
     S2S_ATTN_NONE = 0, /* plain encoder-decoder: no attention, no input feeding */
     S2S_ATTN_DOT,      /* Luong dot: score = h_t . h_s */
-    S2S_ATTN_GENERAL   /* Luong general: score = h_t . (W_a h_s) */
+    S2S_ATTN_GENERAL   /* Luong general: score = (W_a h_t) . h_s (OpenNMT linear_in) */
 } s2s_attention;
 
 typedef struct s2s_model_config {

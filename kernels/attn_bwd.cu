@@ -10,12 +10,85 @@
  * One block per batch row; alpha and ds for the row live in shared memory (2 S floats,
  * S <= S2S_K_ATTN_MAX_S). da uses a warp per position (lanes over H, coalesced); the final
  * phase has threads over H and walks s in increasing order, so dq accumulates in the CPU's
- * order and every row of keys, dkeys, dvals is read and written coalesced. */
+ * order and every row of keys, dkeys, dvals is read and written coalesced. As in attn_fwd,
+ * rows move as float4 when H % 4 == 0 and all rows are 16-byte aligned (V4). */
 #include "common.cuh"
 #include "launchers.cuh"
 
 #define ATTN_THREADS 512
 
+template <bool V4> static __device__ __forceinline__ float lane_dot(const float *a, const float *b, int H, int lane)
+{
+    float d = 0.0f;
+    if constexpr (V4) {
+        const float4 *a4 = (const float4 *)a, *b4 = (const float4 *)b;
+        for (int j = lane; j < H / 4; j += 32) {
+            const float4 x = a4[j], y = b4[j];
+            d += x.x * y.x;
+            d += x.y * y.y;
+            d += x.z * y.z;
+            d += x.w * y.w;
+        }
+    } else {
+        for (int j = lane; j < H; j += 32)
+            d += a[j] * b[j];
+    }
+    return d;
+}
+
+/* Phase 3 for W consecutive columns (W = 4: one float4; W = 1: one float) starting at j. */
+template <int W>
+static __device__ __forceinline__ void accumulate(int L, int B, int H, int b, int j, const float *ab, const float *ds,
+                                                  const float *__restrict__ keys, const float *__restrict__ q,
+                                                  const float *__restrict__ dctx, float *__restrict__ dq,
+                                                  float *dkeys, float *dvals, bool shared_kv)
+{
+    float qj[W], gj[W], acc[W];
+    for (int w = 0; w < W; w++) {
+        qj[w] = q[(size_t)b * H + j + w];
+        gj[w] = dctx[(size_t)b * H + j + w];
+        acc[w] = dq[(size_t)b * H + j + w];
+    }
+    for (int s = 0; s < L; s++) {
+        const size_t e = ((size_t)s * B + b) * H + j;
+        const float d = ds[s], a = ab[s];
+        float k[W], dk[W], dv[W];
+        if constexpr (W == 4) {
+            const float4 k4 = *(const float4 *)(keys + e), dk4 = *(const float4 *)(dkeys + e);
+            k[0] = k4.x, k[1] = k4.y, k[2] = k4.z, k[3] = k4.w;
+            dk[0] = dk4.x, dk[1] = dk4.y, dk[2] = dk4.z, dk[3] = dk4.w;
+        } else {
+            k[0] = keys[e];
+            dk[0] = dkeys[e];
+        }
+        for (int w = 0; w < W; w++) {
+            acc[w] += d * k[w];
+            dk[w] += shared_kv ? d * qj[w] + a * gj[w] : d * qj[w];
+        }
+        if constexpr (W == 4)
+            *(float4 *)(dkeys + e) = make_float4(dk[0], dk[1], dk[2], dk[3]);
+        else
+            dkeys[e] = dk[0];
+        if (!shared_kv) {
+            if constexpr (W == 4) {
+                const float4 dv4 = *(const float4 *)(dvals + e);
+                dv[0] = dv4.x, dv[1] = dv4.y, dv[2] = dv4.z, dv[3] = dv4.w;
+            } else {
+                dv[0] = dvals[e];
+            }
+            for (int w = 0; w < W; w++)
+                dv[w] += a * gj[w];
+            if constexpr (W == 4)
+                *(float4 *)(dvals + e) = make_float4(dv[0], dv[1], dv[2], dv[3]);
+            else
+                dvals[e] = dv[0];
+        }
+    }
+    for (int w = 0; w < W; w++)
+        dq[(size_t)b * H + j + w] = acc[w];
+}
+
+template <bool V4>
 static __global__ void attn_bwd_kernel(int S, int B, int H, const float *__restrict__ keys,
                                        const float *__restrict__ vals, const float *__restrict__ q,
                                        const float *__restrict__ alpha, const float *__restrict__ dctx,
@@ -29,16 +102,12 @@ static __global__ void attn_bwd_kernel(int S, int B, int H, const float *__restr
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nwarps = blockDim.x >> 5;
     int L = src_len ? src_len[b] : S;
     L = L < 0 ? 0 : (L > S ? S : L);
-    const float *gb = dctx + (size_t)b * H, *qb = q + (size_t)b * H;
+    const float *gb = dctx + (size_t)b * H;
 
     for (int s = threadIdx.x; s < L; s += blockDim.x)
         ab[s] = alpha[(size_t)b * S + s];
     for (int s = warp; s < L; s += nwarps) {
-        const float *v = vals + ((size_t)s * B + b) * H;
-        float d = 0.0f;
-        for (int j = lane; j < H; j += 32)
-            d += gb[j] * v[j];
-        d = s2s_warp_sum(d);
+        float d = s2s_warp_sum(lane_dot<V4>(gb, vals + ((size_t)s * B + b) * H, H, lane));
         if (lane == 0)
             ds[s] = d;
     }
@@ -53,23 +122,12 @@ static __global__ void attn_bwd_kernel(int S, int B, int H, const float *__restr
     __syncthreads();
 
     const bool shared_kv = dkeys == dvals;
-    for (int j = threadIdx.x; j < H; j += blockDim.x) {
-        const float qj = qb[j], gj = gb[j];
-        float acc = dq[(size_t)b * H + j];
-        for (int s = 0; s < L; s++) {
-            const size_t e = ((size_t)s * B + b) * H + j;
-            const float d = ds[s];
-            acc += d * keys[e];
-            if (shared_kv) {
-                dkeys[e] += d * qj + ab[s] * gj;
-            } else {
-                dkeys[e] += d * qj;
-                dvals[e] += ab[s] * gj;
-            }
-        }
-        dq[(size_t)b * H + j] = acc;
-    }
+    constexpr int W = V4 ? 4 : 1;
+    for (int j = threadIdx.x * W; j < H; j += blockDim.x * W)
+        accumulate<W>(L, B, H, b, j, ab, ds, keys, q, dctx, dq, dkeys, dvals, shared_kv);
 }
+
+static bool aligned16(const void *p) { return ((uintptr_t)p & 15) == 0; }
 
 extern "C" cudaError_t s2s_k_attn_bwd(int S, int B, int H, const float *keys, const float *vals, const float *q,
                                       const float *alpha, const float *dctx, const int32_t *src_len, float *dq,
@@ -79,7 +137,13 @@ extern "C" cudaError_t s2s_k_attn_bwd(int S, int B, int H, const float *keys, co
         return cudaSuccess;
     if (S > S2S_K_ATTN_MAX_S)
         return cudaErrorInvalidValue;
-    attn_bwd_kernel<<<B, ATTN_THREADS, 2 * (size_t)S * sizeof(float), st>>>(S, B, H, keys, vals, q, alpha, dctx,
-                                                                            src_len, dq, dkeys, dvals);
+    const size_t smem = 2 * (size_t)S * sizeof(float);
+    if (H % 4 == 0 && aligned16(keys) && aligned16(vals) && aligned16(dctx) && aligned16(dkeys) &&
+        aligned16(dvals))
+        attn_bwd_kernel<true><<<B, ATTN_THREADS, smem, st>>>(S, B, H, keys, vals, q, alpha, dctx, src_len, dq, dkeys,
+                                                             dvals);
+    else
+        attn_bwd_kernel<false><<<B, ATTN_THREADS, smem, st>>>(S, B, H, keys, vals, q, alpha, dctx, src_len, dq,
+                                                              dkeys, dvals);
     return cudaGetLastError();
 }

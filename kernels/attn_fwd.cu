@@ -4,16 +4,39 @@
  * sum_s alpha[b, s] vals[s, b].
  *
  * One block per batch row b, the row's S scores in shared memory (S <= S2S_K_ATTN_MAX_S):
- *  1. a warp per source position s: lanes stride over H (coalesced 128-byte reads of keys),
- *     then a warp butterfly;
+ *  1. a warp per source position s: lanes stride over H (coalesced reads of keys), then a
+ *     warp butterfly;
  *  2. block max and sum of exp, alpha = exp(score - max) / sum as on the CPU;
  *  3. threads over H: ctx[b, j] = sum over s in increasing order (the CPU's order) of
- *     alpha[s] * vals[s, b, j], reading one coalesced row of vals per s. */
+ *     alpha[s] * vals[s, b, j], reading one coalesced row of vals per s.
+ * With B blocks only (B ~ 64 on a 132-SM GPU) the kernel lives on memory-level parallelism,
+ * so when H % 4 == 0 and every row is 16-byte aligned (the usual case) rows move as float4
+ * (V4 = true): four times the bytes per load in flight. */
 #include "common.cuh"
 #include "launchers.cuh"
 
 #define ATTN_THREADS 512
 
+template <bool V4> static __device__ __forceinline__ float lane_dot(const float *a, const float *b, int H, int lane)
+{
+    float d = 0.0f;
+    if constexpr (V4) {
+        const float4 *a4 = (const float4 *)a, *b4 = (const float4 *)b;
+        for (int j = lane; j < H / 4; j += 32) {
+            const float4 x = a4[j], y = b4[j];
+            d += x.x * y.x;
+            d += x.y * y.y;
+            d += x.z * y.z;
+            d += x.w * y.w;
+        }
+    } else {
+        for (int j = lane; j < H; j += 32)
+            d += a[j] * b[j];
+    }
+    return d;
+}
+
+template <bool V4>
 static __global__ void attn_fwd_kernel(int S, int B, int H, const float *__restrict__ keys,
                                        const float *__restrict__ vals, const float *__restrict__ q,
                                        const int32_t *__restrict__ src_len, float *__restrict__ alpha,
@@ -28,11 +51,7 @@ static __global__ void attn_fwd_kernel(int S, int B, int H, const float *__restr
     const float *qb = q + (size_t)b * H;
 
     for (int s = warp; s < L; s += nwarps) {
-        const float *k = keys + ((size_t)s * B + b) * H;
-        float d = 0.0f;
-        for (int j = lane; j < H; j += 32)
-            d += qb[j] * k[j];
-        d = s2s_warp_sum(d);
+        float d = s2s_warp_sum(lane_dot<V4>(qb, keys + ((size_t)s * B + b) * H, H, lane));
         if (lane == 0)
             sc[s] = d;
     }
@@ -60,13 +79,33 @@ static __global__ void attn_fwd_kernel(int S, int B, int H, const float *__restr
     }
     __syncthreads();
 
-    for (int j = threadIdx.x; j < H; j += blockDim.x) {
-        float acc = 0.0f;
-        for (int s = 0; s < L; s++)
-            acc += sc[s] * vals[((size_t)s * B + b) * H + j];
-        ctx[(size_t)b * H + j] = acc;
+    if constexpr (V4) {
+        float4 *cb = (float4 *)(ctx + (size_t)b * H);
+        for (int j = threadIdx.x; j < H / 4; j += blockDim.x) {
+            float4 acc = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+#pragma unroll 4
+            for (int s = 0; s < L; s++) {
+                const float a = sc[s];
+                const float4 v = ((const float4 *)(vals + ((size_t)s * B + b) * H))[j];
+                acc.x += a * v.x;
+                acc.y += a * v.y;
+                acc.z += a * v.z;
+                acc.w += a * v.w;
+            }
+            cb[j] = acc;
+        }
+    } else {
+        for (int j = threadIdx.x; j < H; j += blockDim.x) {
+            float acc = 0.0f;
+#pragma unroll 4
+            for (int s = 0; s < L; s++)
+                acc += sc[s] * vals[((size_t)s * B + b) * H + j];
+            ctx[(size_t)b * H + j] = acc;
+        }
     }
 }
+
+static bool aligned16(const void *p) { return ((uintptr_t)p & 15) == 0; }
 
 extern "C" cudaError_t s2s_k_attn_fwd(int S, int B, int H, const float *keys, const float *vals, const float *q,
                                       const int32_t *src_len, float *alpha, float *ctx, cudaStream_t st)
@@ -75,6 +114,10 @@ extern "C" cudaError_t s2s_k_attn_fwd(int S, int B, int H, const float *keys, co
         return cudaSuccess;
     if (S > S2S_K_ATTN_MAX_S)
         return cudaErrorInvalidValue;
-    attn_fwd_kernel<<<B, ATTN_THREADS, (size_t)S * sizeof(float), st>>>(S, B, H, keys, vals, q, src_len, alpha, ctx);
+    const size_t smem = (size_t)S * sizeof(float);
+    if (H % 4 == 0 && aligned16(keys) && aligned16(vals) && aligned16(q) && aligned16(ctx))
+        attn_fwd_kernel<true><<<B, ATTN_THREADS, smem, st>>>(S, B, H, keys, vals, q, src_len, alpha, ctx);
+    else
+        attn_fwd_kernel<false><<<B, ATTN_THREADS, smem, st>>>(S, B, H, keys, vals, q, src_len, alpha, ctx);
     return cudaGetLastError();
 }

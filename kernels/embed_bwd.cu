@@ -5,8 +5,8 @@
  *  1. keys[i] = ids[i], or vocab for skipped ids (pad, out of range); pos[i] = i.
  *  2. Stable radix sort of (keys, pos) on the low ceil(log2(vocab + 1)) bits (CUB): equal ids
  *     become one run with their positions still increasing.
- *  3. One block per run start: threads over dim, each adds its column of the run's dy rows
- *     into a register initialised from dw, in increasing i, and stores once.
+ *  3. One block per (run start, 128-column slice): each thread adds its column of the run's
+ *     dy rows into a register initialised from dw, in increasing i, and stores once.
  * Step 3 performs exactly the CPU's sequence of float additions (dw += dy[i] for increasing
  * i), so the result is bit-identical to the reference, and repeat calls agree bit for bit.
  * Cost: O(n) sort + one read of the used dy rows; unlike one block per vocabulary row it does
@@ -29,20 +29,31 @@ static __global__ void embed_bwd_accum_kernel(float *__restrict__ dw, const floa
                                               const uint32_t *__restrict__ keys, const int32_t *__restrict__ pos,
                                               int n, int dim, int vocab)
 {
+    const int c = blockIdx.y * blockDim.x + threadIdx.x; /* this block's column slice */
+    if (c >= dim)
+        return; /* no barriers below, so idle lanes may leave */
     for (int k = blockIdx.x; k < n; k += gridDim.x) {
-        uint32_t v = keys[k];
+        const uint32_t v = keys[k];
         if (v == (uint32_t)vocab || (k > 0 && keys[k - 1] == v))
             continue; /* skipped id, or not the first of its run */
         int end = k + 1;
         while (end < n && keys[end] == v)
             end++;
         float *row = dw + (size_t)v * dim;
-        for (int c = threadIdx.x; c < dim; c += blockDim.x) {
-            float acc = row[c];
-            for (int j = k; j < end; j++)
-                acc += dy[(size_t)pos[j] * ldy + c];
-            row[c] = acc;
+        float acc = row[c];
+        int j = k;
+        /* Four rows' loads in flight at once; the adds stay in increasing i. */
+        for (; j + 4 <= end; j += 4) {
+            const float a0 = dy[(size_t)pos[j] * ldy + c], a1 = dy[(size_t)pos[j + 1] * ldy + c];
+            const float a2 = dy[(size_t)pos[j + 2] * ldy + c], a3 = dy[(size_t)pos[j + 3] * ldy + c];
+            acc += a0;
+            acc += a1;
+            acc += a2;
+            acc += a3;
         }
+        for (; j < end; j++)
+            acc += dy[(size_t)pos[j] * ldy + c];
+        row[c] = acc;
     }
 }
 
@@ -87,8 +98,10 @@ extern "C" cudaError_t s2s_k_embed_bwd(float *dw, const float *dy, int ldy, cons
     e = cub::DeviceRadixSort::SortPairs(temp, sort_bytes, keys_in, keys, pos_in, pos, n, 0, bits, st);
     if (e != cudaSuccess)
         return e;
-    int threads = dim >= 256 ? 256 : (dim + 31) / 32 * 32;
-    int grid = n < 65535 ? n : 65535;
+    /* grid.x over run starts, grid.y over 128-column slices of dim: a frequent id (a long run)
+     * is then summed by dim / 128 blocks at once rather than one. */
+    const unsigned threads = dim >= 128 ? 128u : (unsigned)(dim + 31) / 32 * 32;
+    const dim3 grid(n < 65535 ? (unsigned)n : 65535u, (unsigned)(dim + threads - 1) / threads);
     embed_bwd_accum_kernel<<<grid, threads, 0, st>>>(dw, dy, ldy, keys, pos, n, dim, vocab);
     return cudaGetLastError();
 }

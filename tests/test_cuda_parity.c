@@ -450,15 +450,16 @@ Test(cuda_parity, embed_fwd)
 }
 
 /* The GPU adds each id's rows in increasing i like the CPU: exact. Small vocabularies force
- * long runs of repeats; pad and out-of-range ids (-1, vocab) are skipped. Two runs: same bits. */
+ * long runs of repeats; pad and out-of-range ids (-1, vocab) are skipped; dim = 300 spans three
+ * column slices. Two runs: same bits. */
 Test(cuda_parity, embed_bwd)
 {
     NEED_GPU();
     pair P;
     pair_open(&P, S2S_PRECISION_FP32);
-    const int vocabs[3] = {13, 1001, 1001}, ns[3] = {500, 21, 1};
+    const int vocabs[3] = {13, 1001, 1001}, ns[3] = {500, 21, 1}, dims[3] = {300, 37, 37};
     for (int k = 0; k < 3; k++) {
-        int vocab = vocabs[k], n = ns[k], dim = 37, ldy = 40, pad = 0;
+        int vocab = vocabs[k], n = ns[k], dim = dims[k], ldy = dim + 3, pad = 0;
         int32_t *ids = malloc(sizeof *ids * (size_t)n);
         for (int i = 0; i < n; i++)
             ids[i] = irand(&P, vocab);
@@ -604,8 +605,8 @@ Test(cuda_parity, rnn)
 }
 
 /* ---- attention ----------------------------------------------------------------------------
- * S = 7, B = 3, H = 37, src_len {7, 3, 1}. Dot products of 37 terms summed in a different
- * order, expf within a few ulp: atol 1e-5, rtol 1e-4. */
+ * S = 7, B = 3, src_len {7, 3, 1}; H = 37 (scalar path) and H = 64 (float4 path). Dot products
+ * of H terms summed in a different order, expf within a few ulp: atol 1e-5, rtol 1e-4. */
 
 static const int32_t SRC_LEN3[3] = {7, 3, 1};
 #define S7 7
@@ -615,12 +616,14 @@ Test(cuda_parity, attn_fwd)
     NEED_GPU();
     pair P;
     pair_open(&P, S2S_PRECISION_FP32);
-    size_t sbh = (size_t)S7 * B3 * H37;
-    tb keys = rand_f(&P, sbh, -1, 1), vals = rand_f(&P, sbh, -1, 1), q = rand_f(&P, B3 * H37, -1, 1);
-    tb sl = ints(&P, SRC_LEN3, B3), alpha = nan_f(&P, B3 * S7), ctx = nan_f(&P, B3 * H37);
-    RUN(&P, attn_fwd, S7, B3, H37, D(keys), D(vals), D(q), D(sl), D(alpha), D(ctx));
-    expect_close(&P, "attn_fwd alpha", alpha, 1e-5, 1e-4);
-    expect_close(&P, "attn_fwd ctx", ctx, 1e-5, 1e-4);
+    for (int H = H37; H <= 64; H += 64 - H37) {
+        size_t sbh = (size_t)S7 * B3 * H;
+        tb keys = rand_f(&P, sbh, -1, 1), vals = rand_f(&P, sbh, -1, 1), q = rand_f(&P, (size_t)B3 * H, -1, 1);
+        tb sl = ints(&P, SRC_LEN3, B3), alpha = nan_f(&P, B3 * S7), ctx = nan_f(&P, (size_t)B3 * H);
+        RUN(&P, attn_fwd, S7, B3, H, D(keys), D(vals), D(q), D(sl), D(alpha), D(ctx));
+        expect_close(&P, H == H37 ? "attn_fwd alpha H=37" : "attn_fwd alpha H=64", alpha, 1e-5, 1e-4);
+        expect_close(&P, H == H37 ? "attn_fwd ctx H=37" : "attn_fwd ctx H=64", ctx, 1e-5, 1e-4);
+    }
     pair_close(&P);
 }
 
@@ -629,22 +632,27 @@ Test(cuda_parity, attn_bwd)
     NEED_GPU();
     pair P;
     pair_open(&P, S2S_PRECISION_FP32);
-    size_t sbh = (size_t)S7 * B3 * H37;
-    for (int shared_kv = 0; shared_kv < 2; shared_kv++) {
+    for (int v = 0; v < 4; v++) {
+        const int H = v < 2 ? H37 : 64, shared_kv = v & 1;
+        size_t sbh = (size_t)S7 * B3 * H;
         tb keys = rand_f(&P, sbh, -1, 1), vals = shared_kv ? keys : rand_f(&P, sbh, -1, 1);
-        tb q = rand_f(&P, B3 * H37, -1, 1), sl = ints(&P, SRC_LEN3, B3);
-        tb alpha = nan_f(&P, B3 * S7), ctx = nan_f(&P, B3 * H37);
-        RUN(&P, attn_fwd, S7, B3, H37, D(keys), D(vals), D(q), D(sl), D(alpha), D(ctx));
+        tb q = rand_f(&P, (size_t)B3 * H, -1, 1), sl = ints(&P, SRC_LEN3, B3);
+        tb alpha = nan_f(&P, B3 * S7), ctx = nan_f(&P, (size_t)B3 * H);
+        RUN(&P, attn_fwd, S7, B3, H, D(keys), D(vals), D(q), D(sl), D(alpha), D(ctx));
         /* Both sides continue from the CPU's alpha, so the backward is compared alone. */
         float *ha = host_copy(P.cpu, alpha.c, alpha.bytes);
         cr_assert_eq(P.gpu->ops->to_device(P.gpu, alpha.g, ha, alpha.bytes), S2S_OK, "%s", s2s_last_error());
         free(ha);
-        tb dctx = rand_f(&P, B3 * H37, -1, 1), dq = rand_f(&P, B3 * H37, -1, 1);
+        tb dctx = rand_f(&P, (size_t)B3 * H, -1, 1), dq = rand_f(&P, (size_t)B3 * H, -1, 1);
         tb dk = rand_f(&P, sbh, -1, 1), dv = shared_kv ? dk : rand_f(&P, sbh, -1, 1);
-        RUN(&P, attn_bwd, S7, B3, H37, D(keys), D(vals), D(q), D(alpha), D(dctx), D(sl), D(dq), D(dk), D(dv));
-        expect_close(&P, "attn_bwd dq", dq, 1e-5, 1e-4);
-        expect_close(&P, shared_kv ? "attn_bwd dkeys (= dvals)" : "attn_bwd dkeys", dk, 1e-5, 1e-4);
-        expect_close(&P, "attn_bwd dvals", dv, 1e-5, 1e-4);
+        RUN(&P, attn_bwd, S7, B3, H, D(keys), D(vals), D(q), D(alpha), D(dctx), D(sl), D(dq), D(dk), D(dv));
+        char what[64];
+        snprintf(what, sizeof what, "attn_bwd dq H=%d shared_kv=%d", H, shared_kv);
+        expect_close(&P, what, dq, 1e-5, 1e-4);
+        snprintf(what, sizeof what, "attn_bwd dkeys H=%d shared_kv=%d", H, shared_kv);
+        expect_close(&P, what, dk, 1e-5, 1e-4);
+        snprintf(what, sizeof what, "attn_bwd dvals H=%d shared_kv=%d", H, shared_kv);
+        expect_close(&P, what, dv, 1e-5, 1e-4);
     }
     pair_close(&P);
 }
