@@ -233,7 +233,8 @@ S2S_API s2s_status s2s_optimizer_step(s2s_optimizer *opt, float lr, float *grad_
 
 /* Greedy decoding of batch->batch sources (tgt fields ignored). For each sentence b, up to
  * max_len tokens are written to out[b * max_len ...] (EOS not included) and their count to
- * out_len[b]. out: [batch, max_len]; out_len: [batch]. max_len >= 1. */
+ * out_len[b]; entries past out_len[b] are left as they were. The padding and BOS ids are never
+ * produced. out: [batch, max_len]; out_len: [batch]. max_len >= 1. */
 S2S_API s2s_status s2s_model_greedy_decode(s2s_model *model, const s2s_batch *batch, int max_len,
                                            int32_t *out, int32_t *out_len);
 

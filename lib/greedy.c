@@ -1,5 +1,6 @@
 /* greedy.c - greedy decoding: the training decoder's step, fed its own argmax. */
 #include "model.h"
+#include <float.h>
 #include <stdlib.h>
 
 static s2s_status greedy(s2s_model *m, const s2s_batch *batch, int max_len, int32_t *out, int32_t *out_len)
@@ -18,8 +19,13 @@ static s2s_status greedy(s2s_model *m, const s2s_batch *batch, int max_len, int3
     if (!host)
         return S2S_ERR_OUT_OF_MEMORY;
     int32_t *done = host + B;
-    float *emb, *logits;
+    float *emb, *logits, *banned;
     s2s_status st = s2s_arena_ints(&m->arena, (size_t)B, &ids);
+    /* padding and BOS are never produced: their logits are overwritten with -FLT_MAX */
+    if (st == S2S_OK)
+        st = s2s_arena_floats(&m->arena, 2, &banned);
+    if (st == S2S_OK)
+        st = be->ops->fill(be, banned, 2, -FLT_MAX);
     if (st == S2S_OK)
         st = s2s_arena_floats(&m->arena, (size_t)B * E, &emb);
     if (st == S2S_OK)
@@ -42,6 +48,8 @@ static s2s_status greedy(s2s_model *m, const s2s_batch *batch, int max_len, int3
             st = be->ops->bias_rows(be, logits, B, V, V, m->gen_b.w, NULL);
         if (st == S2S_OK)
             st = be->ops->gemm(be, 0, 1, B, V, H, 1.0f, ds.ht + (size_t)t * B * H, H, m->gen_w.w, H, 1.0f, logits, V);
+        if (st == S2S_OK)
+            st = be->ops->bias_rows(be, logits, B, 2, V, banned, NULL);
         if (st == S2S_OK)
             st = be->ops->argmax(be, ids, logits, B, V);
         if (st == S2S_OK)

@@ -164,6 +164,7 @@ class Seq2Seq(nn.Module):
         for _ in range(max_len + 1):
             ht, state = self.decoder.step(tok, ht, state, mem, valid)
             logits = self.generator(ht)
+            logits[:, :2] = -math.inf  # padding and BOS are never produced
             tok = logits.argmax(dim=1)  # first maximum on ties
             top2 = logits.topk(2, dim=1).values
             for b in range(B):
