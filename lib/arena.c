@@ -37,6 +37,7 @@ static s2s_status arena_bytes(s2s_arena *a, size_t bytes, void **out)
     a->chunk[a->nchunks].size = size;
     a->chunk[a->nchunks].used = bytes;
     a->nchunks++;
+    a->generation++;
     *out = p;
     return S2S_OK;
 }
@@ -80,6 +81,7 @@ void s2s_arena_reset(s2s_arena *a)
             a->chunk[0].base = p;
             a->chunk[0].size = want;
             a->nchunks = 1;
+            a->generation++;
         }
     }
     for (int i = 0; i < a->nchunks; i++)
@@ -91,4 +93,5 @@ void s2s_arena_free(s2s_arena *a)
     for (int i = 0; i < a->nchunks; i++)
         a->be->ops->release(a->be, a->chunk[i].base);
     a->nchunks = 0;
+    a->generation++;
 }

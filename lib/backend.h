@@ -32,6 +32,18 @@ typedef struct s2s_ops {
     s2s_status (*to_host)(s2s_backend *be, void *dst_host, const void *src, size_t bytes);
     s2s_status (*copy)(s2s_backend *be, void *dst, const void *src, size_t bytes);
     s2s_status (*sync)(s2s_backend *be);
+    /* Bytes held now and at most so far: the GPU backend's allocator (live blocks), or the
+     * process's resident set on the CPU (VmRSS, VmHWM). */
+    s2s_status (*mem_stats)(s2s_backend *be, size_t *current, size_t *peak);
+
+    /* ---- graphs (NULL where the device has none) ----------------------------------------
+     * Ops issued between graph_begin and graph_end are recorded, not run; graph_end returns an
+     * executable graph that graph_launch replays with the same pointers and sizes. Ops that
+     * wait for the device (to_host, sync, sum, sumsq) must not be issued while recording. */
+    s2s_status (*graph_begin)(s2s_backend *be);
+    s2s_status (*graph_end)(s2s_backend *be, void **graph);
+    s2s_status (*graph_launch)(s2s_backend *be, void *graph);
+    void (*graph_free)(s2s_backend *be, void *graph);
 
     /* ---- dense ------------------------------------------------------------------- */
     /* x[0..n) = v */

@@ -7,6 +7,7 @@
 #include <cblas.h>
 #include <float.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -44,6 +45,25 @@ static s2s_status cpu_copy(s2s_backend *be, void *dst, const void *src, size_t b
 }
 
 static s2s_status cpu_sync(s2s_backend *be) { return S2S_OK; }
+
+/* VmRSS and VmHWM of /proc/self/status, in bytes. */
+static s2s_status cpu_mem_stats(s2s_backend *be, size_t *current, size_t *peak)
+{
+    *current = *peak = 0;
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f)
+        return S2S_FAIL(S2S_ERR_UNSUPPORTED, "cannot read /proc/self/status for memory statistics");
+    char line[256];
+    unsigned long kb;
+    while (fgets(line, sizeof line, f)) {
+        if (sscanf(line, "VmRSS: %lu kB", &kb) == 1)
+            *current = (size_t)kb * 1024;
+        else if (sscanf(line, "VmHWM: %lu kB", &kb) == 1)
+            *peak = (size_t)kb * 1024;
+    }
+    fclose(f);
+    return S2S_OK;
+}
 
 /* ---- dense ----------------------------------------------------------------------- */
 
@@ -534,6 +554,7 @@ static const s2s_ops cpu_ops = {
     .to_host = cpu_copy,
     .copy = cpu_copy,
     .sync = cpu_sync,
+    .mem_stats = cpu_mem_stats,
     .fill = cpu_fill,
     .gemm = cpu_gemm,
     .bias_rows = cpu_bias_rows,

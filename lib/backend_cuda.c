@@ -83,6 +83,7 @@ typedef struct cuda_backend {
     cu_block *live[CU_LIVE_SLOTS];
     cu_block *spare_records;
     size_t live_bytes, cached_bytes;
+    size_t peak_bytes; /* high-water mark of live_bytes */
     double *red;      /* device: S2S_K_REDUCE_PARTS partials, then the result */
     double *red_host; /* page-locked: the result copied back */
     char name[160];
@@ -179,6 +180,8 @@ static s2s_status cuda_alloc(s2s_backend *be, size_t bytes, void **out)
     r->next = cb->live[s];
     cb->live[s] = r;
     cb->live_bytes += r->bytes;
+    if (cb->live_bytes > cb->peak_bytes)
+        cb->peak_bytes = cb->live_bytes;
     *out = r->ptr;
     return S2S_OK;
 }
@@ -259,6 +262,48 @@ static s2s_status cuda_sync(s2s_backend *be)
     CU_TRY(cudaStreamSynchronize(cu(be)->side));
     CU_TRY(cudaStreamSynchronize(cu(be)->stream));
     return S2S_OK;
+}
+
+static s2s_status cuda_mem_stats(s2s_backend *be, size_t *current, size_t *peak)
+{
+    *current = cu(be)->live_bytes;
+    *peak = cu(be)->peak_bytes;
+    return S2S_OK;
+}
+
+/* ---- graphs ---------------------------------------------------------------------------- */
+
+/* Relaxed capture: allocations made while recording (a workspace arena growing) are allowed;
+ * they happen at once and the graph records only the stream work. */
+static s2s_status cuda_graph_begin(s2s_backend *be)
+{
+    CU_TRY(cudaStreamBeginCapture(cu(be)->stream, cudaStreamCaptureModeRelaxed));
+    return S2S_OK;
+}
+
+static s2s_status cuda_graph_end(s2s_backend *be, void **graph)
+{
+    cudaGraph_t g = NULL;
+    cudaGraphExec_t exec = NULL;
+    *graph = NULL;
+    CU_TRY(cudaStreamEndCapture(cu(be)->stream, &g));
+    cudaError_t e = cudaGraphInstantiate(&exec, g, 0);
+    cudaGraphDestroy(g);
+    CU_TRY(e);
+    *graph = exec;
+    return S2S_OK;
+}
+
+static s2s_status cuda_graph_launch(s2s_backend *be, void *graph)
+{
+    CU_TRY(cudaGraphLaunch((cudaGraphExec_t)graph, cu(be)->stream));
+    return S2S_OK;
+}
+
+static void cuda_graph_free(s2s_backend *be, void *graph)
+{
+    if (graph)
+        cudaGraphExecDestroy((cudaGraphExec_t)graph);
 }
 
 /* ---- dense ----------------------------------------------------------------------------- */
@@ -527,6 +572,11 @@ static const s2s_ops cuda_ops = {
     .to_host = cuda_to_host,
     .copy = cuda_copy,
     .sync = cuda_sync,
+    .mem_stats = cuda_mem_stats,
+    .graph_begin = cuda_graph_begin,
+    .graph_end = cuda_graph_end,
+    .graph_launch = cuda_graph_launch,
+    .graph_free = cuda_graph_free,
     .fill = cuda_fill,
     .gemm = cuda_gemm,
     .bias_rows = cuda_bias_rows,

@@ -1,71 +1,156 @@
-/* greedy.c - greedy decoding: the training decoder's step, fed its own argmax. */
+/* greedy.c - greedy decoding: the training decoder's step, fed its own argmax.
+ *
+ * Steps run in chunks of S2S_DECODE_CHUNK with the token ids kept on the device, so the host
+ * looks at the output once per chunk. Where the backend records graphs (CUDA), each chunk's
+ * fixed sequence of kernels is recorded once per (batch, source length, steps, chunk) and
+ * replayed afterwards: the workspace arena hands out the same addresses for the same shapes,
+ * until its generation changes. */
 #include "model.h"
 #include <float.h>
 #include <stdlib.h>
 
+typedef struct greedy_bufs {
+    int32_t *ids;  /* [T+1, B] device: BOS, then each step's argmax */
+    float *emb;    /* [B, E] */
+    float *logits; /* [B, V] */
+    float *banned; /* [2]: -FLT_MAX for the padding and BOS columns */
+} greedy_bufs;
+
+/* Decoder step t fed ids[t], writing ids[t+1]. */
+static s2s_status greedy_step(s2s_model *m, const s2s_dev_batch *db, const s2s_enc_state *es, s2s_dec_state *ds,
+                              const greedy_bufs *g, int t)
+{
+    s2s_backend *be = m->be;
+    int E = m->cfg.embed, H = m->cfg.hidden, V = m->cfg.tgt_vocab, B = db->B;
+    S2S_TRY(be->ops->embed_fwd(be, g->emb, E, m->tgt_emb.w, g->ids + (size_t)t * B, B, E));
+    S2S_TRY(s2s_rnn_project(be, &m->dec[0], &ds->run[0], g->emb, E, 0, E, t, 1));
+    S2S_TRY(s2s_decoder_step_fwd(m, db, es, ds, t, 0, 0));
+    S2S_TRY(be->ops->bias_rows(be, g->logits, B, V, V, m->gen_b.w, NULL));
+    S2S_TRY(be->ops->gemm(be, 0, 1, B, V, H, 1.0f, ds->ht + (size_t)t * B * H, H, m->gen_w.w, H, 1.0f, g->logits, V));
+    S2S_TRY(be->ops->bias_rows(be, g->logits, B, 2, V, g->banned, NULL));
+    return be->ops->argmax(be, g->ids + (size_t)(t + 1) * B, g->logits, B, V);
+}
+
+static s2s_status run_chunk(s2s_model *m, const s2s_dev_batch *db, const s2s_enc_state *es, s2s_dec_state *ds,
+                            const greedy_bufs *g, int t0, int t1)
+{
+    for (int t = t0; t < t1; t++)
+        S2S_TRY(greedy_step(m, db, es, ds, g, t));
+    return S2S_OK;
+}
+
+static struct s2s_graph_entry *find_graph(s2s_model *m, int B, int S, int T, int chunk)
+{
+    for (int i = 0; i < S2S_GRAPH_CACHE; i++) {
+        struct s2s_graph_entry *e = &m->graphs[i];
+        if (e->graph && e->B == B && e->S == S && e->T == T && e->chunk == chunk &&
+            e->generation == m->arena.generation)
+            return e;
+    }
+    return NULL;
+}
+
+/* Records chunk [t0, t1) into a graph (replacing the oldest entry) and returns it. */
+static s2s_status record_chunk(s2s_model *m, const s2s_dev_batch *db, const s2s_enc_state *es, s2s_dec_state *ds,
+                               const greedy_bufs *g, int t0, int t1, void **graph)
+{
+    s2s_backend *be = m->be;
+    S2S_TRY(be->ops->graph_begin(be));
+    s2s_status st = run_chunk(m, db, es, ds, g, t0, t1);
+    s2s_status end = be->ops->graph_end(be, graph); /* always ends the recording */
+    if (st != S2S_OK) {
+        be->ops->graph_free(be, *graph);
+        *graph = NULL;
+        return st;
+    }
+    S2S_TRY(end);
+    struct s2s_graph_entry *e = &m->graphs[m->graph_next];
+    m->graph_next = (m->graph_next + 1) % S2S_GRAPH_CACHE;
+    be->ops->graph_free(be, e->graph);
+    *e = (struct s2s_graph_entry){db->B, db->S, db->T, t0 / S2S_DECODE_CHUNK, m->arena.generation, *graph};
+    return S2S_OK;
+}
+
+static s2s_status chunk(s2s_model *m, const s2s_dev_batch *db, const s2s_enc_state *es, s2s_dec_state *ds,
+                        const greedy_bufs *g, int t0, int t1)
+{
+    s2s_backend *be = m->be;
+    if (!be->ops->graph_begin)
+        return run_chunk(m, db, es, ds, g, t0, t1);
+    struct s2s_graph_entry *e = find_graph(m, db->B, db->S, db->T, t0 / S2S_DECODE_CHUNK);
+    void *graph = e ? e->graph : NULL;
+    if (!graph)
+        S2S_TRY(record_chunk(m, db, es, ds, g, t0, t1, &graph));
+    return be->ops->graph_launch(be, graph);
+}
+
+void s2s_model_graphs_free(s2s_model *m)
+{
+    for (int i = 0; i < S2S_GRAPH_CACHE; i++) {
+        if (m->graphs[i].graph)
+            m->be->ops->graph_free(m->be, m->graphs[i].graph);
+        m->graphs[i].graph = NULL;
+    }
+}
+
+/* Copies the tokens of steps [t0, t1) out of host ids [.., B], stopping rows at EOS or
+ * max_len; returns the number of rows finished so far. */
+static int collect(const int32_t *host, int B, int t0, int t1, int max_len, int32_t *out, int32_t *out_len,
+                   char *done, int finished)
+{
+    for (int t = t0; t < t1; t++)
+        for (int b = 0; b < B; b++) {
+            if (done[b])
+                continue;
+            int32_t tok = host[(size_t)(t + 1) * B + b];
+            if (tok == S2S_EOS_ID || out_len[b] == max_len) {
+                done[b] = 1;
+                finished++;
+            } else {
+                out[(size_t)b * max_len + out_len[b]++] = tok;
+            }
+        }
+    return finished;
+}
+
 static s2s_status greedy(s2s_model *m, const s2s_batch *batch, int max_len, int32_t *out, int32_t *out_len)
 {
     s2s_backend *be = m->be;
-    int E = m->cfg.embed, H = m->cfg.hidden, V = m->cfg.tgt_vocab;
     s2s_dev_batch db;
     s2s_enc_state es;
     s2s_dec_state ds;
+    greedy_bufs g;
     S2S_TRY(s2s_batch_upload(m, batch, 0, &db));
     int B = db.B, T = max_len + 1; /* max_len tokens, then room for EOS */
     db.T = T;
     S2S_TRY(s2s_encoder_fwd(m, &db, 0, 0, &es));
     S2S_TRY(s2s_decoder_init(m, &es, T, B, 0, &ds));
-    int32_t *ids, *host = s2s_host_alloc(sizeof(int32_t) * (size_t)B * 2, "decoded ids");
-    if (!host)
-        return S2S_ERR_OUT_OF_MEMORY;
-    int32_t *done = host + B;
-    float *emb, *logits, *banned;
-    s2s_status st = s2s_arena_ints(&m->arena, (size_t)B, &ids);
-    /* padding and BOS are never produced: their logits are overwritten with -FLT_MAX */
-    if (st == S2S_OK)
-        st = s2s_arena_floats(&m->arena, 2, &banned);
-    if (st == S2S_OK)
-        st = be->ops->fill(be, banned, 2, -FLT_MAX);
-    if (st == S2S_OK)
-        st = s2s_arena_floats(&m->arena, (size_t)B * E, &emb);
-    if (st == S2S_OK)
-        st = s2s_arena_floats(&m->arena, (size_t)B * V, &logits);
-    for (int b = 0; b < B; b++) {
+    S2S_TRY(s2s_arena_ints(&m->arena, (size_t)(T + 1) * B, &g.ids));
+    S2S_TRY(s2s_arena_floats(&m->arena, (size_t)B * m->cfg.embed, &g.emb));
+    S2S_TRY(s2s_arena_floats(&m->arena, (size_t)B * m->cfg.tgt_vocab, &g.logits));
+    S2S_TRY(s2s_arena_floats(&m->arena, 2, &g.banned));
+    S2S_TRY(be->ops->fill(be, g.banned, 2, -FLT_MAX));
+    int32_t *host = s2s_host_alloc(sizeof(int32_t) * (size_t)(T + 1) * B, "decoded ids");
+    char *done = s2s_host_calloc((size_t)B, 1, "decoding flags");
+    s2s_status st = host && done ? S2S_OK : S2S_ERR_OUT_OF_MEMORY;
+    for (int b = 0; b < B && st == S2S_OK; b++) {
         host[b] = S2S_BOS_ID;
-        done[b] = 0;
         out_len[b] = 0;
     }
     if (st == S2S_OK)
-        st = be->ops->to_device(be, ids, host, sizeof(int32_t) * (size_t)B);
+        st = be->ops->to_device(be, g.ids, host, sizeof(int32_t) * (size_t)B);
     int finished = 0;
-    for (int t = 0; t < T && st == S2S_OK && finished < B; t++) {
-        st = be->ops->embed_fwd(be, emb, E, m->tgt_emb.w, ids, B, E);
+    for (int t0 = 0; t0 < T && st == S2S_OK && finished < B; t0 += S2S_DECODE_CHUNK) {
+        int t1 = t0 + S2S_DECODE_CHUNK < T ? t0 + S2S_DECODE_CHUNK : T;
+        st = chunk(m, &db, &es, &ds, &g, t0, t1);
         if (st == S2S_OK)
-            st = s2s_rnn_project(be, &m->dec[0], &ds.run[0], emb, E, 0, E, t, 1);
+            st = be->ops->to_host(be, host + (size_t)(t0 + 1) * B, g.ids + (size_t)(t0 + 1) * B,
+                                  sizeof(int32_t) * (size_t)(t1 - t0) * B);
         if (st == S2S_OK)
-            st = s2s_decoder_step_fwd(m, &db, &es, &ds, t, 0, 0);
-        if (st == S2S_OK)
-            st = be->ops->bias_rows(be, logits, B, V, V, m->gen_b.w, NULL);
-        if (st == S2S_OK)
-            st = be->ops->gemm(be, 0, 1, B, V, H, 1.0f, ds.ht + (size_t)t * B * H, H, m->gen_w.w, H, 1.0f, logits, V);
-        if (st == S2S_OK)
-            st = be->ops->bias_rows(be, logits, B, 2, V, banned, NULL);
-        if (st == S2S_OK)
-            st = be->ops->argmax(be, ids, logits, B, V);
-        if (st == S2S_OK)
-            st = be->ops->to_host(be, host, ids, sizeof(int32_t) * (size_t)B);
-        for (int b = 0; b < B && st == S2S_OK; b++) {
-            if (done[b])
-                continue;
-            if (host[b] == S2S_EOS_ID || out_len[b] == max_len) {
-                done[b] = 1;
-                finished++;
-            } else {
-                out[(size_t)b * max_len + out_len[b]++] = host[b];
-            }
-        }
+            finished = collect(host, B, t0, t1, max_len, out, out_len, done, finished);
     }
     free(host);
+    free(done);
     return st;
 }
 

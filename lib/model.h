@@ -17,6 +17,8 @@
 #include "nn.h"
 
 #define S2S_MAX_LAYERS 16
+#define S2S_GRAPH_CACHE 64
+#define S2S_DECODE_CHUNK 8 /* greedy decoder steps recorded per graph */
 
 /* Dropout sites: with the training step and an index they key each mask (nn.h). */
 enum { SITE_ENC_EMB = 1, SITE_DEC_EMB = 2, SITE_GEN = 3, SITE_ENC_LAYER = 8, SITE_DEC_LAYER = 32 };
@@ -34,6 +36,13 @@ struct s2s_model {
     s2s_rnn_w enc[S2S_MAX_LAYERS][2];
     s2s_rnn_w dec[S2S_MAX_LAYERS];
     s2s_arena arena;
+    /* Recorded decoder chunks for replay (GPU): keyed by shape, chunk and arena generation. */
+    struct s2s_graph_entry {
+        int B, S, T, chunk;
+        unsigned generation;
+        void *graph;
+    } graphs[S2S_GRAPH_CACHE];
+    int graph_next; /* round-robin slot to replace */
 };
 
 /* Token ids of a batch, time-major, on the device. */
@@ -91,6 +100,9 @@ s2s_status s2s_decoder_bwd(s2s_model *m, const s2s_dev_batch *db, const s2s_enc_
  * gradient at the generator input (before its dropout) scaled by 1/ntokens. */
 s2s_status s2s_generator_loss(s2s_model *m, const float *ht, const int32_t *tgt, int N, int ntokens, float smoothing,
                               int train, uint64_t step, int grad, double *loss_sum, float *dht);
+
+/* Frees every recorded graph (model teardown). */
+void s2s_model_graphs_free(s2s_model *m);
 
 /* Whether dropout is active for this pass. */
 static inline int s2s_dropout_on(const s2s_model *m, int train) { return train && m->cfg.dropout > 0.0f; }

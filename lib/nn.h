@@ -15,7 +15,9 @@ typedef struct s2s_arena {
     s2s_backend *be;
     struct { char *base; size_t size, used; } chunk[S2S_ARENA_MAX_CHUNKS];
     int nchunks;
-    size_t high_water; /* bytes used by the largest batch so far */
+    size_t high_water;   /* bytes used by the largest batch so far */
+    unsigned generation; /* changes whenever chunks are added or freed: addresses handed out
+                            before then are not handed out again (graph replay depends on it) */
 } s2s_arena;
 
 void s2s_arena_init(s2s_arena *a, s2s_backend *be);

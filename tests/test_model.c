@@ -2,6 +2,7 @@
  * differences for every cell, attention type and direction setting (dropout and label
  * smoothing on), and learning the reverse task with greedy decoding. */
 #include "seq2seq.h"
+#include "reverse_task.h"
 #include "test_util.h"
 #include <string.h>
 
@@ -103,80 +104,18 @@ Test(model_fd, gru_bidir_general_dropout) { model_fd(S2S_CELL_GRU, 1, 1, S2S_ATT
 Test(model_fd, rnn_bidir_no_attention) { model_fd(S2S_CELL_RNN_TANH, 1, 1, S2S_ATTN_NONE, 0.0f, 0.0f); }
 Test(model_fd, lstm_no_attention_two_layers) { model_fd(S2S_CELL_LSTM, 2, 0, S2S_ATTN_NONE, 0.1f, 0.0f); }
 
-/* ---- learning: reverse a random sequence --------------------------------------------------- */
-enum { RV_VOCAB = 20, RV_MIN = 5, RV_MAX = 12, RV_B = 64 };
-
-static void reverse_batch(uint64_t *s, int32_t *src, int32_t *len, int32_t *tgt)
-{
-    for (int b = 0; b < RV_B; b++) {
-        int n = RV_MIN + (int)(tu_next(s) % (RV_MAX - RV_MIN + 1));
-        len[b] = n;
-        for (int i = 0; i < RV_MAX; i++)
-            src[b * RV_MAX + i] = tgt[b * RV_MAX + i] = 0;
-        for (int i = 0; i < n; i++)
-            src[b * RV_MAX + i] = 4 + (int)(tu_next(s) % RV_VOCAB);
-        for (int i = 0; i < n; i++)
-            tgt[b * RV_MAX + i] = src[b * RV_MAX + n - 1 - i];
-    }
-}
-
-/* Trains `steps` steps from seed; fills curve[steps] with the losses; returns the exact-match
- * accuracy of greedy decoding on 256 held-out sequences. */
-static double train_reverse(uint64_t seed, int steps, float *curve)
-{
-    s2s_context *ctx = cpu_ctx(seed);
-    s2s_model_config c = s2s_model_config_default();
-    c.hidden = 64;
-    c.embed = 32;
-    c.dropout = 0.0f;
-    c.attention = S2S_ATTN_DOT;
-    c.src_vocab = c.tgt_vocab = 4 + RV_VOCAB;
-    s2s_model *m = NULL;
-    s2s_optimizer *opt = NULL;
-    cr_assert_eq(s2s_model_create(ctx, &c, &m), S2S_OK, "%s", s2s_last_error());
-    s2s_optimizer_options oo = s2s_optimizer_options_default();
-    oo.lr = 3e-3f;
-    cr_assert_eq(s2s_optimizer_create(m, &oo, &opt), S2S_OK);
-    int32_t src[RV_B * RV_MAX], len[RV_B], tgt[RV_B * RV_MAX];
-    uint64_t data = seed * 31 + 7;
-    for (int step = 0; step < steps; step++) {
-        reverse_batch(&data, src, len, tgt);
-        s2s_batch b = {RV_B, RV_MAX, RV_MAX, src, len, tgt, len};
-        s2s_loss_options lo = s2s_loss_options_default();
-        lo.step = (uint64_t)step;
-        cr_assert_eq(s2s_model_forward_backward(m, &b, &lo, &curve[step], NULL), S2S_OK, "%s", s2s_last_error());
-        cr_assert_eq(s2s_optimizer_step(opt, 0, NULL), S2S_OK, "%s", s2s_last_error());
-    }
-    uint64_t held = 0xABCDEF; /* a different stream from training */
-    int right = 0, total = 0;
-    for (int k = 0; k < 4; k++) {
-        reverse_batch(&held, src, len, tgt);
-        s2s_batch b = {RV_B, RV_MAX, 0, src, len, NULL, NULL};
-        int32_t out[RV_B * (RV_MAX + 4)], out_len[RV_B];
-        cr_assert_eq(s2s_model_greedy_decode(m, &b, RV_MAX + 4, out, out_len), S2S_OK, "%s", s2s_last_error());
-        for (int i = 0; i < RV_B; i++) {
-            int ok = out_len[i] == len[i];
-            for (int j = 0; ok && j < len[i]; j++)
-                ok = out[i * (RV_MAX + 4) + j] == tgt[i * RV_MAX + j];
-            right += ok;
-            total++;
-        }
-    }
-    s2s_optimizer_free(opt);
-    s2s_model_free(m);
-    s2s_context_free(ctx);
-    return (double)right / total;
-}
-
+/* ---- learning: reverse a random sequence (tests/reverse_task.h) ---------------------------- */
 Test(learning, reverse_task_reaches_99_percent_and_repeats_bit_for_bit, .timeout = 240)
 {
-    enum { STEPS = 700 };
+    enum { STEPS = 900 };
     static float a[STEPS], b[STEPS];
-    double acc = train_reverse(5, STEPS, a);
-    cr_log_info("reverse task: exact match %.4f after %d steps, final loss %.4f", acc, STEPS, a[STEPS - 1]);
-    cr_assert_geq(acc, 0.99, "exact-match accuracy %.4f < 0.99 (final loss %.4f)", acc, a[STEPS - 1]);
-    train_reverse(5, 60, b);
+    rv_result r = rv_train(S2S_DEVICE_CPU, 5, STEPS, a);
+    cr_log_info("reverse task: exact match %.4f after %d steps, final loss %.4f", r.accuracy, STEPS, a[STEPS - 1]);
+    cr_assert_geq(r.accuracy, 0.99, "exact-match accuracy %.4f < 0.99 (final loss %.4f)", r.accuracy, a[STEPS - 1]);
+    rv_result r2 = rv_train(S2S_DEVICE_CPU, 5, 60, b);
     for (int i = 0; i < 60; i++)
         cr_assert_eq(memcmp(&a[i], &b[i], sizeof(float)), 0, "loss curves differ at step %d: %.9g vs %.9g", i, a[i],
                      b[i]);
+    free(r.weights);
+    free(r2.weights);
 }
