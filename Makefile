@@ -52,7 +52,7 @@ NVFLAGS  := -O3 -std=c++17 -Iinclude -Ilib -Ikernels -Xcompiler -fPIC,-fvisibili
 OBJ      := $(LIB_C:%.c=$(BUILD)/obj/%.o) $(CU_SRC:%.cu=$(BUILD)/obj/%.o)
 LIB_SO   := $(BUILD)/libseq2seq.so
 LIB_A    := $(BUILD)/libseq2seq.a
-APPS     := $(patsubst apps/%.c,$(BUILD)/%,$(wildcard apps/*.c))
+APPS     := $(patsubst apps/%.c,$(BUILD)/%,$(wildcard apps/*.c)) $(patsubst bench/%.c,$(BUILD)/%,$(wildcard bench/*.c))
 TEST_C   := $(wildcard tests/*.c)
 TEST_BIN := $(BUILD)/tests/test_suite
 
@@ -83,6 +83,8 @@ $(LIB_A): $(OBJ)
 
 apps: $(APPS)
 $(BUILD)/%: apps/%.c $(LIB_SO) include/seq2seq.h
+	$(CC) $(CFLAGS) $< -o $@ -L$(BUILD) -lseq2seq -Wl,-rpath,'$$ORIGIN' $(LDFLAGS)
+$(BUILD)/%: bench/%.c $(LIB_SO) include/seq2seq.h
 	$(CC) $(CFLAGS) $< -o $@ -L$(BUILD) -lseq2seq -Wl,-rpath,'$$ORIGIN' $(LDFLAGS)
 
 $(TEST_BIN): $(TEST_C) $(wildcard tests/*.h) $(LIB_A)

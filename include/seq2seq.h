@@ -107,6 +107,9 @@ S2S_API void s2s_context_free(s2s_context *ctx);
 /* The device the context actually runs on (never S2S_DEVICE_AUTO). */
 S2S_API s2s_device s2s_context_device(const s2s_context *ctx);
 
+/* Waits until all work queued on the context's device has finished (a no-op on the CPU). */
+S2S_API s2s_status s2s_context_sync(s2s_context *ctx);
+
 /* Human-readable description of the device ("CPU (2 threads, OpenBLAS)", "NVIDIA H100 ..."). */
 S2S_API const char *s2s_context_device_name(const s2s_context *ctx);
 
@@ -266,6 +269,43 @@ S2S_API s2s_status s2s_tagger_train_step(s2s_tagger *tg, const int32_t *in, cons
 
 /* Probabilities of every output symbol at every position: probs is [batch, len, vocab_out]. */
 S2S_API s2s_status s2s_tagger_predict(s2s_tagger *tg, const int32_t *in, int batch, int len, float *probs);
+
+/* ---- benchmarking ---------------------------------------------------------------------- */
+
+typedef enum s2s_rnn_impl {
+    S2S_RNN_IMPL_FUSED = 0, /* this library's kernels (one GEMM + one fused kernel per step) */
+    S2S_RNN_IMPL_CUDNN      /* cuDNN's RNN API (GPU builds with cuDNN only) */
+} s2s_rnn_impl;
+
+typedef struct s2s_bench_rnn_options {
+    s2s_cell cell;      /* LSTM or GRU; default LSTM */
+    int T, B, I, H;     /* steps, batch, input size, hidden size; default 100, 64, 512, 512 */
+    int layers;         /* default 1 */
+    int bidirectional;  /* default 0 */
+    int backward;       /* 0: forward only (inference); 1: forward + backward; default 0 */
+    int warmup, reps;   /* untimed and timed repetitions; default 3, 20 */
+    s2s_rnn_impl impl;  /* default FUSED */
+    int cudnn_algo;     /* cuDNN: 0 standard, 1 persist static, 2 persist dynamic, -1 = best of
+                           those that run (default) */
+} s2s_bench_rnn_options;
+
+typedef struct s2s_bench_result {
+    double median_ms, min_ms; /* per repetition, timed after a device synchronisation */
+    size_t peak_bytes;        /* device allocator's high-water mark (GPU) or VmHWM (CPU) */
+    int cudnn_algo;           /* the algorithm measured (cuDNN) or -1 */
+    char note[160];           /* why an algorithm was skipped, or "" */
+} s2s_bench_result;
+
+S2S_API s2s_bench_rnn_options s2s_bench_rnn_options_default(void);
+
+/* Times a recurrent layer stack on random data on the context's device: forward (and
+ * backward with weight gradients when o->backward). Inputs and weights are drawn once from
+ * the context seed; only the layer computation is timed. */
+S2S_API s2s_status s2s_bench_rnn(s2s_context *ctx, const s2s_bench_rnn_options *o, s2s_bench_result *r);
+
+/* Times C[m,n] = A[m,k] B[k,n] on the context's device (OpenBLAS or cuBLAS, at the context's
+ * precision): the ceiling the recurrent layers are measured against. */
+S2S_API s2s_status s2s_bench_gemm(s2s_context *ctx, int m, int n, int k, int reps, s2s_bench_result *r);
 
 #ifdef __cplusplus
 }

@@ -17,6 +17,7 @@
  * for layer wavefronts) must be ordered with `stream` through the events before its blocks are
  * released. */
 #include "internal.h"
+#include "bench.h"
 #include "launchers.cuh"
 #include <cublas_v2.h>
 #include <cuda_runtime_api.h>
@@ -263,6 +264,8 @@ static s2s_status cuda_sync(s2s_backend *be)
     CU_TRY(cudaStreamSynchronize(cu(be)->stream));
     return S2S_OK;
 }
+
+void *s2s_cuda_stream_of(s2s_backend *be) { return cu(be)->stream; }
 
 static s2s_status cuda_mem_stats(s2s_backend *be, size_t *current, size_t *peak)
 {

@@ -106,6 +106,13 @@ S2S_API void s2s_context_free(s2s_context *ctx)
     free(ctx);
 }
 
+S2S_API s2s_status s2s_context_sync(s2s_context *ctx)
+{
+    if (!ctx)
+        return S2S_FAIL(S2S_ERR_INVALID_ARG, "s2s_context_sync: ctx is NULL");
+    return ctx->be->ops->sync(ctx->be);
+}
+
 S2S_API s2s_device s2s_context_device(const s2s_context *ctx) { return ctx ? ctx->device : S2S_DEVICE_CPU; }
 
 S2S_API const char *s2s_context_device_name(const s2s_context *ctx) { return ctx ? ctx->device_name : ""; }

@@ -16,15 +16,6 @@ static s2s_status maybe_dropout(s2s_model *m, int train, const float *x, size_t 
     return OPS->dropout(m->be, *y, x, n, m->cfg.dropout, m->ctx->opts.seed, s2s_dropout_stream(step, site, index));
 }
 
-/* Concatenates the two directions' [rows, Hd] blocks into [rows, 2Hd]. */
-static s2s_status concat_dirs(s2s_model *m, const float *a, const float *b, int rows, float **out)
-{
-    int Hd = m->Hd;
-    S2S_TRY(s2s_arena_floats(&m->arena, (size_t)rows * 2 * Hd, out));
-    S2S_TRY(OPS->axpby2d(m->be, *out, 2 * Hd, a, Hd, rows, Hd, 1.0f, 0.0f));
-    return OPS->axpby2d(m->be, *out + Hd, 2 * Hd, b, Hd, rows, Hd, 1.0f, 0.0f);
-}
-
 s2s_status s2s_encoder_fwd(s2s_model *m, const s2s_dev_batch *db, int train, uint64_t step, s2s_enc_state *es)
 {
     int S = db->S, B = db->B, E = m->cfg.embed, H = m->cfg.hidden, L = m->cfg.layers;
@@ -46,11 +37,11 @@ s2s_status s2s_encoder_fwd(s2s_model *m, const s2s_dev_batch *db, int train, uin
             S2S_TRY(s2s_rnn_seq_fwd(m->be, w, r));
         }
         if (m->dirs == 2) {
-            S2S_TRY(concat_dirs(m, es->run[l][0].y, es->run[l][1].y, (int)SB, &es->out[l]));
-            S2S_TRY(concat_dirs(m, s2s_rnn_h_final(&es->run[l][0]), s2s_rnn_h_final(&es->run[l][1]), B, &es->hfin[l]));
+            S2S_TRY(s2s_concat_dirs(&m->arena, m->be, m->Hd, es->run[l][0].y, es->run[l][1].y, (int)SB, &es->out[l]));
+            S2S_TRY(s2s_concat_dirs(&m->arena, m->be, m->Hd, s2s_rnn_h_final(&es->run[l][0]), s2s_rnn_h_final(&es->run[l][1]), B, &es->hfin[l]));
             es->cfin[l] = NULL;
             if (m->cfg.cell == S2S_CELL_LSTM)
-                S2S_TRY(concat_dirs(m, s2s_rnn_c_final(&es->run[l][0]), s2s_rnn_c_final(&es->run[l][1]), B,
+                S2S_TRY(s2s_concat_dirs(&m->arena, m->be, m->Hd, s2s_rnn_c_final(&es->run[l][0]), s2s_rnn_c_final(&es->run[l][1]), B,
                                     &es->cfin[l]));
         } else {
             es->out[l] = es->run[l][0].y;
@@ -67,20 +58,6 @@ s2s_status s2s_encoder_fwd(s2s_model *m, const s2s_dev_batch *db, int train, uin
         S2S_TRY(OPS->gemm(m->be, 0, 0, (int)SB, H, H, 1.0f, es->out[L - 1], H, m->attn_in.w, H, 0.0f, es->keys, H));
     }
     return S2S_OK;
-}
-
-/* Splits [rows, 2Hd] into the two directions' contiguous [rows, Hd] blocks. */
-static s2s_status split_dirs(s2s_model *m, const float *x, int rows, float **a, float **b)
-{
-    int Hd = m->Hd;
-    if (!x) {
-        *a = *b = NULL;
-        return S2S_OK;
-    }
-    S2S_TRY(s2s_arena_floats(&m->arena, (size_t)rows * Hd, a));
-    S2S_TRY(s2s_arena_floats(&m->arena, (size_t)rows * Hd, b));
-    S2S_TRY(OPS->axpby2d(m->be, *a, Hd, x, 2 * Hd, rows, Hd, 1.0f, 0.0f));
-    return OPS->axpby2d(m->be, *b, Hd, x + Hd, 2 * Hd, rows, Hd, 1.0f, 0.0f);
 }
 
 s2s_status s2s_encoder_bwd(s2s_model *m, const s2s_dev_batch *db, s2s_enc_state *es, float *dkeys, float *dout,
@@ -103,9 +80,9 @@ s2s_status s2s_encoder_bwd(s2s_model *m, const s2s_dev_batch *db, s2s_enc_state 
         float *dyd[2], *dhd[2], *dcd[2], *dx;
         const float *dh = dhfin ? dhfin[l] : NULL, *dc = dcfin ? dcfin[l] : NULL;
         if (m->dirs == 2) {
-            S2S_TRY(split_dirs(m, dy, SB, &dyd[0], &dyd[1]));
-            S2S_TRY(split_dirs(m, dh, B, &dhd[0], &dhd[1]));
-            S2S_TRY(split_dirs(m, dc, B, &dcd[0], &dcd[1]));
+            S2S_TRY(s2s_split_dirs(&m->arena, m->be, m->Hd, dy, SB, &dyd[0], &dyd[1]));
+            S2S_TRY(s2s_split_dirs(&m->arena, m->be, m->Hd, dh, B, &dhd[0], &dhd[1]));
+            S2S_TRY(s2s_split_dirs(&m->arena, m->be, m->Hd, dc, B, &dcd[0], &dcd[1]));
         } else {
             dyd[0] = dy;
             dhd[0] = (float *)dh;

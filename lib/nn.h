@@ -137,6 +137,12 @@ s2s_status s2s_rnn_seq_bwd(s2s_backend *be, const s2s_rnn_w *w, const s2s_rnn_ru
                            const float *dy);
 /* dh0/dc0 after backward are g->dh / g->dc. */
 
+/* Bidirectional layers: [rows, Hd] blocks of the two directions to and from [rows, 2Hd]
+ * (forward first), in new arena buffers. split_dirs of NULL gives two NULLs. */
+s2s_status s2s_concat_dirs(s2s_arena *ar, s2s_backend *be, int Hd, const float *a, const float *b, int rows,
+                           float **out);
+s2s_status s2s_split_dirs(s2s_arena *ar, s2s_backend *be, int Hd, const float *x, int rows, float **a, float **b);
+
 /* Dropout stream for (training step, site, index): distinct for every call in a step. */
 static inline uint64_t s2s_dropout_stream(uint64_t step, int site, int index)
 {

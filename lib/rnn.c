@@ -209,3 +209,23 @@ s2s_status s2s_rnn_input_grad(s2s_backend *be, const s2s_rnn_w *w, const s2s_rnn
     return be->ops->gemm(be, 0, 0, r->T * r->B, ncols, GH(w), 1.0f, g->dpre, GH(w), w->w_ih.w + col0, w->in, beta,
                          dx + col0, ldx);
 }
+
+s2s_status s2s_concat_dirs(s2s_arena *ar, s2s_backend *be, int Hd, const float *a, const float *b, int rows,
+                           float **out)
+{
+    S2S_TRY(s2s_arena_floats(ar, (size_t)rows * 2 * Hd, out));
+    S2S_TRY(be->ops->axpby2d(be, *out, 2 * Hd, a, Hd, rows, Hd, 1.0f, 0.0f));
+    return be->ops->axpby2d(be, *out + Hd, 2 * Hd, b, Hd, rows, Hd, 1.0f, 0.0f);
+}
+
+s2s_status s2s_split_dirs(s2s_arena *ar, s2s_backend *be, int Hd, const float *x, int rows, float **a, float **b)
+{
+    if (!x) {
+        *a = *b = NULL;
+        return S2S_OK;
+    }
+    S2S_TRY(s2s_arena_floats(ar, (size_t)rows * Hd, a));
+    S2S_TRY(s2s_arena_floats(ar, (size_t)rows * Hd, b));
+    S2S_TRY(be->ops->axpby2d(be, *a, Hd, x, 2 * Hd, rows, Hd, 1.0f, 0.0f));
+    return be->ops->axpby2d(be, *b, Hd, x + Hd, 2 * Hd, rows, Hd, 1.0f, 0.0f);
+}

@@ -220,6 +220,8 @@ Test(api, hello_rnn_learns_hell_to_ello, .timeout = 60)
 Test(api, installed_copy_builds_with_pkg_config, .timeout = 120)
 {
     char dir[] = "/tmp/s2s-install-XXXXXX", cmd[2048], out[8192];
+    if (run("command -v pkg-config", out, sizeof out) != 0)
+        cr_skip_test("pkg-config is not installed (scripts/install-deps.sh installs it)");
     cr_assert_not_null(mkdtemp(dir));
     snprintf(cmd, sizeof cmd, "%s/use.c", dir);
     FILE *f = fopen(cmd, "w");

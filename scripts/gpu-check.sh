@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# gpu-check.sh OUTDIR - everything that needs a real NVIDIA GPU, in one run (about 6 minutes
+# on an H100):
+#   1. build for sm_90 (make CUDA_ARCH=90), with OpenBLAS and Criterion from
+#      .deps/gpu-deps.tar.xz when the machine lacks them (scripts/gpu-deps.sh makes it) and
+#      cuDNN from the toolkit or PyTorch's wheels; a build carried in build-gpu-prebuilt/
+#      (make CUDA_ARCH=90 CUDNN=0 BUILD=build-gpu-prebuilt) is the fallback if the build fails;
+#   2. the whole test suite with the GPU tests active;
+#   3. compute-sanitizer memcheck and racecheck on the GPU tests;
+#   4. bench/compare.sh --device cuda: our LSTM against cuDNN and PyTorch, the whole model
+#      against PyTorch eager, with the cuBLAS GEMM rate as the ceiling;
+#   5. a short table, printed last and written to OUTDIR/summary.md.
+# Every stage has a time limit and the script goes on after a failing stage; the summary says
+# which stages failed. Logs go to OUTDIR.
+set -uo pipefail
+out=${1:?usage: scripts/gpu-check.sh OUTDIR}
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+cd "$(dirname "$0")/.."
+start=$(date +%s)
+deadline=${GPU_CHECK_SECONDS:-520} # the whole run; each stage's limit is cut to what is left
+declare -A status
+stage() { # stage NAME LOG SECONDS COMMAND...: runs with a limit, appends to OUTDIR/LOG.log
+  local name=$1 log=$2 limit=$3; shift 3
+  local t0=$(date +%s) left=$(( deadline - ($(date +%s) - start) - 15 ))
+  [ "$left" -lt "$limit" ] && limit=$left
+  if [ "$limit" -lt 10 ]; then status[$name]="skipped: the run's time budget is spent"; echo "== $name: skipped"; return 1; fi
+  echo "== $name: $*" >>"$out/$log.log"
+  timeout --kill-after=5 "$limit" "$@" >>"$out/$log.log" 2>&1
+  local rc=$?
+  status[$name]="rc=$rc in $(( $(date +%s) - t0 ))s"
+  echo "== $name: ${status[$name]}"
+  return $rc
+}
+
+gpu=$(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1 | head -1)
+echo "GPU: $gpu; nvcc: $(nvcc --version 2>/dev/null | tail -1)"
+
+# --- dependencies: what the machine lacks comes from the carried archive ---
+deps=/tmp/s2s-deps
+if [ -f .deps/gpu-deps.tar.xz ] && ! echo '#include <criterion/criterion.h>' | cc -E - >/dev/null 2>&1; then
+  mkdir -p "$deps" && tar -C "$deps" -xJf .deps/gpu-deps.tar.xz
+  export CPATH="$deps/include${CPATH:+:$CPATH}" LIBRARY_PATH="$deps/lib${LIBRARY_PATH:+:$LIBRARY_PATH}"
+  export LD_LIBRARY_PATH="$deps/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+fi
+
+# cuDNN: the toolkit's, or else the one PyTorch's wheels bring (headers and library)
+cuda_home=${CUDA_HOME:-/usr/local/cuda}
+cudnn=0
+if ls "$cuda_home"/lib64/libcudnn.so >/dev/null 2>&1 || ldconfig -p 2>/dev/null | grep -q 'libcudnn\.so '; then
+  cudnn=1
+else
+  d=$(env -u LD_LIBRARY_PATH python3 -c 'import nvidia.cudnn as m; print(list(m.__path__)[0])' 2>/dev/null)
+  if [ -n "$d" ] && [ -f "$d/include/cudnn.h" ] && ls "$d"/lib/libcudnn.so.* >/dev/null 2>&1; then
+    mkdir -p /tmp/s2s-cudnn && ln -sf "$(ls "$d"/lib/libcudnn.so.[0-9]* | head -1)" /tmp/s2s-cudnn/libcudnn.so
+    export CPATH="$d/include${CPATH:+:$CPATH}" LIBRARY_PATH="/tmp/s2s-cudnn:$d/lib${LIBRARY_PATH:+:$LIBRARY_PATH}"
+    export LD_LIBRARY_PATH="$d/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+    cudnn=1
+  fi
+fi
+echo "cuDNN for the build: $cudnn ${d:-}"
+
+# --- 1. build ---
+B=build-gpu
+if ! stage build build 150 make -j"$(nproc)" CUDA=1 CUDNN=$cudnn CUDA_ARCH=90 BUILD=$B all $B/tests/test_suite; then
+  if [ -x build-gpu-prebuilt/tests/test_suite ]; then
+    B=build-gpu-prebuilt
+    echo "build failed (see build.log): using the carried build $B"
+  fi
+fi
+
+# --- 2. the whole suite, GPU tests active ---
+stage tests tests 120 "$B/tests/test_suite" -j8 --verbose
+tests_line=$(grep -a "Synthesis" "$out/tests.log" | tail -1)
+gpu_skips=$(grep -a -c -E "^\[SKIP\] (cuda_|golden_cuda)" "$out/tests.log")
+
+command -v compute-sanitizer >/dev/null || export PATH="$PATH:${CUDA_HOME:-/usr/local/cuda}/bin"
+
+# --- 3. sanitizers on the GPU tests (the 300-step training test is left out: too slow) ---
+san_filter='@(cuda_parity|golden_cuda)/*'
+stage memcheck sanitizers 90 compute-sanitizer --tool memcheck --target-processes all --error-exitcode 9 \
+  "$B/tests/test_suite" -j1 --filter "$san_filter"
+stage memcheck_model sanitizers 45 compute-sanitizer --tool memcheck --target-processes all --error-exitcode 9 \
+  "$B/tests/test_suite" -j1 --filter 'cuda_model/@(step_lstm_bidir_general_fp32|greedy_graph_replay_is_exact)'
+stage racecheck sanitizers 60 compute-sanitizer --tool racecheck --target-processes all --error-exitcode 9 \
+  "$B/tests/test_suite" -j1 --filter "$san_filter"
+
+# --- 4. benchmarks ---
+stage bench bench 170 bench/compare.sh --device cuda --quick --build "$B" --out "$out/bench"
+for f in "$out"/bench/*; do [ -f "$f" ] && mv "$f" "$out/bench-$(basename "$f")"; done
+rmdir "$out/bench" 2>/dev/null
+
+# --- 5. summary ---
+{
+  echo "# GPU check: $gpu, $(date -u +%Y-%m-%d)"
+  echo
+  echo "| stage | result |"
+  echo "|---|---|"
+  for s in build tests memcheck memcheck_model racecheck bench; do echo "| $s | ${status[$s]:-not run} |"; done
+  echo
+  echo "- test suite (build $B): ${tests_line:-no synthesis line}; GPU tests skipped: $gpu_skips"
+  echo "- sanitizers (memcheck, racecheck): $(grep -a -E "ERROR SUMMARY|RACECHECK SUMMARY" "$out/sanitizers.log" |
+    sort | uniq -c | tr -s ' ' | paste -sd';' -)"
+  grep -a -h "^\[FAIL\]\|Assertion Failed" "$out/tests.log" | head -20 | sed 's/^/    /'
+  echo
+  md=$(ls "$out"/bench-*.md 2>/dev/null | head -1)
+  [ -n "$md" ] && cat "$md"
+  echo
+  echo "total: $(( $(date +%s) - start ))s"
+} >"$out/summary.md"
+cat "$out/summary.md"
