@@ -70,6 +70,7 @@ if ! stage build build 150 make -j"$(nproc)" CUDA=1 CUDNN=$cudnn CUDA_ARCH=90 BU
 fi
 
 # --- 2. the whole suite, GPU tests active ---
+export S2S_BUILD=$B
 stage tests tests 120 "$B/tests/test_suite" -j8 --verbose
 tests_line=$(grep -a "Synthesis" "$out/tests.log" | tail -1)
 gpu_skips=$(grep -a -c -E "^\[SKIP\] (cuda_|golden_cuda)" "$out/tests.log")
