@@ -137,7 +137,7 @@ extern "C" cudaError_t s2s_k_attn_bwd(int S, int B, int H, const float *keys, co
         return cudaSuccess;
     if (S > S2S_K_ATTN_MAX_S)
         return cudaErrorInvalidValue;
-    const size_t smem = 2 * (size_t)S * sizeof(float);
+    const size_t smem = (2 * (size_t)S + 4) * sizeof(float); /* + 4: room for loads ahead, as in attn_fwd */
     if (H % 4 == 0 && aligned16(keys) && aligned16(vals) && aligned16(dctx) && aligned16(dkeys) &&
         aligned16(dvals))
         attn_bwd_kernel<true><<<B, ATTN_THREADS, smem, st>>>(S, B, H, keys, vals, q, alpha, dctx, src_len, dq, dkeys,

@@ -114,7 +114,9 @@ extern "C" cudaError_t s2s_k_attn_fwd(int S, int B, int H, const float *keys, co
         return cudaSuccess;
     if (S > S2S_K_ATTN_MAX_S)
         return cudaErrorInvalidValue;
-    const size_t smem = (size_t)S * sizeof(float);
+    /* + 4 floats: the unrolled context loop loads the next scores ahead of the loop test, and
+     * compute-sanitizer flagged that read past sc[S-1] (values it never uses) */
+    const size_t smem = ((size_t)S + 4) * sizeof(float);
     if (H % 4 == 0 && aligned16(keys) && aligned16(vals) && aligned16(q) && aligned16(ctx))
         attn_fwd_kernel<true><<<B, ATTN_THREADS, smem, st>>>(S, B, H, keys, vals, q, src_len, alpha, ctx);
     else
