@@ -18,6 +18,9 @@ endif
 
 HAVE_OPENBLAS := $(shell pkg-config --exists openblas 2>/dev/null && echo 1 || (test -f /usr/include/x86_64-linux-gnu/cblas.h -o -f /usr/include/cblas.h && echo 1 || echo 0))
 HAVE_CRITERION := $(shell pkg-config --exists criterion 2>/dev/null && echo 1 || echo 0)
+HAVE_SPM := $(shell test -f /usr/include/sentencepiece_processor.h && echo 1 || echo 0)
+HAVE_CJSON := $(shell test -f /usr/include/cjson/cJSON.h && echo 1 || echo 0)
+HAVE_ZLIB := $(shell test -f /usr/include/zlib.h && echo 1 || echo 0)
 HAVE_CUDNN_H := $(shell test -f $(CUDA_HOME)/include/cudnn.h -o -f /usr/include/cudnn.h -o -f /usr/include/x86_64-linux-gnu/cudnn.h && echo 1 || echo 0)
 ifeq ($(CUDA),1)
   CUDNN ?= $(HAVE_CUDNN_H)
@@ -28,9 +31,13 @@ endif
 WARN     := -Wall -Wextra -Wshadow -Wno-unused-parameter
 CFLAGS   ?= -O2 -g
 CFLAGS   += -std=c11 -D_GNU_SOURCE $(WARN) -fPIC -fvisibility=hidden -fopenmp -Iinclude -Ilib -Ikernels
-LDLIBS   := -lopenblas -lm -lgomp
+CXX      ?= c++
+CXXFLAGS ?= -O2 -g
+CXXFLAGS += -std=c++17 -Wall -Wextra -fPIC -fvisibility=hidden -Iinclude -Ilib
+LDLIBS   := -lsentencepiece -lcjson -lz -lopenblas -lm -lgomp -lstdc++
 ifeq ($(SANITIZE),1)
   CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer
+  CXXFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer
   LDFLAGS += -fsanitize=address,undefined
 endif
 
@@ -49,7 +56,8 @@ endif
 NVFLAGS  := -O3 -std=c++17 -Iinclude -Ilib -Ikernels -Xcompiler -fPIC,-fvisibility=hidden,-Wall \
             $(foreach a,$(CUDA_ARCH),-gencode arch=compute_$(a),code=sm_$(a))
 
-OBJ      := $(LIB_C:%.c=$(BUILD)/obj/%.o) $(CU_SRC:%.cu=$(BUILD)/obj/%.o)
+LIB_CXX  := $(wildcard lib/*.cc)
+OBJ      := $(LIB_C:%.c=$(BUILD)/obj/%.o) $(LIB_CXX:%.cc=$(BUILD)/obj/%.o) $(CU_SRC:%.cu=$(BUILD)/obj/%.o)
 LIB_SO   := $(BUILD)/libseq2seq.so
 LIB_A    := $(BUILD)/libseq2seq.a
 APPS     := $(patsubst apps/%.c,$(BUILD)/%,$(wildcard apps/*.c)) $(patsubst bench/%.c,$(BUILD)/%,$(wildcard bench/*.c))
@@ -62,12 +70,17 @@ all: config lib apps
 config:
 	@echo "libseq2seq: nvcc: $(if $(NVCC),$(NVCC),not found); CUDA backend: $(if $(filter 1,$(CUDA)),yes (sm $(CUDA_ARCH)),no)"
 	@echo "libseq2seq: cuDNN: $(if $(filter 1,$(CUDNN)),yes,$(if $(filter 1,$(HAVE_CUDNN_H)),found but off (CUDNN=0),no)); OpenBLAS: $(if $(filter 1,$(HAVE_OPENBLAS)),yes,MISSING - run scripts/install-deps.sh); Criterion: $(if $(filter 1,$(HAVE_CRITERION)),yes,no (needed by make test))"
+	@echo "libseq2seq: SentencePiece: $(if $(filter 1,$(HAVE_SPM)),yes,MISSING); cJSON: $(if $(filter 1,$(HAVE_CJSON)),yes,MISSING); zlib: $(if $(filter 1,$(HAVE_ZLIB)),yes,MISSING)$(if $(filter 0,$(HAVE_SPM) $(HAVE_CJSON) $(HAVE_ZLIB)), - run scripts/install-deps.sh,)"
 
 lib: $(LIB_SO) $(LIB_A)
 
 $(BUILD)/obj/%.o: %.c $(wildcard include/*.h lib/*.h kernels/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/obj/%.o: %.cc $(wildcard include/*.h lib/*.h)
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXFLAGS) -c $< -o $@
 
 $(BUILD)/obj/%.o: %.cu $(wildcard include/*.h lib/*.h kernels/*.h kernels/*.cuh)
 	@mkdir -p $(dir $@)

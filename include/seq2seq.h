@@ -270,6 +270,134 @@ S2S_API s2s_status s2s_tagger_train_step(s2s_tagger *tg, const int32_t *in, cons
 /* Probabilities of every output symbol at every position: probs is [batch, len, vocab_out]. */
 S2S_API s2s_status s2s_tagger_predict(s2s_tagger *tg, const int32_t *in, int batch, int len, float *probs);
 
+/* ---- parallel corpora ---------------------------------------------------------------------
+ * Sentence pairs (UTF-8) in host memory, read from two aligned files or one TSV file, plain or
+ * gzip (detected by content). Problems are reported through the options' log callback with
+ * file:line and counted; unusable lines are skipped, never silently. */
+typedef struct s2s_corpus s2s_corpus;
+
+typedef struct s2s_corpus_options {
+    size_t max_line_bytes; /* longer lines are skipped and counted; default 4096 */
+    int normalize_spaces;  /* 1 (default): NBSP, narrow NBSP, thin and ideographic spaces become
+                              ' ', zero-width spaces go, runs of spaces collapse, ends trimmed */
+    int tsv_src_column;    /* TSV: 0-based column of the source side (default 0) ... */
+    int tsv_tgt_column;    /* ... and of the target side (default 1) */
+    s2s_log_fn log;        /* may be NULL */
+    void *log_user;
+} s2s_corpus_options;
+
+typedef struct s2s_corpus_stats {
+    long lines;            /* lines (pairs of lines for aligned files) read */
+    long kept;             /* pairs kept */
+    long empty;            /* skipped: a side empty after normalisation */
+    long invalid_utf8;     /* skipped: invalid UTF-8 (or a NUL byte) */
+    long too_long;         /* skipped: longer than max_line_bytes */
+    long bad_columns;      /* skipped (TSV): fewer columns than needed */
+    long crlf;             /* tolerated: lines ending in CR LF */
+    int bom;               /* tolerated: files that began with a UTF-8 BOM */
+} s2s_corpus_stats;
+
+S2S_API s2s_corpus_options s2s_corpus_options_default(void);
+/* An empty corpus, to be filled with s2s_corpus_add (dialogue formats). */
+S2S_API s2s_status s2s_corpus_create(s2s_corpus **out);
+/* Two aligned files, line n of each forming pair n. Different line counts are an error
+ * (S2S_ERR_FORMAT naming both files and where the shorter ends). */
+S2S_API s2s_status s2s_corpus_read_aligned(const char *src_path, const char *tgt_path, const s2s_corpus_options *o,
+                                           s2s_corpus **out);
+/* One TAB-separated file. */
+S2S_API s2s_status s2s_corpus_read_tsv(const char *path, const s2s_corpus_options *o, s2s_corpus **out);
+/* Appends a pair (copied; both sides valid UTF-8 and non-empty). */
+S2S_API s2s_status s2s_corpus_add(s2s_corpus *c, const char *src, const char *tgt);
+S2S_API void s2s_corpus_free(s2s_corpus *c);
+S2S_API size_t s2s_corpus_size(const s2s_corpus *c);
+/* Pair i: pointers owned by the corpus, valid while it lives. */
+S2S_API s2s_status s2s_corpus_get(const s2s_corpus *c, size_t i, const char **src, const char **tgt);
+S2S_API s2s_corpus_stats s2s_corpus_get_stats(const s2s_corpus *c);
+/* SHA-256 (lowercase hex, 64 characters and a NUL) of the kept pairs, for provenance. */
+S2S_API s2s_status s2s_corpus_sha256(const s2s_corpus *c, char hex[65]);
+
+/* ---- subword tokenizer (SentencePiece) ------------------------------------------------------
+ * Ids 0-3 are pad, bos, eos and unk, as in the model. */
+typedef struct s2s_tokenizer s2s_tokenizer;
+
+typedef enum s2s_tokenizer_type { S2S_TOKENIZER_UNIGRAM = 0, S2S_TOKENIZER_BPE } s2s_tokenizer_type;
+
+typedef struct s2s_tokenizer_options {
+    s2s_tokenizer_type type;  /* default UNIGRAM */
+    int vocab_size;           /* default 8000 */
+    float character_coverage; /* default 1.0 */
+    int threads;              /* default 2 */
+    size_t max_sentences;     /* sample at most this many sentences for training (0: all); default
+                                 200000 */
+    uint64_t seed;            /* sampling seed; default 1 */
+} s2s_tokenizer_options;
+
+S2S_API s2s_tokenizer_options s2s_tokenizer_options_default(void);
+/* Trains on n sentences (UTF-8). */
+S2S_API s2s_status s2s_tokenizer_train(const char *const *sentences, size_t n, const s2s_tokenizer_options *o,
+                                       s2s_tokenizer **out);
+/* From a serialised model (as s2s_tokenizer_serialize gives, or a SentencePiece .model file). */
+S2S_API s2s_status s2s_tokenizer_load(const void *bytes, size_t len, s2s_tokenizer **out);
+/* The serialised model: *bytes is owned by the tokenizer. */
+S2S_API s2s_status s2s_tokenizer_serialize(const s2s_tokenizer *t, const void **bytes, size_t *len);
+S2S_API void s2s_tokenizer_free(s2s_tokenizer *t);
+S2S_API int s2s_tokenizer_vocab_size(const s2s_tokenizer *t);
+/* Encodes text to ids (no BOS/EOS). Writes at most cap ids; *n gets the full count, so
+ * *n > cap means the buffer was too small (nothing is silently dropped: check it). */
+S2S_API s2s_status s2s_tokenizer_encode(const s2s_tokenizer *t, const char *text, int32_t *ids, int cap, int *n);
+/* Decodes ids (pad, bos, eos skipped) to text in buf (cap bytes, NUL-terminated); *len gets
+ * the full length; *len >= cap means the buffer was too small. */
+S2S_API s2s_status s2s_tokenizer_decode(const s2s_tokenizer *t, const int32_t *ids, int n, char *buf, size_t cap,
+                                        size_t *len);
+/* The surface piece of id (for example "\xe2\x96\x81the"), NUL-terminated in buf. */
+S2S_API s2s_status s2s_tokenizer_piece(const s2s_tokenizer *t, int32_t id, char *buf, size_t cap);
+
+/* ---- model files ------------------------------------------------------------------------------
+ * One .safetensors file: tensors under PyTorch's state-dict names (float32), the tokenizers as
+ * U8 tensors "tokenizer.src" and "tokenizer.tgt", and in __metadata__ the config (JSON), the
+ * library version, provenance and a CRC32 per tensor. Saving writes a temporary file, syncs it
+ * and renames it over the target. Loading checks the header, every offset, dtype and shape
+ * against the config, and every CRC before anything is used. */
+typedef struct s2s_provenance {
+    uint64_t seed;          /* context seed of the training run */
+    uint64_t step;          /* optimizer steps taken */
+    char data_sha256[65];   /* s2s_corpus_sha256 of the training data, or "" */
+} s2s_provenance;
+
+/* src_tok / tgt_tok may be NULL or the same pointer (shared vocabulary); prov may be NULL. */
+S2S_API s2s_status s2s_model_save(const s2s_model *m, const s2s_tokenizer *src_tok, const s2s_tokenizer *tgt_tok,
+                                  const s2s_provenance *prov, const char *path);
+/* Creates a model on ctx from a file. src_tok, tgt_tok and prov may be NULL when not wanted;
+ * a tokenizer absent from the file comes back NULL. */
+S2S_API s2s_status s2s_model_load(s2s_context *ctx, const char *path, s2s_model **model, s2s_tokenizer **src_tok,
+                                  s2s_tokenizer **tgt_tok, s2s_provenance *prov);
+/* A human-readable report of a model or checkpoint file: config, provenance, tensor table,
+ * and whether every CRC matches (returns S2S_ERR_FORMAT when one does not). The report is
+ * NUL-terminated in buf; *len gets its full length. */
+S2S_API s2s_status s2s_model_file_report(const char *path, char *buf, size_t cap, size_t *len);
+
+/* Training checkpoints: the model file plus the optimizer's moments and step, and an opaque
+ * blob of trainer state (data position, schedule, RNG counters). */
+S2S_API s2s_status s2s_checkpoint_save(const char *path, const s2s_model *m, const s2s_optimizer *opt,
+                                       const s2s_tokenizer *src_tok, const s2s_tokenizer *tgt_tok,
+                                       const s2s_provenance *prov, const void *state, size_t state_len);
+/* Restores into an existing model and optimizer of the same configuration; *state receives a
+ * malloc'd copy of the blob (free it with free()), *state_len its length. */
+S2S_API s2s_status s2s_checkpoint_load(const char *path, s2s_model *m, s2s_optimizer *opt, void **state,
+                                       size_t *state_len);
+
+/* ---- BLEU -----------------------------------------------------------------------------------
+ * Corpus BLEU as sacreBLEU computes it by default: 13a tokenisation, 4-grams, exponential
+ * smoothing off ("none" for corpus level), brevity penalty. */
+typedef struct s2s_bleu {
+    double score;            /* 0..100 */
+    double precisions[4];    /* modified n-gram precisions, percent */
+    double brevity_penalty;
+    long hyp_len, ref_len;
+} s2s_bleu;
+
+S2S_API s2s_status s2s_bleu_corpus(const char *const *hyps, const char *const *refs, size_t n, s2s_bleu *out);
+
 /* ---- benchmarking ---------------------------------------------------------------------- */
 
 typedef enum s2s_rnn_impl {

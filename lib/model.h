@@ -45,6 +45,14 @@ struct s2s_model {
     int graph_next; /* round-robin slot to replace */
 };
 
+/* The optimizer: moments laid out like the parameter block (same offsets). */
+struct s2s_optimizer {
+    s2s_model *model;
+    s2s_optimizer_options o;
+    float *m, *v; /* Adam moments, or m = SGD momentum buffer (NULL without momentum); device */
+    int step;     /* updates applied */
+};
+
 /* Token ids of a batch, time-major, on the device. */
 typedef struct s2s_dev_batch {
     int B, S, T;        /* batch, source steps, decoder steps (max target length + 1) */

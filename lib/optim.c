@@ -5,13 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct s2s_optimizer {
-    s2s_model *model;
-    s2s_optimizer_options o;
-    float *m, *v; /* moments (Adam) or m = momentum buffer (SGD); device */
-    int step;
-};
-
 S2S_API s2s_optimizer_options s2s_optimizer_options_default(void)
 {
     s2s_optimizer_options o;

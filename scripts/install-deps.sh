@@ -10,6 +10,10 @@ PACKAGES=(
   build-essential pkg-config      # compiler, make, pkg-config (the installed .pc file)
   libopenblas-dev                 # CBLAS GEMMs of the CPU backend
   libcriterion-dev                # the test suite
+  zlib1g-dev                      # gzip corpora, CRC32 of model files
+  libcjson-dev                    # config and safetensors headers
+  libsentencepiece-dev            # the subword tokenizer
+  libedit-dev                     # line editing at the chat prompt
 )
 
 missing=()
