@@ -241,6 +241,51 @@ S2S_API s2s_status s2s_optimizer_step(s2s_optimizer *opt, float lr, float *grad_
 S2S_API s2s_status s2s_model_greedy_decode(s2s_model *model, const s2s_batch *batch, int max_len,
                                            int32_t *out, int32_t *out_len);
 
+/* ---- decoding: beam search and sampling --------------------------------------------------- */
+
+typedef enum s2s_decode_mode {
+    S2S_DECODE_GREEDY = 0,
+    S2S_DECODE_BEAM,  /* batched beam search, finished hypotheses kept per sentence */
+    S2S_DECODE_SAMPLE /* ancestral sampling with temperature, top-k and top-p */
+} s2s_decode_mode;
+
+typedef struct s2s_decode_options {
+    s2s_decode_mode mode;   /* default BEAM */
+    int beam_size;          /* default 5 */
+    int nbest;              /* hypotheses returned per sentence, 1..beam_size; default 1 */
+    float length_penalty;   /* GNMT alpha: score = logp / ((5 + len) / 6)^alpha; default 0.6 */
+    float max_len_a;        /* at most a * source length + b tokens; default 2 */
+    int max_len_b;          /* default 10 */
+    int no_repeat_ngram;    /* never repeat an n-gram of this size within a hypothesis; 0 off */
+    float temperature;      /* sampling; default 1 */
+    int top_k;              /* sampling: keep the k most likely tokens; 0 off */
+    float top_p;            /* sampling: keep the smallest set with this much mass; 1 off */
+    uint64_t seed;          /* sampling */
+    int attention;          /* 1: return each output token's attention over the source */
+} s2s_decode_options;
+
+typedef struct s2s_hypothesis {
+    int32_t *ids;       /* output tokens, EOS not included */
+    int len;
+    float score;        /* length-normalised log-probability (beam), or log-probability */
+    int32_t *src_pos;   /* [len]: for each output token, the source position with the most
+                           attention (for replacing unknown words) */
+    float *attention;   /* [len, src_len] attention weights when asked for, else NULL */
+    int src_len;
+} s2s_hypothesis;
+
+S2S_API s2s_decode_options s2s_decode_options_default(void);
+/* Decodes batch->batch sources; *out receives batch * nbest hypotheses (sentence-major, best
+ * first), to be freed with s2s_hypotheses_free. */
+S2S_API s2s_status s2s_model_decode(s2s_model *m, const s2s_batch *batch, const s2s_decode_options *o,
+                                    s2s_hypothesis **out);
+S2S_API void s2s_hypotheses_free(s2s_hypothesis *h, size_t n);
+
+/* Writes an SVG heatmap of attention [n_out, n_src] with the source pieces along the top and
+ * the output pieces down the side. */
+S2S_API s2s_status s2s_attention_svg(const char *path, const char *const *src_pieces, int n_src,
+                                     const char *const *out_pieces, int n_out, const float *attention);
+
 /* ---- tagger: one recurrent stack, a label per input position ------------------------------ */
 
 /* The smallest useful recurrent model: inputs are one-hot vectors over `vocab_in` symbols
@@ -397,6 +442,89 @@ typedef struct s2s_bleu {
 } s2s_bleu;
 
 S2S_API s2s_status s2s_bleu_corpus(const char *const *hyps, const char *const *refs, size_t n, s2s_bleu *out);
+
+/* ---- trainer ------------------------------------------------------------------------------
+ * Trains a model on a tokenized corpus: length-bucketed batches of about batch_tokens target
+ * tokens in a seeded order, Adam with warm-up then inverse-square-root or plateau decay, label
+ * smoothing, clipping, dropout; validation every valid_every steps (perplexity, and corpus BLEU
+ * of greedy translations); checkpoints (the last keep_last kept, and the best model); early
+ * stopping; a time budget; a metrics CSV and an SVG loss plot. Stopping and resuming from a
+ * checkpoint continues exactly (bit-identical weights on the CPU). */
+typedef enum s2s_lr_schedule { S2S_LR_INVERSE_SQRT = 0, S2S_LR_PLATEAU } s2s_lr_schedule;
+
+typedef struct s2s_train_progress {
+    int epoch;              /* 1-based */
+    long step;              /* optimizer steps so far */
+    long steps_total;       /* max_steps, or an estimate from the epochs or the time budget; 0 unknown */
+    float loss;             /* mean training loss per token since the last report */
+    float lr;
+    double tokens_per_s;    /* target tokens per second since the last report */
+    double elapsed_s, eta_s; /* eta_s < 0: unknown */
+    int is_validation;      /* 1: a validation result (the fields below are set) */
+    float valid_loss, valid_ppl, valid_bleu; /* valid_bleu < 0: not computed */
+    int improved;           /* the validation improved on the best so far */
+    long skipped_steps;     /* steps skipped for a non-finite loss or gradient */
+} s2s_train_progress;
+
+typedef void (*s2s_progress_fn)(const s2s_train_progress *p, void *user);
+
+typedef struct s2s_trainer_options {
+    int batch_tokens;          /* target tokens per batch, padding counted; default 4000 */
+    int max_len;               /* longer pairs (either side, in tokens) are skipped and counted;
+                                  default 100 */
+    float lr;                  /* peak learning rate; default 1e-3 */
+    int warmup_steps;          /* linear warm-up; default 400 */
+    s2s_lr_schedule schedule;  /* default INVERSE_SQRT (after warm-up, lr * sqrt(warmup/step)) */
+    float plateau_factor;      /* PLATEAU: multiply lr by this when validation stalls; 0.5 */
+    int plateau_patience;      /* PLATEAU: validations without improvement before decay; 2 */
+    float label_smoothing;     /* default 0.1 */
+    float clip_norm;           /* default 5 */
+    int valid_every;           /* steps between validations; default 500; 0: only at the end */
+    int valid_bleu;            /* greedy-translate the validation set for BLEU; default 1 */
+    int valid_max;             /* validation pairs used (first N); default 1000 */
+    int keep_last;             /* checkpoints kept; default 3 */
+    int patience;              /* stop after this many validations without improvement; 0 off */
+    double minutes;            /* time budget; 0: none */
+    long max_steps;            /* 0: none */
+    int max_epochs;            /* 0: none; default 0 (with no limit at all, one epoch is run) */
+    int nonfinite_halve;       /* consecutive non-finite steps before the lr halves; default 3 */
+    int nonfinite_stop;        /* consecutive non-finite steps before giving up; default 10 */
+    const char *out_prefix;    /* files PREFIX.best.safetensors, PREFIX.ckpt-STEP.safetensors,
+                                  PREFIX.metrics.csv, PREFIX.loss.svg; NULL: write none */
+    int report_every;          /* steps between progress reports; default 100 */
+    s2s_progress_fn progress;  /* may be NULL */
+    void *progress_user;
+} s2s_trainer_options;
+
+typedef struct s2s_trainer s2s_trainer;
+
+S2S_API s2s_trainer_options s2s_trainer_options_default(void);
+/* Tokenizes the corpora (skipping and counting pairs longer than max_len) and prepares
+ * batches. The trainer keeps pointers to model, tokenizers and corpora (they must outlive it);
+ * valid may be NULL. src_tok and tgt_tok may be the same. */
+S2S_API s2s_status s2s_trainer_create(s2s_model *model, const s2s_tokenizer *src_tok, const s2s_tokenizer *tgt_tok,
+                                      const s2s_corpus *train, const s2s_corpus *valid,
+                                      const s2s_trainer_options *opts, s2s_trainer **out);
+S2S_API void s2s_trainer_free(s2s_trainer *t);
+/* Restores weights, optimizer and position from a checkpoint written by this trainer's
+ * configuration; the next s2s_trainer_run continues where that run stopped. */
+S2S_API s2s_status s2s_trainer_resume(s2s_trainer *t, const char *checkpoint_path);
+/* Trains until max_steps, max_epochs, the time budget or early stopping. Returns S2S_OK on a
+ * normal end, S2S_ERR_NUMERIC when it gave up on non-finite losses (the last good checkpoint
+ * stays on disk). */
+S2S_API s2s_status s2s_trainer_run(s2s_trainer *t);
+/* Trains at most n more steps (then returns), for callers that drive the loop themselves. */
+S2S_API s2s_status s2s_trainer_steps(s2s_trainer *t, long n);
+/* Writes a checkpoint of the current state to path. */
+S2S_API s2s_status s2s_trainer_checkpoint(s2s_trainer *t, const char *path);
+/* The latest progress (after run or steps). */
+S2S_API s2s_train_progress s2s_trainer_get_progress(const s2s_trainer *t);
+/* Pairs used and skipped when the trainer tokenized the training corpus. */
+S2S_API void s2s_trainer_data_counts(const s2s_trainer *t, long *pairs, long *skipped_long, long *batches);
+/* Runs validation now: mean loss per token, perplexity, and BLEU (when bleu != NULL). */
+S2S_API s2s_status s2s_trainer_validate(s2s_trainer *t, float *loss, float *ppl, float *bleu);
+/* One line describing p ("epoch 2 step 1200 loss 3.21 ..."), for progress printing. */
+S2S_API void s2s_train_progress_format(const s2s_train_progress *p, char *buf, size_t cap);
 
 /* ---- benchmarking ---------------------------------------------------------------------- */
 

@@ -10,7 +10,7 @@
 
 enum { RV_VOCAB = 20, RV_MIN = 5, RV_MAX = 12, RV_B = 64, RV_OUT = RV_MAX + 4 };
 
-static void rv_batch(uint64_t *s, int32_t *src, int32_t *len, int32_t *tgt)
+__attribute__((unused)) static void rv_batch(uint64_t *s, int32_t *src, int32_t *len, int32_t *tgt)
 {
     for (int b = 0; b < RV_B; b++) {
         int n = RV_MIN + (int)(tu_next(s) % (RV_MAX - RV_MIN + 1));
@@ -31,7 +31,7 @@ typedef struct rv_result {
 } rv_result;
 
 /* Trains `steps` steps on `device` from `seed`, writing the loss of each step to curve. */
-static rv_result rv_train(s2s_device device, uint64_t seed, int steps, float *curve)
+__attribute__((unused)) static rv_result rv_train(s2s_device device, uint64_t seed, int steps, float *curve)
 {
     s2s_context_options o = s2s_context_options_default();
     o.device = device;

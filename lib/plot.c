@@ -1,0 +1,109 @@
+/* plot.c - the SVG loss plot beside a training run, drawn from its metrics CSV (so that a
+ * resumed run's plot covers the whole history). */
+#include "data.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define W 720
+#define HGT 420
+#define ML 70 /* margins */
+#define MR 20
+#define MT 40
+#define MB 50
+
+typedef struct series { double *x, *y; int n, cap; } series;
+
+static int push(series *s, double x, double y)
+{
+    if (s->n == s->cap) {
+        int cap = s->cap ? 2 * s->cap : 256;
+        double *nx = realloc(s->x, sizeof(double) * cap), *ny = nx ? realloc(s->y, sizeof(double) * cap) : NULL;
+        if (nx)
+            s->x = nx;
+        if (!ny)
+            return 0;
+        s->y = ny, s->cap = cap;
+    }
+    s->x[s->n] = x, s->y[s->n++] = y;
+    return 1;
+}
+
+static void polyline(FILE *f, const series *s, double x0, double x1, double y0, double y1, const char *color)
+{
+    if (s->n == 0)
+        return;
+    fprintf(f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\" points=\"", color);
+    for (int i = 0; i < s->n; i++)
+        fprintf(f, "%.1f,%.1f ", ML + (s->x[i] - x0) / (x1 - x0) * (W - ML - MR),
+                HGT - MB - (s->y[i] - y0) / (y1 - y0) * (HGT - MT - MB));
+    fputs("\"/>\n", f);
+}
+
+static void axes(FILE *f, double x0, double x1, double y0, double y1)
+{
+    fprintf(f, "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"none\" stroke=\"#888\"/>\n", ML, MT,
+            W - ML - MR, HGT - MT - MB);
+    for (int i = 0; i <= 4; i++) {
+        double y = y0 + (y1 - y0) * i / 4, py = HGT - MB - (double)i / 4 * (HGT - MT - MB);
+        double x = x0 + (x1 - x0) * i / 4, px = ML + (double)i / 4 * (W - ML - MR);
+        fprintf(f, "<text x=\"%d\" y=\"%.0f\" font-size=\"12\" text-anchor=\"end\">%.2f</text>\n", ML - 6, py + 4, y);
+        fprintf(f, "<text x=\"%.0f\" y=\"%d\" font-size=\"12\" text-anchor=\"middle\">%.0f</text>\n", px, HGT - MB + 18,
+                x);
+    }
+    fprintf(f, "<text x=\"%d\" y=\"%d\" font-size=\"13\" text-anchor=\"middle\">step</text>\n", (W + ML) / 2,
+            HGT - 10);
+    fputs("<text x=\"16\" y=\"24\" font-size=\"14\">loss per token: <tspan fill=\"#1f77b4\">training</tspan>, "
+          "<tspan fill=\"#d62728\">validation</tspan></text>\n",
+          f);
+}
+
+static void read_csv(FILE *in, series *tr, series *va)
+{
+    char line[512], kind[16];
+    long step;
+    int epoch;
+    double loss;
+    while (fgets(line, sizeof line, in))
+        if (sscanf(line, "%ld,%d,%15[a-z],%lf", &step, &epoch, kind, &loss) == 4)
+            push(strcmp(kind, "valid") ? tr : va, (double)step, loss);
+}
+
+void s2s_trainer_plot(const char *prefix)
+{
+    size_t n = strlen(prefix) + 16;
+    char *csv = malloc(n), *svg = malloc(n);
+    series tr = {0}, va = {0};
+    FILE *in = NULL, *out = NULL;
+    if (!csv || !svg)
+        goto done;
+    snprintf(csv, n, "%s.metrics.csv", prefix);
+    snprintf(svg, n, "%s.loss.svg", prefix);
+    if (!(in = fopen(csv, "r")))
+        goto done;
+    read_csv(in, &tr, &va);
+    double x0 = 0, x1 = 1, y0 = 1e300, y1 = -1e300;
+    const series *all[2] = {&tr, &va};
+    for (int k = 0; k < 2; k++)
+        for (int i = 0; i < all[k]->n; i++) {
+            x1 = all[k]->x[i] > x1 ? all[k]->x[i] : x1;
+            y0 = all[k]->y[i] < y0 ? all[k]->y[i] : y0;
+            y1 = all[k]->y[i] > y1 ? all[k]->y[i] : y1;
+        }
+    if (y0 > y1 || !(out = fopen(svg, "w")))
+        goto done;
+    if (y1 - y0 < 1e-6)
+        y1 = y0 + 1;
+    fprintf(out, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" font-family=\"sans-serif\">\n"
+                 "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n", W, HGT);
+    axes(out, x0, x1, y0, y1);
+    polyline(out, &tr, x0, x1, y0, y1, "#1f77b4");
+    polyline(out, &va, x0, x1, y0, y1, "#d62728");
+    fputs("</svg>\n", out);
+done:
+    if (in)
+        fclose(in);
+    if (out)
+        fclose(out);
+    free(csv), free(svg), free(tr.x), free(tr.y), free(va.x), free(va.y);
+}
