@@ -358,6 +358,18 @@ S2S_API size_t s2s_corpus_size(const s2s_corpus *c);
 /* Pair i: pointers owned by the corpus, valid while it lives. */
 S2S_API s2s_status s2s_corpus_get(const s2s_corpus *c, size_t i, const char **src, const char **tgt);
 S2S_API s2s_corpus_stats s2s_corpus_get_stats(const s2s_corpus *c);
+/* Dialogue corpora as (utterance, reply) pairs of adjacent turns, appended to c.
+ * DailyDialog: a dialogues_*.txt file, one dialogue per line, turns ending in "__eou__";
+ * spaces around the curly apostrophe are rejoined ("I ’ m" -> "I'm", ’ -> ') and spaces
+ * normalised. exclude (may be NULL): pairs already in it are skipped (deduplicating a
+ * validation split against the training split), and counted in *excluded (may be NULL). */
+S2S_API s2s_status s2s_corpus_add_dailydialog(s2s_corpus *c, const char *path, const s2s_corpus *exclude,
+                                              const s2s_corpus_options *o, long *excluded);
+/* ChatterBot corpus YAML files (a file, or every *.yml in a directory, in name order):
+ * "conversations:" lists of turns; plain, quoted and literal-block (|) scalars; multi-line
+ * replies kept. Malformed entries are reported with file:line and skipped. */
+S2S_API s2s_status s2s_corpus_add_chatterbot(s2s_corpus *c, const char *path, const s2s_corpus_options *o);
+
 /* SHA-256 (lowercase hex, 64 characters and a NUL) of the kept pairs, for provenance. */
 S2S_API s2s_status s2s_corpus_sha256(const s2s_corpus *c, char hex[65]);
 
