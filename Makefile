@@ -34,7 +34,7 @@ CFLAGS   += -std=c11 -D_GNU_SOURCE $(WARN) -fPIC -fvisibility=hidden -fopenmp -I
 CXX      ?= c++
 CXXFLAGS ?= -O2 -g
 CXXFLAGS += -std=c++17 -Wall -Wextra -fPIC -fvisibility=hidden -Iinclude -Ilib
-LDLIBS   := -lsentencepiece -lcjson -lz -lopenblas -lm -lgomp -lstdc++
+LDLIBS   := -lsentencepiece_train -lsentencepiece -lcjson -lz -lopenblas -lm -lgomp -lstdc++
 ifeq ($(SANITIZE),1)
   CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer
   CXXFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer
@@ -95,8 +95,8 @@ $(LIB_A): $(OBJ)
 	ar rcs $@ $^
 
 apps: $(APPS)
-$(BUILD)/%: apps/%.c $(LIB_SO) include/seq2seq.h
-	$(CC) $(CFLAGS) $< -o $@ -L$(BUILD) -lseq2seq -Wl,-rpath,'$$ORIGIN' $(LDFLAGS)
+$(BUILD)/%: apps/%.c $(LIB_SO) include/seq2seq.h apps/cli.h
+	$(CC) $(CFLAGS) $< -o $@ -L$(BUILD) -lseq2seq -Wl,-rpath,'$$ORIGIN' $(LDFLAGS) $(if $(filter s2s-chat,$*),-ledit)
 $(BUILD)/%: bench/%.c $(LIB_SO) include/seq2seq.h
 	$(CC) $(CFLAGS) $< -o $@ -L$(BUILD) -lseq2seq -Wl,-rpath,'$$ORIGIN' $(LDFLAGS)
 
@@ -115,7 +115,7 @@ check: test
 
 demo: deps
 	@$(MAKE) --no-print-directory all
-	./$(BUILD)/hello_rnn
+	BUILD=$(BUILD) scripts/demo.sh
 
 install: lib
 	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig

@@ -95,7 +95,14 @@ typedef struct s2s_context_options {
     s2s_log_level log_level; /* messages below this level are dropped; default INFO */
 } s2s_context_options;
 
+/* The opaque handles (declared together so that any section may refer to them). */
 typedef struct s2s_context s2s_context;
+typedef struct s2s_model s2s_model;
+typedef struct s2s_optimizer s2s_optimizer;
+typedef struct s2s_corpus s2s_corpus;
+typedef struct s2s_tokenizer s2s_tokenizer;
+typedef struct s2s_trainer s2s_trainer;
+typedef struct s2s_tagger s2s_tagger;
 
 S2S_API s2s_context_options s2s_context_options_default(void);
 
@@ -140,7 +147,6 @@ typedef struct s2s_model_config {
 /* Special token ids, the same in both vocabularies. */
 enum { S2S_PAD_ID = 0, S2S_BOS_ID = 1, S2S_EOS_ID = 2, S2S_UNK_ID = 3 };
 
-typedef struct s2s_model s2s_model;
 
 S2S_API s2s_model_config s2s_model_config_default(void);
 
@@ -218,7 +224,6 @@ typedef struct s2s_optimizer_options {
     float clip_norm;         /* global-norm clipping threshold; <= 0 disables; default 5 */
 } s2s_optimizer_options;
 
-typedef struct s2s_optimizer s2s_optimizer;
 
 S2S_API s2s_optimizer_options s2s_optimizer_options_default(void);
 
@@ -281,6 +286,31 @@ S2S_API s2s_status s2s_model_decode(s2s_model *m, const s2s_batch *batch, const 
                                     s2s_hypothesis **out);
 S2S_API void s2s_hypotheses_free(s2s_hypothesis *h, size_t n);
 
+/* ---- translating text ------------------------------------------------------------------------ */
+
+typedef struct s2s_translate_options {
+    s2s_decode_options decode; /* default: s2s_decode_options_default() (beam 5) */
+    int batch_size;            /* sentences decoded together; default 64 */
+    int replace_unk;           /* replace each <unk> in the output with the source piece it
+                                  attends to most; default 1 */
+    int max_src_tokens;        /* longer inputs fail with S2S_ERR_INVALID_ARG naming the line;
+                                  default 250 */
+} s2s_translate_options;
+
+S2S_API s2s_translate_options s2s_translate_options_default(void);
+/* Translates n lines: tokenizes, sorts by length, decodes in batches, detokenizes and puts the
+ * results back in input order. out receives n * nbest malloc'd strings (line-major, best
+ * first; free with s2s_strings_free); scores (may be NULL) n * nbest scores. An empty or
+ * blank line translates to an empty string. */
+S2S_API s2s_status s2s_translate(s2s_model *m, const s2s_tokenizer *src_tok, const s2s_tokenizer *tgt_tok,
+                                 const char *const *lines, size_t n, const s2s_translate_options *o, char **out,
+                                 float *scores);
+S2S_API void s2s_strings_free(char **s, size_t n);
+/* The words of text (split at spaces) whose encoding contains the unknown id: for telling the
+ * user which words the model does not know. Writes up to cap word pointers into words (malloc'd
+ * copies; free with s2s_strings_free) and their count to *n. */
+S2S_API s2s_status s2s_tokenizer_unknown_words(const s2s_tokenizer *t, const char *text, char **words, int cap, int *n);
+
 /* Writes an SVG heatmap of attention [n_out, n_src] with the source pieces along the top and
  * the output pieces down the side. */
 S2S_API s2s_status s2s_attention_svg(const char *path, const char *const *src_pieces, int n_src,
@@ -301,7 +331,6 @@ typedef struct s2s_tagger_config {
     int vocab_out;  /* >= 1 */
 } s2s_tagger_config;
 
-typedef struct s2s_tagger s2s_tagger;
 
 S2S_API s2s_tagger_config s2s_tagger_config_default(void);
 S2S_API s2s_status s2s_tagger_create(s2s_context *ctx, const s2s_tagger_config *cfg, s2s_tagger **out);
@@ -319,7 +348,6 @@ S2S_API s2s_status s2s_tagger_predict(s2s_tagger *tg, const int32_t *in, int bat
  * Sentence pairs (UTF-8) in host memory, read from two aligned files or one TSV file, plain or
  * gzip (detected by content). Problems are reported through the options' log callback with
  * file:line and counted; unusable lines are skipped, never silently. */
-typedef struct s2s_corpus s2s_corpus;
 
 typedef struct s2s_corpus_options {
     size_t max_line_bytes; /* longer lines are skipped and counted; default 4096 */
@@ -375,7 +403,6 @@ S2S_API s2s_status s2s_corpus_sha256(const s2s_corpus *c, char hex[65]);
 
 /* ---- subword tokenizer (SentencePiece) ------------------------------------------------------
  * Ids 0-3 are pad, bos, eos and unk, as in the model. */
-typedef struct s2s_tokenizer s2s_tokenizer;
 
 typedef enum s2s_tokenizer_type { S2S_TOKENIZER_UNIGRAM = 0, S2S_TOKENIZER_BPE } s2s_tokenizer_type;
 
@@ -508,7 +535,6 @@ typedef struct s2s_trainer_options {
     void *progress_user;
 } s2s_trainer_options;
 
-typedef struct s2s_trainer s2s_trainer;
 
 S2S_API s2s_trainer_options s2s_trainer_options_default(void);
 /* Tokenizes the corpora (skipping and counting pairs longer than max_len) and prepares

@@ -1,6 +1,7 @@
 /* plot.c - the SVG loss plot beside a training run, drawn from its metrics CSV (so that a
  * resumed run's plot covers the whole history). */
 #include "data.h"
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -106,4 +107,55 @@ done:
     if (out)
         fclose(out);
     free(csv), free(svg), free(tr.x), free(tr.y), free(va.x), free(va.y);
+}
+
+/* Writes s with XML's five special characters escaped. */
+static void xml_text(FILE *f, const char *s)
+{
+    for (; *s; s++) {
+        switch (*s) {
+        case '&': fputs("&amp;", f); break;
+        case '<': fputs("&lt;", f); break;
+        case '>': fputs("&gt;", f); break;
+        case '"': fputs("&quot;", f); break;
+        case '\'': fputs("&apos;", f); break;
+        default: fputc(*s, f);
+        }
+    }
+}
+
+S2S_API s2s_status s2s_attention_svg(const char *path, const char *const *src, int n_src, const char *const *out,
+                                     int n_out, const float *att)
+{
+    if (!path || n_src < 1 || n_out < 0 || (n_out && (!out || !att)) || !src)
+        return S2S_FAIL(S2S_ERR_INVALID_ARG, "s2s_attention_svg: path, pieces and weights are needed");
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return S2S_FAIL(S2S_ERR_IO, "cannot write %s: %s", path, strerror(errno));
+    const int cell = 28, left = 160, top = 140;
+    fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" font-family=\"sans-serif\" "
+               "font-size=\"13\">\n<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n",
+            left + cell * n_src + 20, top + cell * n_out + 20);
+    for (int j = 0; j < n_src; j++) {
+        fprintf(f, "<text transform=\"translate(%d,%d) rotate(-60)\">", left + j * cell + cell / 2, top - 6);
+        xml_text(f, src[j]);
+        fputs("</text>\n", f);
+    }
+    for (int i = 0; i < n_out; i++) {
+        fprintf(f, "<text x=\"%d\" y=\"%d\" text-anchor=\"end\">", left - 6, top + i * cell + cell / 2 + 5);
+        xml_text(f, out[i]);
+        fputs("</text>\n", f);
+        for (int j = 0; j < n_src; j++) {
+            float a = att[(size_t)i * n_src + j];
+            a = a < 0 ? 0 : a > 1 ? 1 : a;
+            int shade = (int)(255 * (1 - a));
+            fprintf(f, "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"rgb(%d,%d,255)\" stroke=\"#ddd\">"
+                       "<title>%.3f</title></rect>\n",
+                    left + j * cell, top + i * cell, cell, cell, shade, shade, a);
+        }
+    }
+    fputs("</svg>\n", f);
+    if (fclose(f) != 0)
+        return S2S_FAIL(S2S_ERR_IO, "cannot write %s: %s", path, strerror(errno));
+    return S2S_OK;
 }

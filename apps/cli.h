@@ -1,0 +1,220 @@
+/* cli.h - what the command-line tools share: table-driven option parsing with one-line
+ * errors, the model/trainer/device options both tools take, and progress printing. Included
+ * by apps/s2s-translate.c and apps/s2s-chat.c (each tool is one translation unit). */
+#ifndef S2S_CLI_H
+#define S2S_CLI_H
+
+#include <seq2seq.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+typedef enum { OPT_INT, OPT_LONG, OPT_FLOAT, OPT_DOUBLE, OPT_STR, OPT_FLAG, OPT_CHOICE } opt_type;
+
+typedef struct opt {
+    const char *name; /* "--beam" */
+    opt_type type;
+    void *dst;            /* int*, long*, float*, double*, const char**, int* (flag, choice) */
+    double lo, hi;        /* numeric range */
+    const char *choices;  /* OPT_CHOICE: "a|b|c", stored as the index */
+} opt;
+
+static int cli_fail(const char *tool, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "%s: ", tool);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputs(" (see --help)\n", stderr);
+    return 0;
+}
+
+static int choice_index(const char *choices, const char *v)
+{
+    int i = 0;
+    size_t n = strlen(v);
+    for (const char *p = choices; *p; i++) {
+        const char *bar = strchr(p, '|');
+        size_t len = bar ? (size_t)(bar - p) : strlen(p);
+        if (len == n && !strncmp(p, v, n))
+            return i;
+        p += len + (bar ? 1 : 0);
+    }
+    return -1;
+}
+
+/* Sets one option from its value text; 0 with a message on a bad value. */
+static int set_opt(const char *tool, const opt *o, const char *v)
+{
+    char *end = NULL;
+    errno = 0;
+    double x = o->type == OPT_STR || o->type == OPT_CHOICE ? 0 : strtod(v, &end);
+    int numeric = o->type == OPT_INT || o->type == OPT_LONG || o->type == OPT_FLOAT || o->type == OPT_DOUBLE;
+    if (numeric && (!*v || *end || errno || x < o->lo || x > o->hi))
+        return cli_fail(tool, "%s needs a number in [%g, %g], not '%s'", o->name, o->lo, o->hi, v);
+    if ((o->type == OPT_INT || o->type == OPT_LONG) && x != (double)(long)x)
+        return cli_fail(tool, "%s needs a whole number, not '%s'", o->name, v);
+    switch (o->type) {
+    case OPT_INT: *(int *)o->dst = (int)x; break;
+    case OPT_LONG: *(long *)o->dst = (long)x; break;
+    case OPT_FLOAT: *(float *)o->dst = (float)x; break;
+    case OPT_DOUBLE: *(double *)o->dst = x; break;
+    case OPT_STR: *(const char **)o->dst = v; break;
+    case OPT_CHOICE: {
+        int k = choice_index(o->choices, v);
+        if (k < 0)
+            return cli_fail(tool, "%s takes one of %s, not '%s'", o->name, o->choices, v);
+        *(int *)o->dst = k;
+        break;
+    }
+    case OPT_FLAG: *(int *)o->dst = 1; break;
+    }
+    return 1;
+}
+
+/* Parses argv[first..] against the table; 0 on an unknown option or a bad value. */
+static int parse_opts(const char *tool, int argc, char **argv, int first, const opt *table, int n)
+{
+    for (int i = first; i < argc; i++) {
+        const opt *o = NULL;
+        for (int k = 0; k < n && !o; k++)
+            if (!strcmp(argv[i], table[k].name))
+                o = &table[k];
+        if (!o)
+            return cli_fail(tool, "unknown option '%s'", argv[i]);
+        if (o->type == OPT_FLAG) {
+            *(int *)o->dst = 1;
+            continue;
+        }
+        if (i + 1 >= argc)
+            return cli_fail(tool, "%s needs a value", o->name);
+        if (!set_opt(tool, o, argv[++i]))
+            return 0;
+    }
+    return 1;
+}
+
+/* ---- options both tools take -------------------------------------------------------------- */
+
+typedef struct common_opts {
+    int device;       /* 0 auto, 1 cpu, 2 cuda */
+    int threads;
+    long seed;
+    int precision;    /* 0 fp32, 1 tf32 */
+    int quiet;
+} common_opts;
+
+#define COMMON_OPTS(c)                                                                                             \
+    {"--device", OPT_CHOICE, &(c).device, 0, 0, "auto|cpu|cuda"}, {"--threads", OPT_INT, &(c).threads, 0, 1024, 0}, \
+        {"--seed", OPT_LONG, &(c).seed, 0, 2147483647, 0}, {"--precision", OPT_CHOICE, &(c).precision, 0, 0, "fp32|tf32"}, \
+        {"--quiet", OPT_FLAG, &(c).quiet, 0, 0, 0}
+
+static void log_to_stderr(s2s_log_level level, const char *msg, void *user)
+{
+    static const char *names[] = {"debug", "info", "warning", "error"};
+    fprintf(stderr, "%s: %s\n", level >= S2S_LOG_WARN ? names[level] : (const char *)user, msg);
+}
+
+static s2s_context *make_context(const char *tool, const common_opts *c)
+{
+    s2s_context_options o = s2s_context_options_default();
+    static const s2s_device dev[3] = {S2S_DEVICE_AUTO, S2S_DEVICE_CPU, S2S_DEVICE_CUDA};
+    o.device = dev[c->device];
+    o.threads = c->threads;
+    o.seed = (uint64_t)c->seed;
+    o.precision = c->precision ? S2S_PRECISION_TF32 : S2S_PRECISION_FP32;
+    o.log = log_to_stderr;
+    o.log_user = (void *)tool;
+    o.log_level = c->quiet ? S2S_LOG_WARN : S2S_LOG_INFO;
+    s2s_context *ctx = NULL;
+    if (s2s_context_create(&o, &ctx) != S2S_OK) {
+        fprintf(stderr, "%s: %s\n", tool, s2s_last_error());
+        return NULL;
+    }
+    if (!c->quiet)
+        fprintf(stderr, "%s: device: %s\n", tool, s2s_context_device_name(ctx));
+    return ctx;
+}
+
+/* ---- model and trainer options ---------------------------------------------------------------- */
+
+typedef struct train_opts {
+    s2s_model_config mc;
+    s2s_trainer_options to;
+    int vocab, shared_vocab, bpe, cell, attention, no_valid_bleu, schedule;
+    const char *out, *resume;
+} train_opts;
+
+static void train_opts_default(train_opts *t)
+{
+    memset(t, 0, sizeof *t);
+    t->mc = s2s_model_config_default();
+    t->to = s2s_trainer_options_default();
+    t->vocab = 8000;
+    t->attention = 2; /* general */
+}
+
+#define TRAIN_OPTS(t)                                                                                               \
+    {"--out", OPT_STR, &(t).out, 0, 0, 0}, {"--resume", OPT_STR, &(t).resume, 0, 0, 0},                             \
+        {"--vocab", OPT_INT, &(t).vocab, 16, 1000000, 0}, {"--shared-vocab", OPT_FLAG, &(t).shared_vocab, 0, 0, 0}, \
+        {"--bpe", OPT_FLAG, &(t).bpe, 0, 0, 0}, {"--cell", OPT_CHOICE, &(t).cell, 0, 0, "lstm|gru|rnn"},             \
+        {"--layers", OPT_INT, &(t).mc.layers, 1, 16, 0}, {"--hidden", OPT_INT, &(t).mc.hidden, 1, 65536, 0},         \
+        {"--embed", OPT_INT, &(t).mc.embed, 1, 65536, 0},                                                          \
+        {"--bidirectional", OPT_FLAG, &(t).mc.bidirectional, 0, 0, 0},                                             \
+        {"--attention", OPT_CHOICE, &(t).attention, 0, 0, "none|dot|general"},                                     \
+        {"--dropout", OPT_FLOAT, &(t).mc.dropout, 0, 0.99, 0},                                                     \
+        {"--batch-tokens", OPT_INT, &(t).to.batch_tokens, 1, 10000000, 0},                                         \
+        {"--max-len", OPT_INT, &(t).to.max_len, 1, 100000, 0}, {"--lr", OPT_FLOAT, &(t).to.lr, 1e-9, 100, 0},        \
+        {"--warmup", OPT_INT, &(t).to.warmup_steps, 0, 10000000, 0},                                               \
+        {"--schedule", OPT_CHOICE, &(t).schedule, 0, 0, "invsqrt|plateau"},                                        \
+        {"--label-smoothing", OPT_FLOAT, &(t).to.label_smoothing, 0, 0.99, 0},                                     \
+        {"--clip", OPT_FLOAT, &(t).to.clip_norm, 0, 1e9, 0},                                                       \
+        {"--valid-every", OPT_INT, &(t).to.valid_every, 0, 100000000, 0},                                          \
+        {"--no-valid-bleu", OPT_FLAG, &(t).no_valid_bleu, 0, 0, 0},                                                \
+        {"--valid-max", OPT_INT, &(t).to.valid_max, 1, 100000000, 0},                                              \
+        {"--keep", OPT_INT, &(t).to.keep_last, 1, 1000, 0}, {"--patience", OPT_INT, &(t).to.patience, 0, 100000, 0}, \
+        {"--minutes", OPT_DOUBLE, &(t).to.minutes, 0, 1e7, 0},                                                     \
+        {"--max-steps", OPT_LONG, &(t).to.max_steps, 0, 1e12, 0},                                                  \
+        {"--epochs", OPT_INT, &(t).to.max_epochs, 0, 1000000, 0},                                                  \
+        {"--report-every", OPT_INT, &(t).to.report_every, 1, 1000000, 0}
+
+#define TRAIN_OPTS_HELP                                                                                            \
+    "  --out PREFIX            write PREFIX.best.safetensors, checkpoints, metrics CSV, loss SVG (required)\n"      \
+    "  --resume CHECKPOINT     continue a run exactly from PREFIX.ckpt-STEP.safetensors\n"                           \
+    "  --vocab N (8000)        subword vocabulary size; --shared-vocab: one for both sides; --bpe: BPE\n"        \
+    "  --cell lstm|gru|rnn     --layers N (1) --hidden N (256) --embed N (256) --bidirectional\n"                 \
+    "  --attention none|dot|general (general)   --dropout P (0.2)\n"                                              \
+    "  --batch-tokens N (4000) --max-len N (100) --lr X (1e-3) --warmup N (400) --schedule invsqrt|plateau\n"     \
+    "  --label-smoothing X (0.1) --clip X (5) --valid-every N (500) --valid-max N (1000) --no-valid-bleu\n"     \
+    "  --keep N (3) --patience N (0: off) --minutes X --max-steps N --epochs N --report-every N (100)\n"
+
+static void apply_train_choices(train_opts *t)
+{
+    static const s2s_cell cells[3] = {S2S_CELL_LSTM, S2S_CELL_GRU, S2S_CELL_RNN_TANH};
+    static const s2s_attention att[3] = {S2S_ATTN_NONE, S2S_ATTN_DOT, S2S_ATTN_GENERAL};
+    t->mc.cell = cells[t->cell];
+    t->mc.attention = att[t->attention];
+    t->to.valid_bleu = !t->no_valid_bleu;
+    t->to.schedule = t->schedule ? S2S_LR_PLATEAU : S2S_LR_INVERSE_SQRT;
+    t->to.out_prefix = t->out;
+}
+
+/* Progress: one updating line on a terminal, plain lines otherwise; validations always on a
+ * line of their own. */
+static void print_progress(const s2s_train_progress *p, void *user)
+{
+    char line[512];
+    int tty = user != NULL;
+    s2s_train_progress_format(p, line, sizeof line);
+    if (tty && !p->is_validation)
+        fprintf(stderr, "\r\033[K%s", line);
+    else
+        fprintf(stderr, "%s%s\n", tty ? "\r\033[K" : "", line);
+    fflush(stderr);
+}
+
+#endif

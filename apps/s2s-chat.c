@@ -1,0 +1,317 @@
+/* s2s-chat - train a chatbot on (utterance, reply) pairs and talk to it.
+ *
+ *   s2s-chat train (--tsv F | --dailydialog DIR | --chatterbot DIR) --out PREFIX [options]
+ *   s2s-chat chat --model F        (a prompt with line editing and history; with piped
+ *                                   stdin, one reply per input line)
+ *
+ * Thin over the public API. */
+#include "cli.h"
+#include <editline/readline.h>
+
+#define TOOL "s2s-chat"
+
+static const char *USAGE =
+    "usage: s2s-chat COMMAND [options]   (s2s-chat COMMAND --help for details)\n"
+    "commands:\n"
+    "  train   train on dialogue pairs: a TSV of utterance<TAB>reply, DailyDialog, or ChatterBot YAML\n"
+    "  chat    talk to a trained model (prompt commands: :beam N, :greedy, :sample, :temp X, :topk K,\n"
+    "          :topp P, :help, :quit)\n"
+    "examples:\n"
+    "  s2s-chat train --dailydialog data/dailydialog --out runs/chat --minutes 60\n"
+    "  s2s-chat chat --model runs/chat.best.safetensors\n";
+
+static int lib_fail(void)
+{
+    fprintf(stderr, TOOL ": %s\n", s2s_last_error());
+    return 1;
+}
+
+/* ---- train ----------------------------------------------------------------------------------- */
+
+static char *join(const char *dir, const char *rel)
+{
+    size_t n = strlen(dir) + strlen(rel) + 2;
+    char *p = malloc(n);
+    if (p)
+        snprintf(p, n, "%s/%s", dir, rel);
+    return p;
+}
+
+/* DailyDialog's train split for training, its validation split (deduplicated against train)
+ * for validation. */
+static s2s_status read_dailydialog(const char *dir, const s2s_corpus_options *o, s2s_corpus **train,
+                                   s2s_corpus **valid)
+{
+    char *tp = join(dir, "train/dialogues_train.txt"), *vp = join(dir, "validation/dialogues_validation.txt");
+    long excluded = 0;
+    s2s_status s = tp && vp ? s2s_corpus_create(train) : S2S_ERR_OUT_OF_MEMORY;
+    if (s == S2S_OK)
+        s = s2s_corpus_add_dailydialog(*train, tp, NULL, o, NULL);
+    if (s == S2S_OK)
+        s = s2s_corpus_create(valid);
+    if (s == S2S_OK)
+        s = s2s_corpus_add_dailydialog(*valid, vp, *train, o, &excluded);
+    if (s == S2S_OK)
+        fprintf(stderr, TOOL ": validation: %zu pairs after removing %ld that also occur in training\n",
+                s2s_corpus_size(*valid), excluded);
+    free(tp), free(vp);
+    return s;
+}
+
+static s2s_status read_data(const char *tsv, const char *dd, const char *cb, s2s_corpus **train, s2s_corpus **valid)
+{
+    s2s_corpus_options o = s2s_corpus_options_default();
+    o.log = log_to_stderr;
+    o.log_user = (void *)TOOL;
+    *train = *valid = NULL;
+    if (tsv)
+        return s2s_corpus_read_tsv(tsv, &o, train);
+    if (dd)
+        return read_dailydialog(dd, &o, train, valid);
+    s2s_status s = s2s_corpus_create(train);
+    return s == S2S_OK ? s2s_corpus_add_chatterbot(*train, cb, &o) : s;
+}
+
+static s2s_status train_tokenizer(const s2s_corpus *c, const train_opts *t, s2s_tokenizer **tok)
+{
+    size_t n = s2s_corpus_size(c);
+    const char **all = malloc(sizeof(char *) * (2 * n + 1));
+    if (!all)
+        return S2S_ERR_OUT_OF_MEMORY;
+    for (size_t i = 0; i < n; i++)
+        s2s_corpus_get(c, i, &all[i], &all[n + i]);
+    s2s_tokenizer_options o = s2s_tokenizer_options_default();
+    o.vocab_size = t->vocab;
+    o.type = t->bpe ? S2S_TOKENIZER_BPE : S2S_TOKENIZER_UNIGRAM;
+    s2s_status s = s2s_tokenizer_train(all, 2 * n, &o, tok);
+    free(all);
+    return s;
+}
+
+static int train_chat(s2s_context *ctx, train_opts *t, const s2s_corpus *train, const s2s_corpus *valid)
+{
+    s2s_tokenizer *tok = NULL, *tt = NULL;
+    s2s_model *m = NULL;
+    s2s_trainer *tr = NULL;
+    s2s_status s;
+    if (t->resume) {
+        s = s2s_model_load(ctx, t->resume, &m, &tok, &tt, NULL);
+    } else {
+        fprintf(stderr, TOOL ": training the tokenizer (vocabulary %d, shared by both sides)\n", t->vocab);
+        s = train_tokenizer(train, t, &tok);
+        tt = tok;
+        t->mc.src_vocab = t->mc.tgt_vocab = tok ? s2s_tokenizer_vocab_size(tok) : 0;
+        if (s == S2S_OK)
+            s = s2s_model_create(ctx, &t->mc, &m);
+    }
+    if (s == S2S_OK && (!tok || !tt))
+        s = S2S_ERR_FORMAT, fprintf(stderr, TOOL ": the checkpoint holds no tokenizer\n");
+    if (s == S2S_OK)
+        s = s2s_trainer_create(m, tok, tt, train, valid, &t->to, &tr);
+    if (s == S2S_OK && t->resume)
+        s = s2s_trainer_resume(tr, t->resume);
+    if (s == S2S_OK) {
+        fprintf(stderr, TOOL ": training on %zu pairs; %zu parameters\n", s2s_corpus_size(train),
+                s2s_model_param_numel(m));
+        s = s2s_trainer_run(tr);
+    }
+    int rc = s == S2S_OK ? 0 : lib_fail();
+    if (!rc)
+        fprintf(stderr, "\n" TOOL ": done; model: %s.best.safetensors\n", t->out);
+    s2s_trainer_free(tr);
+    s2s_model_free(m);
+    if (tt != tok)
+        s2s_tokenizer_free(tt);
+    s2s_tokenizer_free(tok);
+    return rc;
+}
+
+static int cmd_train(int argc, char **argv)
+{
+    common_opts c = {0, 0, 1, 0, 0};
+    train_opts t;
+    const char *tsv = NULL, *dd = NULL, *cb = NULL;
+    train_opts_default(&t);
+    opt table[] = {COMMON_OPTS(c), TRAIN_OPTS(t), {"--tsv", OPT_STR, &tsv, 0, 0, 0},
+                   {"--dailydialog", OPT_STR, &dd, 0, 0, 0}, {"--chatterbot", OPT_STR, &cb, 0, 0, 0}};
+    if (argc > 2 && !strcmp(argv[2], "--help")) {
+        printf("usage: s2s-chat train (--tsv F | --dailydialog DIR | --chatterbot DIR_OR_FILE) --out PREFIX "
+               "[options]\n"
+               "  --dailydialog DIR: DailyDialog's folder (train/ and validation/; validation deduplicated)\n" TRAIN_OPTS_HELP
+               "  --device auto|cpu|cuda --threads N --seed N --quiet\n"
+               "example: s2s-chat train --dailydialog data/dailydialog --out runs/chat --minutes 60\n");
+        return 0;
+    }
+    if (!parse_opts(TOOL, argc, argv, 2, table, sizeof table / sizeof table[0]))
+        return 2;
+    if (!t.out || (!!tsv + !!dd + !!cb) != 1)
+        return cli_fail(TOOL, "train needs --out and exactly one of --tsv, --dailydialog, --chatterbot"), 2;
+    apply_train_choices(&t);
+    t.to.progress = print_progress;
+    t.to.progress_user = isatty(2) ? (void *)1 : NULL;
+    s2s_corpus *train = NULL, *valid = NULL;
+    if (read_data(tsv, dd, cb, &train, &valid) != S2S_OK) {
+        s2s_corpus_free(train), s2s_corpus_free(valid);
+        return lib_fail();
+    }
+    s2s_context *ctx = make_context(TOOL, &c);
+    int rc = ctx ? train_chat(ctx, &t, train, valid) : 1;
+    s2s_context_free(ctx);
+    s2s_corpus_free(train);
+    s2s_corpus_free(valid);
+    return rc;
+}
+
+/* ---- chat ------------------------------------------------------------------------------------ */
+
+typedef struct session {
+    s2s_context *ctx;
+    s2s_model *m;
+    s2s_tokenizer *st, *tt;
+    s2s_translate_options o;
+    int interactive;
+    long turn;
+} session;
+
+static void chat_help(void)
+{
+    puts("commands: :beam N (beam search, the default), :greedy, :sample (top-p sampling), :temp X, :topk K, "
+         ":topp P, :help, :quit");
+}
+
+/* Applies a ":command"; returns 0 to quit. */
+static int command(session *z, const char *line)
+{
+    s2s_decode_options *d = &z->o.decode;
+    char name[16];
+    double v = 0;
+    int n = sscanf(line, ":%15s %lf", name, &v);
+    if (n >= 1 && !strcmp(name, "quit"))
+        return 0;
+    if (n == 2 && !strcmp(name, "beam") && v >= 1 && v <= 64)
+        d->mode = S2S_DECODE_BEAM, d->beam_size = (int)v;
+    else if (n >= 1 && !strcmp(name, "greedy"))
+        d->mode = S2S_DECODE_GREEDY;
+    else if (n >= 1 && !strcmp(name, "sample"))
+        d->mode = S2S_DECODE_SAMPLE;
+    else if (n == 2 && !strcmp(name, "temp") && v > 0)
+        d->temperature = (float)v;
+    else if (n == 2 && !strcmp(name, "topk") && v >= 0)
+        d->top_k = (int)v;
+    else if (n == 2 && !strcmp(name, "topp") && v > 0 && v <= 1)
+        d->top_p = (float)v;
+    else if (n >= 1 && !strcmp(name, "help"))
+        chat_help();
+    else
+        printf("unknown command or value: %s (:help lists them)\n", line);
+    if (strcmp(name, "help"))
+        printf("(decoding: %s, beam %d, temperature %.2f, top-k %d, top-p %.2f)\n",
+               d->mode == S2S_DECODE_BEAM ? "beam" : d->mode == S2S_DECODE_GREEDY ? "greedy" : "sampling",
+               d->beam_size, d->temperature, d->top_k, d->top_p);
+    return 1;
+}
+
+static int reply(session *z, const char *line)
+{
+    char *unknown[16], *out[1] = {NULL};
+    int nunk = 0;
+    if (s2s_tokenizer_unknown_words(z->st, line, unknown, 16, &nunk) == S2S_OK && nunk > 0) {
+        fprintf(stderr, "(words I do not know:");
+        for (int i = 0; i < nunk; i++)
+            fprintf(stderr, " %s", unknown[i]);
+        fprintf(stderr, ")\n");
+        s2s_strings_free(unknown, (size_t)(nunk < 16 ? nunk : 16));
+    }
+    z->o.decode.seed = (uint64_t)++z->turn;
+    if (s2s_translate(z->m, z->st, z->tt, &line, 1, &z->o, out, NULL) != S2S_OK)
+        return lib_fail(), 0;
+    printf(z->interactive ? "bot> %s\n" : "%s\n", out[0]);
+    fflush(stdout);
+    s2s_strings_free(out, 1);
+    return 1;
+}
+
+static int chat_loop(session *z)
+{
+    char *line = NULL;
+    size_t cap = 0;
+    int go = 1;
+    if (z->interactive)
+        puts("Type a message (:help for commands, :quit or Ctrl-D to leave).");
+    while (go) {
+        char *in;
+        if (z->interactive) {
+            free(line);
+            line = in = readline("you> ");
+            if (!in)
+                break;
+            if (*in)
+                add_history(in);
+        } else {
+            ssize_t r = getline(&line, &cap, stdin);
+            if (r < 0)
+                break;
+            while (r > 0 && (line[r - 1] == '\n' || line[r - 1] == '\r'))
+                line[--r] = '\0';
+            in = line;
+        }
+        if (in[0] == ':' && z->interactive)
+            go = command(z, in);
+        else if (!reply(z, in))
+            go = 0, z->turn = -1;
+    }
+    free(line);
+    return z->turn < 0 ? 1 : 0;
+}
+
+static int cmd_chat(int argc, char **argv)
+{
+    common_opts c = {0, 0, 1, 0, 1};
+    const char *model = NULL;
+    session z;
+    memset(&z, 0, sizeof z);
+    z.o = s2s_translate_options_default();
+    z.o.decode.no_repeat_ngram = 3;
+    int beam = 5;
+    opt table[] = {COMMON_OPTS(c), {"--model", OPT_STR, &model, 0, 0, 0}, {"--beam", OPT_INT, &beam, 1, 64, 0}};
+    if (argc > 2 && !strcmp(argv[2], "--help")) {
+        printf("usage: s2s-chat chat --model FILE [--beam N] [--device auto|cpu|cuda]\n"
+               "  on a terminal: a prompt with line editing and history; :help lists the commands\n"
+               "  with piped input: one reply per input line\n"
+               "example: echo 'How are you?' | s2s-chat chat --model runs/chat.best.safetensors\n");
+        return 0;
+    }
+    if (!parse_opts(TOOL, argc, argv, 2, table, sizeof table / sizeof table[0]))
+        return 2;
+    if (!model)
+        return cli_fail(TOOL, "chat needs --model FILE"), 2;
+    z.o.decode.beam_size = beam;
+    z.o.batch_size = 1;
+    z.interactive = isatty(0) && isatty(1);
+    int rc = 1;
+    if ((z.ctx = make_context(TOOL, &c)) && s2s_model_load(z.ctx, model, &z.m, &z.st, &z.tt, NULL) == S2S_OK) {
+        rc = z.st && z.tt ? chat_loop(&z) : (fprintf(stderr, TOOL ": %s holds no tokenizer\n", model), 1);
+    } else if (z.ctx) {
+        lib_fail();
+    }
+    s2s_model_free(z.m);
+    if (z.tt != z.st)
+        s2s_tokenizer_free(z.tt);
+    s2s_tokenizer_free(z.st);
+    s2s_context_free(z.ctx);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        fputs(USAGE, argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    if (!strcmp(argv[1], "train"))
+        return cmd_train(argc, argv);
+    if (!strcmp(argv[1], "chat"))
+        return cmd_chat(argc, argv);
+    fprintf(stderr, TOOL ": unknown command '%s'\n%s", argv[1], USAGE);
+    return 2;
+}

@@ -1,0 +1,435 @@
+/* s2s-translate - train a translator, translate, evaluate, inspect model files.
+ *
+ *   s2s-translate train --train-src F --train-tgt F --out PREFIX [options]
+ *   s2s-translate translate --model F [--beam N] [--nbest N] < in > out
+ *   s2s-translate eval --model F --src F --ref F
+ *   s2s-translate inspect --model F
+ *
+ * Thin over the public API: each command parses its options and calls the library. */
+#include "cli.h"
+#include <time.h>
+
+#define TOOL "s2s-translate"
+
+static const char *USAGE =
+    "usage: s2s-translate COMMAND [options]   (s2s-translate COMMAND --help for details)\n"
+    "commands:\n"
+    "  train      train a model on a parallel corpus\n"
+    "  translate  translate stdin to stdout, one line in, one line out\n"
+    "  eval       translate a test set and print corpus BLEU (sacreBLEU-compatible) and the time\n"
+    "  inspect    print a model file's config, provenance and tensors, verifying checksums\n"
+    "examples:\n"
+    "  s2s-translate train --train-src data/multi30k/train.en --train-tgt data/multi30k/train.de \\\n"
+    "      --valid-src data/multi30k/val.en --valid-tgt data/multi30k/val.de --out runs/ende --minutes 30\n"
+    "  echo 'A man rides a bike.' | s2s-translate translate --model runs/ende.best.safetensors\n"
+    "  s2s-translate eval --model runs/ende.best.safetensors --src data/multi30k/test.en --ref data/multi30k/test.de\n";
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static int lib_fail(void)
+{
+    fprintf(stderr, TOOL ": %s\n", s2s_last_error());
+    return 1;
+}
+
+/* ---- train ---------------------------------------------------------------------------------- */
+
+typedef struct data_opts {
+    const char *train_src, *train_tgt, *train_tsv, *valid_src, *valid_tgt, *valid_tsv;
+} data_opts;
+
+static s2s_status read_corpus(const char *src, const char *tgt, const char *tsv, const char *what, s2s_corpus **c)
+{
+    s2s_corpus_options o = s2s_corpus_options_default();
+    o.log = log_to_stderr;
+    o.log_user = (void *)TOOL;
+    *c = NULL;
+    if (tsv)
+        return s2s_corpus_read_tsv(tsv, &o, c);
+    if (src && tgt)
+        return s2s_corpus_read_aligned(src, tgt, &o, c);
+    if (src || tgt)
+        fprintf(stderr, TOOL ": %s needs both --%s-src and --%s-tgt (or --%s-tsv)\n", what, what, what, what);
+    return src || tgt ? S2S_ERR_INVALID_ARG : S2S_OK;
+}
+
+/* Trains the tokenizers on the training pairs: one on both sides (shared), or one per side. */
+static s2s_status train_tokenizers(const s2s_corpus *c, const train_opts *t, s2s_tokenizer **st, s2s_tokenizer **tt)
+{
+    size_t n = s2s_corpus_size(c);
+    const char **side[2] = {malloc(sizeof(char *) * (2 * n + 1)), NULL};
+    if (!side[0])
+        return S2S_ERR_OUT_OF_MEMORY;
+    side[1] = side[0] + n;
+    for (size_t i = 0; i < n; i++)
+        s2s_corpus_get(c, i, &side[0][i], &side[1][i]);
+    s2s_tokenizer_options o = s2s_tokenizer_options_default();
+    o.vocab_size = t->vocab;
+    o.type = t->bpe ? S2S_TOKENIZER_BPE : S2S_TOKENIZER_UNIGRAM;
+    s2s_status s;
+    if (t->shared_vocab) {
+        s = s2s_tokenizer_train(side[0], 2 * n, &o, st);
+        *tt = *st;
+    } else {
+        s = s2s_tokenizer_train(side[0], n, &o, st);
+        if (s == S2S_OK)
+            s = s2s_tokenizer_train(side[1], n, &o, tt);
+    }
+    free(side[0]);
+    return s;
+}
+
+static int train_run(s2s_context *ctx, train_opts *t, const s2s_corpus *train, const s2s_corpus *valid)
+{
+    s2s_tokenizer *st = NULL, *tt = NULL;
+    s2s_model *m = NULL;
+    s2s_trainer *tr = NULL;
+    s2s_status s;
+    if (t->resume) { /* the checkpoint holds the model and its tokenizers */
+        s = s2s_model_load(ctx, t->resume, &m, &st, &tt, NULL);
+        if (s == S2S_OK && (!st || !tt))
+            s = S2S_ERR_FORMAT, fprintf(stderr, TOOL ": %s has no tokenizers\n", t->resume);
+    } else {
+        fprintf(stderr, TOOL ": training the tokenizer%s (vocabulary %d)\n", t->shared_vocab ? "" : "s", t->vocab);
+        s = train_tokenizers(train, t, &st, &tt);
+        t->mc.src_vocab = st ? s2s_tokenizer_vocab_size(st) : 0;
+        t->mc.tgt_vocab = tt ? s2s_tokenizer_vocab_size(tt) : 0;
+        if (s == S2S_OK)
+            s = s2s_model_create(ctx, &t->mc, &m);
+    }
+    if (s == S2S_OK)
+        s = s2s_trainer_create(m, st, tt, train, valid, &t->to, &tr);
+    if (s == S2S_OK && t->resume)
+        s = s2s_trainer_resume(tr, t->resume);
+    if (s == S2S_OK) {
+        long pairs, skipped, batches;
+        s2s_trainer_data_counts(tr, &pairs, &skipped, &batches);
+        fprintf(stderr, TOOL ": training on %ld pairs (%ld skipped: longer than %d tokens or empty); %zu parameters\n",
+                pairs, skipped, t->to.max_len, s2s_model_param_numel(m));
+        s = s2s_trainer_run(tr);
+    }
+    int rc = s == S2S_OK ? 0 : lib_fail();
+    if (rc == 0)
+        fprintf(stderr, "\n" TOOL ": done; best model: %s.best.safetensors, plot: %s.loss.svg\n", t->out, t->out);
+    s2s_trainer_free(tr);
+    s2s_model_free(m);
+    if (tt != st)
+        s2s_tokenizer_free(tt);
+    s2s_tokenizer_free(st);
+    return rc;
+}
+
+static int cmd_train(int argc, char **argv)
+{
+    common_opts c = {0, 0, 1, 0, 0};
+    train_opts t;
+    data_opts d = {0};
+    train_opts_default(&t);
+    opt table[] = {COMMON_OPTS(c), TRAIN_OPTS(t), {"--train-src", OPT_STR, &d.train_src, 0, 0, 0},
+                   {"--train-tgt", OPT_STR, &d.train_tgt, 0, 0, 0}, {"--train-tsv", OPT_STR, &d.train_tsv, 0, 0, 0},
+                   {"--valid-src", OPT_STR, &d.valid_src, 0, 0, 0}, {"--valid-tgt", OPT_STR, &d.valid_tgt, 0, 0, 0},
+                   {"--valid-tsv", OPT_STR, &d.valid_tsv, 0, 0, 0}};
+    if (argc > 2 && !strcmp(argv[2], "--help")) {
+        printf("usage: s2s-translate train (--train-src F --train-tgt F | --train-tsv F) --out PREFIX [options]\n"
+               "  --valid-src F --valid-tgt F | --valid-tsv F   validation set (perplexity and BLEU)\n" TRAIN_OPTS_HELP
+               "  --device auto|cpu|cuda --threads N --seed N --precision fp32|tf32 --quiet\n"
+               "example: s2s-translate train --train-tsv data/tatoeba-eng-fra/eng-fra.tsv --out runs/enfr "
+               "--minutes 5\n");
+        return 0;
+    }
+    if (!parse_opts(TOOL, argc, argv, 2, table, sizeof table / sizeof table[0]))
+        return 2;
+    if (!t.out || !(d.train_tsv || (d.train_src && d.train_tgt)))
+        return cli_fail(TOOL, "train needs --out and a training corpus (--train-src/--train-tgt or --train-tsv)"), 2;
+    apply_train_choices(&t);
+    t.to.progress = print_progress;
+    t.to.progress_user = isatty(2) ? (void *)1 : NULL;
+    s2s_corpus *train = NULL, *valid = NULL;
+    if (read_corpus(d.train_src, d.train_tgt, d.train_tsv, "train", &train) != S2S_OK ||
+        read_corpus(d.valid_src, d.valid_tgt, d.valid_tsv, "valid", &valid) != S2S_OK) {
+        s2s_corpus_free(train);
+        return lib_fail();
+    }
+    s2s_context *ctx = make_context(TOOL, &c);
+    int rc = ctx ? train_run(ctx, &t, train, valid) : 1;
+    s2s_context_free(ctx);
+    s2s_corpus_free(train);
+    s2s_corpus_free(valid);
+    return rc;
+}
+
+/* ---- translate / eval --------------------------------------------------------------------- */
+
+typedef struct decode_cli {
+    const char *model, *svg;
+    int beam, nbest, greedy, sample, batch, no_unk, no_repeat;
+    float lp, a, temperature, top_p;
+    int b, top_k;
+} decode_cli;
+
+#define DECODE_OPTS(d)                                                                                            \
+    {"--model", OPT_STR, &(d).model, 0, 0, 0}, {"--beam", OPT_INT, &(d).beam, 1, 64, 0},                        \
+        {"--nbest", OPT_INT, &(d).nbest, 1, 64, 0}, {"--greedy", OPT_FLAG, &(d).greedy, 0, 0, 0},               \
+        {"--batch", OPT_INT, &(d).batch, 1, 100000, 0}, {"--no-replace-unk", OPT_FLAG, &(d).no_unk, 0, 0, 0},   \
+        {"--length-penalty", OPT_FLOAT, &(d).lp, 0, 10, 0}, {"--max-len-a", OPT_FLOAT, &(d).a, 0, 100, 0},        \
+        {"--max-len-b", OPT_INT, &(d).b, 0, 10000, 0}, {"--no-repeat-ngram", OPT_INT, &(d).no_repeat, 0, 100, 0}
+
+static s2s_translate_options decode_options(const decode_cli *d)
+{
+    s2s_translate_options o = s2s_translate_options_default();
+    o.decode.mode = d->greedy ? S2S_DECODE_GREEDY : d->sample ? S2S_DECODE_SAMPLE : S2S_DECODE_BEAM;
+    o.decode.beam_size = d->beam;
+    o.decode.nbest = d->nbest;
+    o.decode.length_penalty = d->lp;
+    o.decode.max_len_a = d->a;
+    o.decode.max_len_b = d->b;
+    o.decode.no_repeat_ngram = d->no_repeat;
+    o.batch_size = d->batch > 0 ? d->batch : 64;
+    o.replace_unk = !d->no_unk;
+    return o;
+}
+
+static void decode_cli_default(decode_cli *d)
+{
+    s2s_decode_options o = s2s_decode_options_default();
+    memset(d, 0, sizeof *d);
+    d->beam = o.beam_size, d->nbest = 1, d->lp = o.length_penalty, d->a = o.max_len_a, d->b = o.max_len_b;
+}
+
+typedef struct loaded {
+    s2s_context *ctx;
+    s2s_model *m;
+    s2s_tokenizer *st, *tt;
+} loaded;
+
+static void loaded_free(loaded *l)
+{
+    s2s_model_free(l->m);
+    if (l->tt != l->st)
+        s2s_tokenizer_free(l->tt);
+    s2s_tokenizer_free(l->st);
+    s2s_context_free(l->ctx);
+}
+
+static int load_model(const common_opts *c, const char *path, loaded *l)
+{
+    memset(l, 0, sizeof *l);
+    if (!path)
+        return cli_fail(TOOL, "--model FILE is required");
+    if (!(l->ctx = make_context(TOOL, c)))
+        return 0;
+    if (s2s_model_load(l->ctx, path, &l->m, &l->st, &l->tt, NULL) != S2S_OK)
+        return lib_fail(), 0;
+    if (!l->st || !l->tt)
+        return cli_fail(TOOL, "%s holds no tokenizers: it cannot translate text", path);
+    return 1;
+}
+
+/* Decodes line with attention and writes the source x output heatmap to path. */
+static int write_svg(const loaded *l, const char *line, const s2s_translate_options *o, const char *path)
+{
+    int32_t ids[1024];
+    int n = 0;
+    if (s2s_tokenizer_encode(l->st, line, ids, 1024, &n) != S2S_OK || n < 1 || n > 1024)
+        return cli_fail(TOOL, "--attention-svg: cannot encode the first line (%d tokens)", n);
+    int32_t len[1] = {n};
+    s2s_batch b = {1, n, 0, ids, len, NULL, NULL};
+    s2s_decode_options d = o->decode;
+    d.attention = 1, d.nbest = 1;
+    s2s_hypothesis *h = NULL;
+    if (s2s_model_decode(l->m, &b, &d, &h) != S2S_OK)
+        return lib_fail(), 0;
+    char(*sp)[64] = calloc((size_t)n + (size_t)h->len + 1, 64);
+    const char **src = calloc((size_t)n + (size_t)h->len + 1, sizeof(char *)), **out = src + n;
+    for (int i = 0; sp && src && i < n + h->len; i++) {
+        const s2s_tokenizer *t = i < n ? l->st : l->tt;
+        s2s_tokenizer_piece(t, i < n ? ids[i] : h->ids[i - n], sp[i], 64);
+        src[i] = sp[i];
+    }
+    s2s_status s = sp && src ? s2s_attention_svg(path, src, n, out, h->len, h->attention) : S2S_ERR_OUT_OF_MEMORY;
+    free(sp), free(src);
+    s2s_hypotheses_free(h, 1);
+    return s == S2S_OK ? 1 : (lib_fail(), 0);
+}
+
+static void print_translations(char **out, const float *scores, size_t n, int nbest, size_t first_line)
+{
+    for (size_t i = 0; i < n; i++)
+        for (int j = 0; j < nbest; j++) {
+            size_t k = i * nbest + j;
+            if (nbest == 1)
+                printf("%s\n", out[k]);
+            else
+                printf("%zu ||| %s ||| %.4f\n", first_line + i, out[k], scores[k]);
+        }
+    fflush(stdout);
+}
+
+static int cmd_translate(int argc, char **argv)
+{
+    common_opts c = {0, 0, 1, 0, 1};
+    decode_cli d;
+    decode_cli_default(&d);
+    opt table[] = {COMMON_OPTS(c), DECODE_OPTS(d), {"--attention-svg", OPT_STR, &d.svg, 0, 0, 0}};
+    if (argc > 2 && !strcmp(argv[2], "--help")) {
+        printf("usage: s2s-translate translate --model FILE [options] < input > output\n"
+               "  one line in, one line out, flushed per batch (--batch 1 on a terminal: per line)\n"
+               "  --beam N (5) --nbest N (1: plain lines; >1: 'LINE ||| TEXT ||| SCORE') --greedy\n"
+               "  --batch N (64; 1 when stdin is a terminal) --length-penalty X (0.6) --max-len-a X (2)\n"
+               "  --max-len-b N (10) --no-repeat-ngram N --no-replace-unk --attention-svg FILE (first line)\n"
+               "  --device auto|cpu|cuda --threads N --quiet\n"
+               "example: echo 'Go now.' | s2s-translate translate --model runs/enfr.best.safetensors --beam 5\n");
+        return 0;
+    }
+    if (!parse_opts(TOOL, argc, argv, 2, table, sizeof table / sizeof table[0]))
+        return 2;
+    if (d.nbest > d.beam)
+        return cli_fail(TOOL, "--nbest %d cannot exceed --beam %d", d.nbest, d.beam), 2;
+    if (!d.batch)
+        d.batch = isatty(0) ? 1 : 64;
+    loaded l;
+    if (!load_model(&c, d.model, &l))
+        return loaded_free(&l), 1;
+    s2s_translate_options o = decode_options(&d);
+    int nbest = o.decode.mode == S2S_DECODE_BEAM ? o.decode.nbest : 1, rc = 0;
+    char **lines = malloc(sizeof(char *) * (size_t)d.batch), **out = malloc(sizeof(char *) * (size_t)d.batch * nbest);
+    float *scores = malloc(sizeof(float) * (size_t)d.batch * nbest);
+    char *line = NULL;
+    size_t cap = 0, done = 0;
+    ssize_t r;
+    int n = 0, eof = 0;
+    while (!rc && !eof && lines && out && scores) {
+        if ((r = getline(&line, &cap, stdin)) >= 0) {
+            while (r > 0 && (line[r - 1] == '\n' || line[r - 1] == '\r'))
+                line[--r] = '\0';
+            lines[n++] = strdup(line);
+            if (d.svg && done == 0 && n == 1 && !write_svg(&l, line, &o, d.svg))
+                rc = 1;
+        } else {
+            eof = 1;
+        }
+        if (!rc && n && (n == d.batch || eof)) {
+            if (s2s_translate(l.m, l.st, l.tt, (const char *const *)lines, (size_t)n, &o, out, scores) != S2S_OK)
+                rc = lib_fail();
+            else
+                print_translations(out, scores, (size_t)n, nbest, done + 1), s2s_strings_free(out, (size_t)n * nbest);
+            s2s_strings_free(lines, (size_t)n);
+            done += (size_t)n, n = 0;
+        }
+    }
+    free(line), free(lines), free(out), free(scores);
+    loaded_free(&l);
+    return rc;
+}
+
+static int cmd_eval(int argc, char **argv)
+{
+    common_opts c = {0, 0, 1, 0, 1};
+    decode_cli d;
+    const char *src = NULL, *ref = NULL, *tsv = NULL, *save = NULL;
+    decode_cli_default(&d);
+    opt table[] = {COMMON_OPTS(c), DECODE_OPTS(d), {"--src", OPT_STR, &src, 0, 0, 0}, {"--ref", OPT_STR, &ref, 0, 0, 0},
+                   {"--tsv", OPT_STR, &tsv, 0, 0, 0}, {"--output", OPT_STR, &save, 0, 0, 0}};
+    if (argc > 2 && !strcmp(argv[2], "--help")) {
+        printf("usage: s2s-translate eval --model FILE (--src F --ref F | --tsv F) [--output F] [decoding options]\n"
+               "  translates the sources, prints corpus BLEU (sacreBLEU 13a) and the time taken\n"
+               "example: s2s-translate eval --model runs/ende.best.safetensors --src test.en --ref test.de --beam 5\n");
+        return 0;
+    }
+    if (!parse_opts(TOOL, argc, argv, 2, table, sizeof table / sizeof table[0]))
+        return 2;
+    s2s_corpus *test = NULL;
+    if (!tsv && !(src && ref))
+        return cli_fail(TOOL, "eval needs --src and --ref, or --tsv"), 2;
+    s2s_corpus_options co = s2s_corpus_options_default();
+    co.normalize_spaces = 0; /* score against the references as they are */
+    s2s_status s = tsv ? s2s_corpus_read_tsv(tsv, &co, &test) : s2s_corpus_read_aligned(src, ref, &co, &test);
+    if (s != S2S_OK)
+        return lib_fail();
+    loaded l;
+    if (!load_model(&c, d.model, &l))
+        return s2s_corpus_free(test), loaded_free(&l), 1;
+    size_t n = s2s_corpus_size(test);
+    const char **in = malloc(sizeof(char *) * (n + 1)), **refs = malloc(sizeof(char *) * (n + 1));
+    char **out = calloc(n + 1, sizeof(char *));
+    for (size_t i = 0; in && refs && i < n; i++)
+        s2s_corpus_get(test, i, &in[i], &refs[i]);
+    s2s_translate_options o = decode_options(&d);
+    o.decode.nbest = 1;
+    double t0 = now_s();
+    s = in && refs && out ? s2s_translate(l.m, l.st, l.tt, in, n, &o, out, NULL) : S2S_ERR_OUT_OF_MEMORY;
+    double secs = now_s() - t0;
+    s2s_bleu b;
+    if (s == S2S_OK)
+        s = s2s_bleu_corpus((const char *const *)out, refs, n, &b);
+    if (s == S2S_OK) {
+        printf("BLEU = %.2f %.1f/%.1f/%.1f/%.1f (BP = %.3f hyp_len = %ld ref_len = %ld)\n", b.score, b.precisions[0],
+               b.precisions[1], b.precisions[2], b.precisions[3], b.brevity_penalty, b.hyp_len, b.ref_len);
+        printf("%zu sentences in %.2f s (%.1f sentences/s), %s, %s\n", n, secs, n / secs,
+               o.decode.mode == S2S_DECODE_GREEDY ? "greedy" : "beam", s2s_context_device_name(l.ctx));
+        FILE *f = save ? fopen(save, "w") : NULL;
+        for (size_t i = 0; f && i < n; i++)
+            fprintf(f, "%s\n", out[i]);
+        if (save && (!f || fclose(f)))
+            fprintf(stderr, TOOL ": cannot write %s: %s\n", save, strerror(errno)), s = S2S_ERR_IO;
+    } else {
+        lib_fail();
+    }
+    s2s_strings_free(out, n);
+    free(out), free(in), free(refs);
+    s2s_corpus_free(test);
+    loaded_free(&l);
+    return s == S2S_OK ? 0 : 1;
+}
+
+static int cmd_inspect(int argc, char **argv)
+{
+    const char *model = NULL;
+    opt table[] = {{"--model", OPT_STR, &model, 0, 0, 0}};
+    if (argc > 2 && !strcmp(argv[2], "--help")) {
+        printf("usage: s2s-translate inspect --model FILE\n"
+               "  prints the config, provenance and tensor table of a model or checkpoint file and verifies every\n"
+               "  tensor's CRC32 (exit status 1 when one does not match)\n");
+        return 0;
+    }
+    if (!parse_opts(TOOL, argc, argv, 2, table, 1))
+        return 2;
+    if (!model)
+        return cli_fail(TOOL, "inspect needs --model FILE"), 2;
+    size_t len = 0, cap = 1 << 16;
+    char *buf = malloc(cap);
+    s2s_status s = buf ? s2s_model_file_report(model, buf, cap, &len) : S2S_ERR_OUT_OF_MEMORY;
+    if (buf && len >= cap) { /* a long tensor table: ask again with room for all of it */
+        free(buf);
+        cap = len + 1;
+        buf = malloc(cap);
+        s = buf ? s2s_model_file_report(model, buf, cap, &len) : S2S_ERR_OUT_OF_MEMORY;
+    }
+    if (buf && len)
+        fputs(buf, stdout);
+    free(buf);
+    return s == S2S_OK ? 0 : lib_fail();
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        fputs(USAGE, argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    if (!strcmp(argv[1], "train"))
+        return cmd_train(argc, argv);
+    if (!strcmp(argv[1], "translate"))
+        return cmd_translate(argc, argv);
+    if (!strcmp(argv[1], "eval"))
+        return cmd_eval(argc, argv);
+    if (!strcmp(argv[1], "inspect"))
+        return cmd_inspect(argc, argv);
+    fprintf(stderr, TOOL ": unknown command '%s'\n%s", argv[1], USAGE);
+    return 2;
+}
