@@ -451,8 +451,9 @@ typedef struct s2s_provenance {
 /* src_tok / tgt_tok may be NULL or the same pointer (shared vocabulary); prov may be NULL. */
 S2S_API s2s_status s2s_model_save(const s2s_model *m, const s2s_tokenizer *src_tok, const s2s_tokenizer *tgt_tok,
                                   const s2s_provenance *prov, const char *path);
-/* Creates a model on ctx from a file. src_tok, tgt_tok and prov may be NULL when not wanted;
- * a tokenizer absent from the file comes back NULL. */
+/* Creates a model on ctx from a model or checkpoint file. src_tok, tgt_tok and prov may be
+ * NULL when not wanted; a tokenizer absent from the file comes back NULL. When the file holds
+ * one shared tokenizer, *src_tok and *tgt_tok are two separate objects: free each. */
 S2S_API s2s_status s2s_model_load(s2s_context *ctx, const char *path, s2s_model **model, s2s_tokenizer **src_tok,
                                   s2s_tokenizer **tgt_tok, s2s_provenance *prov);
 /* A human-readable report of a model or checkpoint file: config, provenance, tensor table,
