@@ -402,7 +402,9 @@ S2S_API s2s_status s2s_corpus_add_chatterbot(s2s_corpus *c, const char *path, co
 S2S_API s2s_status s2s_corpus_sha256(const s2s_corpus *c, char hex[65]);
 
 /* ---- subword tokenizer (SentencePiece) ------------------------------------------------------
- * Ids 0-3 are pad, bos, eos and unk, as in the model. */
+ * Ids 0-3 are pad, bos, eos and unk, as in the model; loading refuses models with other special
+ * ids. Text is normalised with SentencePiece's nmt_nfkc (Unicode spaces become spaces, "…"
+ * becomes "..."), so decoding gives the normal form; an unknown id decodes as " ⁇ ". */
 
 typedef enum s2s_tokenizer_type { S2S_TOKENIZER_UNIGRAM = 0, S2S_TOKENIZER_BPE } s2s_tokenizer_type;
 
@@ -472,8 +474,9 @@ S2S_API s2s_status s2s_checkpoint_load(const char *path, s2s_model *m, s2s_optim
                                        size_t *state_len);
 
 /* ---- BLEU -----------------------------------------------------------------------------------
- * Corpus BLEU as sacreBLEU computes it by default: 13a tokenisation, 4-grams, exponential
- * smoothing off ("none" for corpus level), brevity penalty. */
+ * Corpus BLEU as sacreBLEU 2.x computes it by default: 13a tokenisation, mixed case, 4-grams,
+ * exponential smoothing ('exp', sacreBLEU's default), no effective order, brevity penalty.
+ * n = 0 is S2S_ERR_INVALID_ARG. */
 typedef struct s2s_bleu {
     double score;            /* 0..100 */
     double precisions[4];    /* modified n-gram precisions, percent */
