@@ -1,0 +1,206 @@
+/* test_trainer.c - the trainer: an interrupted and resumed run ends with bit-identical weights,
+ * files (checkpoints pruned to keep_last, best model, CSV, SVG), early stopping, and
+ * non-finite steps skipped then given up on with the last checkpoint intact. CPU only. */
+#include "model.h"
+#include "test_util.h"
+#include <dirent.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static const char *WORDS[] = {"red", "blue", "green", "cat", "dog", "sees", "likes", "the", "a", "big", "small", "bird"};
+
+/* A copy task with reversed word order: "the big cat" -> "cat big the". */
+static s2s_corpus *toy_corpus(uint64_t seed, int n)
+{
+    s2s_corpus *c = NULL;
+    cr_assert_eq(s2s_corpus_create(&c), S2S_OK);
+    uint64_t s = seed;
+    for (int i = 0; i < n; i++) {
+        int len = 2 + (int)(tu_next(&s) % 5), w[8];
+        char a[128] = "", b[128] = "";
+        for (int k = 0; k < len; k++)
+            w[k] = (int)(tu_next(&s) % 12);
+        for (int k = 0; k < len; k++) {
+            strcat(a, WORDS[w[k]]), strcat(a, k + 1 < len ? " " : "");
+            strcat(b, WORDS[w[len - 1 - k]]), strcat(b, k + 1 < len ? " " : "");
+        }
+        cr_assert_eq(s2s_corpus_add(c, a, b), S2S_OK, "%s", s2s_last_error());
+    }
+    return c;
+}
+
+typedef struct world {
+    s2s_context *ctx;
+    s2s_corpus *train, *valid;
+    s2s_tokenizer *tok;
+    char dir[64];
+} world;
+
+static void world_make(world *w)
+{
+    s2s_context_options o = s2s_context_options_default();
+    o.device = S2S_DEVICE_CPU, o.seed = 3, o.threads = 2;
+    cr_assert_eq(s2s_context_create(&o, &w->ctx), S2S_OK);
+    w->train = toy_corpus(1, 400);
+    w->valid = toy_corpus(2, 40);
+    size_t n = s2s_corpus_size(w->train);
+    const char **all = malloc(sizeof(char *) * 2 * n);
+    for (size_t i = 0; i < n; i++)
+        s2s_corpus_get(w->train, i, &all[i], &all[n + i]);
+    s2s_tokenizer_options to = s2s_tokenizer_options_default();
+    to.vocab_size = 40;
+    cr_assert_eq(s2s_tokenizer_train(all, 2 * n, &to, &w->tok), S2S_OK, "%s", s2s_last_error());
+    free(all);
+    strcpy(w->dir, "/tmp/s2s-trainer-XXXXXX");
+    cr_assert_not_null(mkdtemp(w->dir));
+}
+
+static void world_free(world *w)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", w->dir);
+    cr_assert_eq(system(cmd), 0);
+    s2s_tokenizer_free(w->tok);
+    s2s_corpus_free(w->train);
+    s2s_corpus_free(w->valid);
+    s2s_context_free(w->ctx);
+}
+
+static s2s_model *toy_model(world *w)
+{
+    s2s_model_config c = s2s_model_config_default();
+    c.hidden = 32, c.embed = 16, c.dropout = 0.2f;
+    c.src_vocab = c.tgt_vocab = s2s_tokenizer_vocab_size(w->tok);
+    s2s_model *m = NULL;
+    cr_assert_eq(s2s_model_create(w->ctx, &c, &m), S2S_OK, "%s", s2s_last_error());
+    return m;
+}
+
+static s2s_trainer_options toy_options(world *w, const char *name, long steps)
+{
+    static char prefix[4][128];
+    static int k;
+    s2s_trainer_options o = s2s_trainer_options_default();
+    o.batch_tokens = 300, o.warmup_steps = 5, o.lr = 3e-3f, o.valid_every = 10, o.report_every = 5;
+    o.max_steps = steps, o.keep_last = 2, o.valid_max = 40;
+    snprintf(prefix[k % 4], sizeof prefix[0], "%s/%s", w->dir, name);
+    o.out_prefix = prefix[k++ % 4];
+    return o;
+}
+
+static float *all_weights(s2s_model *m, size_t *n)
+{
+    *n = s2s_model_param_numel(m);
+    float *v = malloc(*n * sizeof(float)), *p = v;
+    for (int i = 0; i < s2s_model_param_count(m); i++) {
+        s2s_param_info info;
+        s2s_model_param_info_at(m, i, &info);
+        cr_assert_eq(s2s_model_param_get(m, info.name, p, info.numel), S2S_OK);
+        p += info.numel;
+    }
+    return v;
+}
+
+static int exists(const char *dir, const char *name)
+{
+    char p[256];
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    return access(p, F_OK) == 0;
+}
+
+Test(trainer, resume_gives_bit_identical_weights_and_files, .timeout = 120)
+{
+    world w;
+    world_make(&w);
+    /* uninterrupted: 40 steps (several epochs: the epoch boundary is crossed after resuming) */
+    s2s_model *a = toy_model(&w);
+    s2s_trainer *ta = NULL;
+    s2s_trainer_options oa = toy_options(&w, "a", 40);
+    cr_assert_eq(s2s_trainer_create(a, w.tok, w.tok, w.train, w.valid, &oa, &ta), S2S_OK, "%s", s2s_last_error());
+    cr_assert_eq(s2s_trainer_run(ta), S2S_OK, "%s", s2s_last_error());
+    long pairs, skipped, batches;
+    s2s_trainer_data_counts(ta, &pairs, &skipped, &batches);
+    cr_assert(batches < 40, "the run must cross an epoch boundary (%ld batches)", batches);
+    /* interrupted at 20, resumed from the step-20 checkpoint into fresh objects */
+    s2s_model *b = toy_model(&w);
+    s2s_trainer *tb = NULL;
+    s2s_trainer_options ob = toy_options(&w, "b", 20);
+    cr_assert_eq(s2s_trainer_create(b, w.tok, w.tok, w.train, w.valid, &ob, &tb), S2S_OK);
+    cr_assert_eq(s2s_trainer_run(tb), S2S_OK, "%s", s2s_last_error());
+    s2s_trainer_free(tb);
+    s2s_model_free(b);
+    s2s_model *c = toy_model(&w);
+    s2s_trainer *tc = NULL;
+    s2s_trainer_options oc = toy_options(&w, "b", 40);
+    char ck[256];
+    snprintf(ck, sizeof ck, "%s/b.ckpt-20.safetensors", w.dir);
+    cr_assert_eq(s2s_trainer_create(c, w.tok, w.tok, w.train, w.valid, &oc, &tc), S2S_OK);
+    cr_assert_eq(s2s_trainer_resume(tc, ck), S2S_OK, "%s", s2s_last_error());
+    cr_assert_eq(s2s_trainer_run(tc), S2S_OK, "%s", s2s_last_error());
+    size_t na, nc;
+    float *wa = all_weights(a, &na), *wc = all_weights(c, &nc);
+    cr_assert_eq(na, nc);
+    size_t diff = 0;
+    for (size_t i = 0; i < na; i++)
+        diff += memcmp(&wa[i], &wc[i], sizeof(float)) != 0;
+    cr_assert_eq(diff, 0, "%zu of %zu weights differ after resuming", diff, na);
+    /* files: keep_last = 2 checkpoints, the best model, metrics and plot */
+    cr_assert(exists(w.dir, "a.ckpt-40.safetensors") && exists(w.dir, "a.ckpt-30.safetensors"));
+    cr_assert(!exists(w.dir, "a.ckpt-20.safetensors") && !exists(w.dir, "a.ckpt-10.safetensors"), "not pruned");
+    cr_assert(exists(w.dir, "a.best.safetensors") && exists(w.dir, "a.metrics.csv") && exists(w.dir, "a.loss.svg"));
+    s2s_train_progress p = s2s_trainer_get_progress(ta);
+    cr_assert_eq(p.step, 40);
+    cr_assert(p.is_validation && p.valid_bleu >= 0 && p.valid_ppl > 1, "last progress: a validation with BLEU");
+    free(wa), free(wc);
+    s2s_trainer_free(ta), s2s_trainer_free(tc);
+    s2s_model_free(a), s2s_model_free(c);
+    world_free(&w);
+}
+
+Test(trainer, nonfinite_steps_are_skipped_then_stop_with_checkpoint_intact, .timeout = 60)
+{
+    world w;
+    world_make(&w);
+    s2s_model *m = toy_model(&w);
+    s2s_trainer *t = NULL;
+    s2s_trainer_options o = toy_options(&w, "n", 0);
+    o.nonfinite_halve = 2, o.nonfinite_stop = 4, o.max_epochs = 100;
+    cr_assert_eq(s2s_trainer_create(m, w.tok, w.tok, w.train, w.valid, &o, &t), S2S_OK);
+    cr_assert_eq(s2s_trainer_steps(t, 10), S2S_OK, "%s", s2s_last_error()); /* 10 good steps */
+    char ck[256];
+    snprintf(ck, sizeof ck, "%s/n.ckpt-10.safetensors", w.dir);
+    struct stat before, after;
+    cr_assert_eq(stat(ck, &before), 0, "no checkpoint %s after %ld steps", ck, s2s_trainer_get_progress(t).step);
+    m->params.data[m->gen_w.w - m->params.data] = NAN; /* CPU: host memory; poisons every loss */
+    cr_assert_eq(s2s_trainer_steps(t, 100), S2S_ERR_NUMERIC, "%s", s2s_last_error());
+    cr_assert(strstr(s2s_last_error(), "4 steps in a row"), "%s", s2s_last_error());
+    s2s_train_progress p = s2s_trainer_get_progress(t);
+    cr_assert_eq(p.step, 10, "no update may be applied by a non-finite step");
+    cr_assert_eq(stat(ck, &after), 0);
+    cr_assert(before.st_size == after.st_size && before.st_mtime == after.st_mtime, "checkpoint touched");
+    s2s_trainer_free(t);
+    s2s_model_free(m);
+    world_free(&w);
+}
+
+Test(trainer, early_stopping_and_bad_options)
+{
+    world w;
+    world_make(&w);
+    s2s_model *m = toy_model(&w);
+    s2s_trainer *t = NULL;
+    s2s_trainer_options o = toy_options(&w, "e", 0);
+    o.batch_tokens = 5; /* cannot hold a pair of max_len 100 */
+    cr_assert_eq(s2s_trainer_create(m, w.tok, w.tok, w.train, w.valid, &o, &t), S2S_ERR_INVALID_ARG);
+    cr_assert(strstr(s2s_last_error(), "batch_tokens"), "%s", s2s_last_error());
+    o = toy_options(&w, "e", 0);
+    o.max_epochs = 200, o.valid_every = 2, o.patience = 1, o.lr = 1e-9f; /* nothing improves: stops early */
+    cr_assert_eq(s2s_trainer_create(m, w.tok, w.tok, w.train, w.valid, &o, &t), S2S_OK);
+    cr_assert_eq(s2s_trainer_run(t), S2S_OK, "%s", s2s_last_error());
+    s2s_train_progress p = s2s_trainer_get_progress(t);
+    cr_assert_leq(p.step, 20, "early stopping should end the run after a couple of validations (step %ld)", p.step);
+    s2s_trainer_free(t);
+    s2s_model_free(m);
+    world_free(&w);
+}
