@@ -86,8 +86,8 @@ $(BUILD)/obj/%.o: %.cu $(wildcard include/*.h lib/*.h kernels/*.h kernels/*.cuh)
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVFLAGS) -c $< -o $@
 
-$(LIB_SO): $(OBJ)
-	$(CC) -shared -Wl,-soname,libseq2seq.so.0 -o $@ $^ $(LDFLAGS) $(LDLIBS)
+$(LIB_SO): $(OBJ) lib/exports.map
+	$(CC) -shared -Wl,-soname,libseq2seq.so.0 -Wl,--version-script=lib/exports.map -o $@ $(OBJ) $(LDFLAGS) $(LDLIBS)
 	@ln -sf libseq2seq.so $(BUILD)/libseq2seq.so.0
 
 $(LIB_A): $(OBJ)

@@ -13,13 +13,15 @@
  * Normalisation (normalize_spaces = 1) maps every Unicode White_Space character (ASCII
  * whitespace incl. TAB, NEL, NBSP, U+1680, U+2000-U+200A, U+2028/9, U+202F, U+205F, U+3000)
  * to a space, deletes U+200B and U+FEFF, collapses runs and trims the ends. Nothing else is
- * touched: no case folding, no Unicode normalisation, no quote or apostrophe mapping.
+ * touched: no case folding, no Unicode normalisation, no quote or apostrophe mapping. The
+ * UTF-8 check and the normalisation are in text.c (s2s_text_utf8_check, s2s_text_normalize).
  * The reader keeps at most max_line_bytes + 1 bytes of a line, so an arbitrarily long line
  * costs no memory: it is drained and skipped.
  *
  * Storage: pair i is "src\0tgt\0" at text + off[2i] (tgt at off[2i+1]). */
 #include "internal.h"
 #include "sha256.h"
+#include "text.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -146,100 +148,6 @@ static s2s_status push_pair(s2s_corpus *c, const char *src, size_t slen, const c
     return S2S_OK;
 }
 
-/* ---- UTF-8 ------------------------------------------------------------------------------ */
-
-/* Offset of the first byte of s[0..n) that does not start a valid UTF-8 sequence (Unicode
- * Table 3-7: no overlongs, no surrogates, nothing above U+10FFFF; NUL is refused too), or n.
- * *why says what is wrong there. */
-static size_t utf8_check(const unsigned char *s, size_t n, const char **why)
-{
-    size_t i = 0;
-    while (i < n) {
-        unsigned b = s[i];
-        if (b == 0) {
-            *why = "NUL byte";
-            return i;
-        }
-        if (b < 0x80) {
-            i++;
-            continue;
-        }
-        size_t len = b >= 0xF0 ? 4 : b >= 0xE0 ? 3 : 2;
-        unsigned lo = 0x80, hi = 0xBF; /* allowed range of the second byte */
-        *why = "invalid lead byte";
-        if (b < 0xC2) {
-            *why = b < 0xC0 ? "unexpected continuation byte" : "overlong encoding";
-            return i;
-        }
-        if (b > 0xF4) {
-            *why = "byte above 0xF4 (code point above U+10FFFF)";
-            return i;
-        }
-        if (b == 0xE0)
-            lo = 0xA0, *why = "overlong encoding";
-        if (b == 0xED)
-            hi = 0x9F, *why = "UTF-16 surrogate";
-        if (b == 0xF0)
-            lo = 0x90, *why = "overlong encoding";
-        if (b == 0xF4)
-            hi = 0x8F, *why = "code point above U+10FFFF";
-        if (i + 1 >= n || s[i + 1] < 0x80 || s[i + 1] > 0xBF) {
-            *why = "truncated sequence";
-            return i;
-        }
-        if (s[i + 1] < lo || s[i + 1] > hi)
-            return i;
-        for (size_t k = 2; k < len; k++)
-            if (i + k >= n || (s[i + k] & 0xC0) != 0x80) {
-                *why = "truncated sequence";
-                return i;
-            }
-        i += len;
-    }
-    return n;
-}
-
-/* Code point at s (valid UTF-8), its length in *len. */
-static unsigned utf8_decode(const unsigned char *s, size_t *len)
-{
-    if (s[0] < 0x80)
-        return *len = 1, s[0];
-    if (s[0] < 0xE0)
-        return *len = 2, (s[0] & 0x1Fu) << 6 | (s[1] & 0x3Fu);
-    if (s[0] < 0xF0)
-        return *len = 3, (s[0] & 0x0Fu) << 12 | (s[1] & 0x3Fu) << 6 | (s[2] & 0x3Fu);
-    return *len = 4, (s[0] & 0x07u) << 18 | (s[1] & 0x3Fu) << 12 | (s[2] & 0x3Fu) << 6 | (s[3] & 0x3Fu);
-}
-
-/* The Unicode White_Space property. */
-static int is_space(unsigned cp)
-{
-    return (cp >= 0x09 && cp <= 0x0D) || cp == 0x20 || cp == 0x85 || cp == 0xA0 || cp == 0x1680 ||
-           (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 || cp == 0x2029 || cp == 0x202F || cp == 0x205F ||
-           cp == 0x3000;
-}
-
-/* Normalises valid UTF-8 s[0..n) in place (the result is never longer) and returns its length. */
-static size_t normalize(char *s, size_t n)
-{
-    size_t o = 0, len;
-    int pending = 0; /* a space is owed before the next visible character */
-    for (size_t i = 0; i < n; i += len) {
-        unsigned cp = utf8_decode((const unsigned char *)s + i, &len);
-        if (is_space(cp)) {
-            pending = o > 0;
-            continue;
-        }
-        if (cp == 0x200B || cp == 0xFEFF) /* zero width space, BOM / zero width no-break space */
-            continue;
-        if (pending)
-            s[o++] = ' ', pending = 0;
-        for (size_t k = 0; k < len; k++) /* o <= i: copying forwards is safe */
-            s[o++] = s[i + k];
-    }
-    return o;
-}
-
 /* ---- the line reader: plain or gzip through zlib, any line length ----------------------- */
 
 enum { CHUNK = 1 << 16 };
@@ -351,6 +259,9 @@ static s2s_status lr_next(line_reader *r, int *got)
     r->last = 0;
     *got = 0;
     int any = 0;
+    /* the line buffer always exists, so that an empty line (even the first) is "" */
+    if (!r->line && !grow((void **)&r->line, &r->line_cap, 1, 1))
+        return S2S_FAIL(S2S_ERR_OUT_OF_MEMORY, "no memory for a line of '%s'", r->path);
     for (;;) {
         if (r->pos == r->len) {
             if (r->eof)
@@ -379,8 +290,7 @@ static s2s_status lr_next(line_reader *r, int *got)
         if (r->line_len > r->raw_len) /* the CR was stored */
             r->line_len = r->raw_len;
     }
-    if (r->line)
-        r->line[r->line_len] = '\0';
+    r->line[r->line_len] = '\0';
     *got = 1;
     return S2S_OK;
 }
@@ -450,7 +360,7 @@ static int bad_line(reading *rd, const line_reader *r)
         return 1;
     }
     const char *why = "";
-    size_t at = utf8_check((const unsigned char *)r->line, r->line_len, &why);
+    size_t at = s2s_text_utf8_check((const unsigned char *)r->line, r->line_len, &why);
     if (at == r->line_len)
         return 0;
     skip(rd, SKIP_UTF8, r->path, r->lineno, "invalid UTF-8 at byte %zu (0x%02X: %s)", at + 1,
@@ -462,7 +372,7 @@ static int bad_line(reading *rd, const line_reader *r)
 static size_t side(const reading *rd, char *s, size_t n)
 {
     if (rd->o.normalize_spaces)
-        n = normalize(s, n);
+        n = s2s_text_normalize(s, n, 0);
     s[n] = '\0';
     return n;
 }
@@ -647,7 +557,7 @@ S2S_API s2s_status s2s_corpus_add(s2s_corpus *c, const char *src, const char *tg
     for (int k = 0; k < 2; k++) {
         len[k] = strlen(text[k]);
         const char *why = "";
-        size_t at = utf8_check((const unsigned char *)text[k], len[k], &why);
+        size_t at = s2s_text_utf8_check((const unsigned char *)text[k], len[k], &why);
         if (len[k] == 0)
             return S2S_FAIL(S2S_ERR_INVALID_ARG, "s2s_corpus_add: the %s side of pair %zu is empty; leave such "
                                                  "pairs out", name[k], c->n);

@@ -285,6 +285,21 @@ Test(corpus, empty_side_is_skipped)
     s2s_corpus_free(c);
 }
 
+/* Regression: an empty first line once left the line buffer unallocated (a crash). */
+Test(corpus, empty_first_line_is_skipped_not_a_crash)
+{
+    logcap lc;
+    s2s_corpus_options o = opts_with(&lc);
+    s2s_corpus *c = aligned(put("f.en", "\nb\n", -1), put("f.de", "x\ny\n", -1), &o);
+    cr_assert_eq(s2s_corpus_size(c), 1);
+    expect_pair(c, 0, "b", "y");
+    cr_assert_eq(s2s_corpus_get_stats(c).empty, 1);
+    s2s_corpus_free(c);
+    c = tsv(put("f.tsv", "\na\tb\n", -1), &o);
+    cr_assert_eq(s2s_corpus_size(c), 1);
+    s2s_corpus_free(c);
+}
+
 Test(corpus, tsv_line_without_tab_is_skipped)
 {
     logcap lc;

@@ -1,35 +1,8 @@
-/* dialogue.c - dialogue corpora as (utterance, reply) pairs of adjacent turns, appended to an
- * s2s_corpus through s2s_corpus_add: DailyDialog text files and the ChatterBot YAML corpus.
- * The quirks handled here are listed in shared/data/README.md, sections 3 and 4.
- * Tests: ./build/tests/test_suite --filter 'dialogue/[a-z]*'
- *
- * Common to both readers:
- * - Each turn is checked on its own: a turn that is empty (after normalisation) or longer than
- *   max_line_bytes is reported with FILE:LINE, and the (at most two) pairs that contain it are
- *   skipped. The turns on either side of it are not paired with each other: they are not an
- *   utterance and its reply.
- * - Every problem is a WARN message "FILE:LINE: what ...; skipped" (the first 20 per file, then
- *   a count) and one "skipped" in the file's INFO summary. Nothing is dropped silently.
- * - On failure (out of memory, a read error) c keeps the pairs added before it.
- *
- * DailyDialog decisions (dialogues_*.txt: one dialogue a line, turns ended by "__eou__"):
- * - Lines are read with getline, so there is no line limit; max_line_bytes applies per turn.
- * - DEL (U+007F, one in train line 3987) is deleted. Then spaces are normalised as corpus.c
- *   does when normalize_spaces = 1 (every White_Space character a space, U+200B and U+FEFF
- *   deleted, runs collapsed, ends trimmed); with 0 each turn only loses the spaces at its ends.
- * - Every U+2019 becomes an ASCII '. A ’ between spaces is glued to the word before it when
- *   that word ends in a letter or digit ("parents ’ house" -> "parents' house"), and also to the
- *   word after it when that word is an English clitic (s t m d ll re ve: "I ’ m" -> "I'm",
- *   "can ’ t.because" -> "can't.because") or the word before is one letter or "ma" ("O ’ Connell",
- *   "C ’ mon", "ma ’ am"). A clitic in title case ("I ’ Ve", 540 train lines) is lower-cased
- *   ("I've"); one-letter clitics keep their case ("DON ’ T" -> "DON'T"). The ’ used as a quote
- *   ("‘ green ’ option", "? ’") becomes ' and keeps the space after it.
- * - The README says the ASCII ' is attached, but 416 lines (train 345, validation 39, test 32)
- *   have it spaced before a clitic too ("It ' s" 113 times in train, "I ' Ve"). As it also opens
- *   and closes quotes ("says ' No smoking '"), a spaced ASCII ' is rejoined only between a letter
- *   or digit and a clitic ("It's", "1960's"); the clitic's case is fixed as above.
- * - Other ASCII quotes, backslashes ("I \ ' d") and glued sentences ("right.But") are left alone.
- * - exclude's pairs are compared as stored, so exclude should have been read the same way.
+/* chatterbot.c - the ChatterBot YAML corpus as (utterance, reply) pairs of adjacent turns,
+ * appended to an s2s_corpus through s2s_corpus_add (the reading session, shared with
+ * dailydialog.c, is in dialogue_reader.h).
+ * The quirks handled here are listed in shared/data/README.md, section 3.
+ * Tests: ./build/tests/test_suite --filter 'dialogue/cb_*'
  *
  * ChatterBot decisions (a hand-written reader for the YAML subset of these files):
  * - Top-level keys: "conversations:" is read, "categories:" is ignored, any other key is
@@ -54,11 +27,14 @@
  *   a conversation that is a string, not a list, so it is reported and skipped: 0 pairs, as the
  *   README's count of 2,306 pairs (2,026 conversations) implies.
  * - With normalize_spaces = 1 the newlines of a turn are kept, and so is the indentation at
- *   the start of its lines (code in coding.yml); within a line spaces are normalised as above,
- *   and the spaces at line ends and the blank lines at both ends of the turn are dropped (so
- *   the final newline that "|" keeps goes). With 0 every turn is the YAML value, byte for byte.
+ *   the start of its lines (code in coding.yml); within a line spaces are normalised as corpus.c
+ *   does (s2s_text_normalize in text.h, keep_lines = 1), and the spaces at line ends and the
+ *   blank lines at both ends of the turn are dropped (so the final newline that "|" keeps
+ *   goes). With 0 every turn is the YAML value, byte for byte.
  * - A directory means every regular file "*.yml" in it (not starting with '.'), in strcmp order. */
 #include "internal.h"
+#include "dialogue_reader.h"
+#include "text.h"
 #include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
@@ -101,42 +77,6 @@ static void sb_putc(strbuf *b, char ch, size_t times)
         sb_put(b, &ch, 1);
 }
 
-/* Offset of the first byte of s[0..n) that does not start valid UTF-8 (Unicode Table 3-7: no
- * overlongs, surrogates or code points above U+10FFFF; NUL refused too), or n. */
-static size_t utf8_bad(const unsigned char *s, size_t n)
-{
-    for (size_t i = 0; i < n;) {
-        unsigned b = s[i];
-        if (b == 0)
-            return i;
-        if (b < 0x80) {
-            i++;
-            continue;
-        }
-        size_t len = b >= 0xF0 ? 4 : b >= 0xE0 ? 3 : 2;
-        unsigned lo = b == 0xE0 ? 0xA0 : b == 0xF0 ? 0x90 : 0x80, hi = b == 0xED ? 0x9F : b == 0xF4 ? 0x8F : 0xBF;
-        if (b < 0xC2 || b > 0xF4 || len > n - i || s[i + 1] < lo || s[i + 1] > hi)
-            return i;
-        for (size_t k = 2; k < len; k++)
-            if ((s[i + k] & 0xC0) != 0x80)
-                return i;
-        i += len;
-    }
-    return n;
-}
-
-/* Code point at s (valid UTF-8), its length in *len. */
-static unsigned utf8_decode(const unsigned char *s, size_t *len)
-{
-    if (s[0] < 0x80)
-        return *len = 1, s[0];
-    if (s[0] < 0xE0)
-        return *len = 2, (s[0] & 0x1Fu) << 6 | (s[1] & 0x3Fu);
-    if (s[0] < 0xF0)
-        return *len = 3, (s[0] & 0x0Fu) << 12 | (s[1] & 0x3Fu) << 6 | (s[2] & 0x3Fu);
-    return *len = 4, (s[0] & 0x07u) << 18 | (s[1] & 0x3Fu) << 12 | (s[2] & 0x3Fu) << 6 | (s[3] & 0x3Fu);
-}
-
 /* Appends cp as UTF-8; 0 for NUL, surrogates and anything above U+10FFFF. */
 static int utf8_put(strbuf *b, unsigned long cp)
 {
@@ -150,390 +90,6 @@ static int utf8_put(strbuf *b, unsigned long cp)
     u[0] = (char)(lead[n] | cp);
     sb_put(b, u, n);
     return 1;
-}
-
-/* The Unicode White_Space property (as corpus.c). */
-static int is_space(unsigned cp)
-{
-    return (cp >= 0x09 && cp <= 0x0D) || cp == 0x20 || cp == 0x85 || cp == 0xA0 || cp == 0x1680 ||
-           (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 || cp == 0x2029 || cp == 0x202F || cp == 0x205F ||
-           cp == 0x3000;
-}
-
-/* Normalises valid UTF-8 s[0..n) in place and NUL-terminates it; returns the new length (never
- * longer: every byte written stands for at least one byte read). White_Space becomes ' ',
- * U+200B and U+FEFF go, runs collapse, the ends are trimmed. keep_lines: LF separates lines
- * instead, the spaces that start a line are kept (one per character), those that end it go. */
-static size_t normalize(char *s, size_t n, int keep_lines)
-{
-    size_t o = 0, len, nl = 0, sp = 0; /* LFs and spaces read since the last visible character */
-    for (size_t i = 0; i < n; i += len) {
-        unsigned cp = utf8_decode((const unsigned char *)s + i, &len);
-        if (cp == '\n' && keep_lines) {
-            nl++, sp = 0;
-            continue;
-        }
-        if (is_space(cp) || cp == 0x200B || cp == 0xFEFF) {
-            sp += is_space(cp);
-            continue;
-        }
-        if (o > 0) {
-            memset(s + o, '\n', nl), o += nl;
-            size_t k = sp && !nl ? 1 : sp; /* collapsed inside a line, kept as indentation */
-            memset(s + o, ' ', k), o += k;
-        }
-        nl = sp = 0;
-        memmove(s + o, s + i, len);
-        o += len;
-    }
-    s[o] = '\0';
-    return o;
-}
-
-static int is_alpha(int ch) { return (ch | 32) >= 'a' && (ch | 32) <= 'z'; }
-static int is_upper(int ch) { return ch >= 'A' && ch <= 'Z'; }
-static int is_alnum(int ch) { return is_alpha(ch) || (ch >= '0' && ch <= '9'); }
-
-/* Whether the n letters at s are an English clitic ('s 't 'm 'd 'll 're 've), in any case. */
-static int is_clitic(const char *s, size_t n)
-{
-    static const char *const clitic[] = {"s", "t", "m", "d", "ll", "re", "ve"};
-    for (size_t k = 0; k < sizeof clitic / sizeof *clitic; k++) {
-        size_t i = 0;
-        while (i < n && clitic[k][i] && (s[i] | 32) == clitic[k][i])
-            i++;
-        if (i == n && !clitic[k][i])
-            return 1;
-    }
-    return 0;
-}
-
-/* ---- a reading session: options, counts, warnings ----------------------------------------- */
-
-enum { SHOW_WARNINGS = 20 }; /* problems logged one by one per file; the rest are counted */
-
-typedef struct reader {
-    s2s_corpus *c;
-    s2s_corpus_options o;
-    const char *path; /* the file being read */
-    long warned;      /* problems in this file */
-    long pairs, excluded, skipped, convs; /* totals over the call */
-} reader;
-
-static void say(const reader *rd, s2s_log_level level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void say(const reader *rd, s2s_log_level level, const char *fmt, ...)
-{
-    if (!rd->o.log)
-        return;
-    char buf[1200];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt, ap);
-    va_end(ap);
-    rd->o.log(level, buf, rd->o.log_user);
-}
-
-/* Counts a problem and logs "FILE:LINE: what" for the first few in a file. */
-static void warn(reader *rd, long line, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void warn(reader *rd, long line, const char *fmt, ...)
-{
-    rd->skipped++;
-    if (rd->warned++ >= SHOW_WARNINGS || !rd->o.log)
-        return;
-    char what[800];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(what, sizeof what, fmt, ap);
-    va_end(ap);
-    say(rd, S2S_LOG_WARN, "%s:%ld: %s", rd->path, line, what);
-}
-
-static void warned_more(const reader *rd)
-{
-    if (rd->warned > SHOW_WARNINGS)
-        say(rd, S2S_LOG_WARN, "... and %ld more problems in %s (skipped)", rd->warned - SHOW_WARNINGS, rd->path);
-}
-
-static s2s_status start(reader *rd, s2s_corpus *c, const char *path, const s2s_corpus_options *o, const char *fn)
-{
-    memset(rd, 0, sizeof *rd);
-    if (!c || !path)
-        return S2S_FAIL(S2S_ERR_INVALID_ARG, "%s: %s is NULL", fn, !c ? "corpus" : "path");
-    rd->c = c;
-    rd->path = path;
-    rd->o = o ? *o : s2s_corpus_options_default();
-    if (rd->o.max_line_bytes == 0)
-        return S2S_FAIL(S2S_ERR_INVALID_ARG, "%s: max_line_bytes = 0 would skip every turn; use SIZE_MAX for no "
-                                             "limit", fn);
-    return S2S_OK;
-}
-
-/* An empty result is an error (a wrong or truncated file), unless every pair was excluded. */
-static s2s_status nothing_read(const reader *rd, const char *what)
-{
-    return S2S_FAIL(S2S_ERR_FORMAT, "no (utterance, reply) pairs in '%s' (%s; %ld problems skipped, each logged "
-                                    "with file:line): check the path and the file format",
-                    rd->path, what, rd->skipped);
-}
-
-/* ---- the exclusion set: indices of exclude's pairs, hashed by content ---------------------- */
-
-typedef struct pairset {
-    const s2s_corpus *c; /* indices, not pointers: c may be the corpus being filled */
-    size_t *slot;        /* pair index + 1; 0 = empty */
-    size_t mask;
-} pairset;
-
-static uint64_t pair_hash(const char *src, const char *tgt)
-{
-    uint64_t h = 1469598103934665603ull; /* FNV-1a over src, 0xFF (never in UTF-8), tgt */
-    for (const unsigned char *p = (const unsigned char *)src; *p; p++)
-        h = (h ^ *p) * 1099511628211ull;
-    h = (h ^ 0xFF) * 1099511628211ull;
-    for (const unsigned char *p = (const unsigned char *)tgt; *p; p++)
-        h = (h ^ *p) * 1099511628211ull;
-    return h;
-}
-
-/* Finds the slot of (src, tgt): the one holding it, or the empty one where it would go. */
-static size_t *pairset_find(const pairset *ps, const char *src, const char *tgt)
-{
-    for (size_t i = pair_hash(src, tgt) & ps->mask;; i = (i + 1) & ps->mask) {
-        const char *s, *t;
-        if (!ps->slot[i] || (s2s_corpus_get(ps->c, ps->slot[i] - 1, &s, &t) == S2S_OK && !strcmp(s, src) &&
-                             !strcmp(t, tgt)))
-            return &ps->slot[i];
-    }
-}
-
-static s2s_status pairset_build(pairset *ps, const s2s_corpus *c)
-{
-    size_t n = s2s_corpus_size(c), cap = 16;
-    while (cap < 2 * n)
-        cap *= 2;
-    ps->c = c;
-    ps->mask = cap - 1;
-    ps->slot = s2s_host_calloc(cap, sizeof *ps->slot, "the set of pairs to exclude");
-    if (!ps->slot)
-        return S2S_ERR_OUT_OF_MEMORY;
-    for (size_t i = 0; i < n; i++) {
-        const char *s, *t;
-        S2S_TRY(s2s_corpus_get(c, i, &s, &t));
-        size_t *slot = pairset_find(ps, s, t);
-        if (!*slot)
-            *slot = i + 1;
-    }
-    return S2S_OK;
-}
-
-/* ---- turns and their pairs ------------------------------------------------------------------ */
-
-typedef struct turns {
-    char **s;   /* NUL-terminated turns */
-    long *line; /* where each starts */
-    size_t n, cap;
-} turns;
-
-static int turns_push(turns *t, char *s, long line)
-{
-    if (t->n == t->cap) {
-        size_t cap = t->cap ? 2 * t->cap : 16;
-        char **ns = realloc(t->s, cap * sizeof *ns);
-        if (ns)
-            t->s = ns;
-        long *nl = ns ? realloc(t->line, cap * sizeof *nl) : NULL;
-        if (!nl)
-            return 0;
-        t->line = nl, t->cap = cap;
-    }
-    t->s[t->n] = s;
-    t->line[t->n++] = line;
-    return 1;
-}
-
-/* Whether turn i may be paired; reports it when not. */
-static int turn_ok(reader *rd, const turns *t, size_t i)
-{
-    size_t len = strlen(t->s[i]);
-    const char *ws = rd->o.normalize_spaces ? " after normalising spaces" : "";
-    if (len == 0)
-        warn(rd, t->line[i], "turn %zu is empty%s; its pairs are skipped", i + 1, ws);
-    else if (len > rd->o.max_line_bytes)
-        warn(rd, t->line[i], "turn %zu has %zu bytes, more than max_line_bytes = %zu; its pairs are skipped",
-             i + 1, len, rd->o.max_line_bytes);
-    else if (utf8_bad((const unsigned char *)t->s[i], len) < len)
-        warn(rd, t->line[i], "turn %zu is not valid UTF-8; its pairs are skipped", i + 1);
-    else
-        return 1;
-    return 0;
-}
-
-/* Adds the adjacent pairs (t[i-1], t[i]) whose turns are both usable; pairs in ex (may be NULL)
- * are counted, not added. */
-static s2s_status add_pairs(reader *rd, const turns *t, const pairset *ex)
-{
-    int prev_ok = 0;
-    for (size_t i = 0; i < t->n; i++) {
-        int ok = turn_ok(rd, t, i);
-        if (ok && prev_ok) {
-            if (ex && *pairset_find(ex, t->s[i - 1], t->s[i]))
-                rd->excluded++;
-            else {
-                S2S_TRY(s2s_corpus_add(rd->c, t->s[i - 1], t->s[i]));
-                rd->pairs++;
-            }
-        }
-        prev_ok = ok;
-    }
-    return S2S_OK;
-}
-
-/* ---- DailyDialog ---------------------------------------------------------------------------- */
-
-/* Turns every U+2019 in s[0..n) (NUL-terminated) into ' and rejoins apostrophes with their
- * words, in place (the rules are at the top of the file); returns the new length. */
-static size_t rejoin_apostrophes(char *s, size_t n)
-{
-    size_t o = 0;
-    for (size_t i = 0; i < n;) {
-        int curly = n - i >= 3 && !memcmp(s + i, "\xE2\x80\x99", 3);
-        if (!curly && s[i] != '\'') {
-            s[o++] = s[i++];
-            continue;
-        }
-        size_t after = i + (curly ? 3 : 1), k = 0; /* the byte after the mark; letters after its space */
-        int spaced = o >= 2 && s[o - 1] == ' ' && is_alnum((unsigned char)s[o - 2]) && s[after] == ' ';
-        while (spaced && is_alpha((unsigned char)s[after + 1 + k]))
-            k++;
-        int clitic = spaced && is_clitic(s + after + 1, k);
-        if (!curly && !clitic) { /* an ASCII ' is only joined to a clitic: it is also a quote mark */
-            s[o++] = s[i++];
-            continue;
-        }
-        int left = o >= 2 && s[o - 1] == ' ' && is_alnum((unsigned char)s[o - 2]);
-        size_t w = o -= left; /* the word before is s[w..o) */
-        while (w > 0 && s[w - 1] != ' ')
-            w--;
-        size_t before = o - w;
-        s[o++] = '\'';
-        i = after;
-        if (!clitic && !(spaced && k && (before == 1 || (before == 2 && (s[w] | 32) == 'm' && (s[w + 1] | 32) == 'a'))))
-            continue;
-        i++; /* the space after goes */
-        if (clitic && k == 2 && is_upper((unsigned char)s[i]) && !is_upper((unsigned char)s[i + 1]))
-            s[i] = (char)(s[i] | 32); /* "Ve" -> "ve" */
-    }
-    s[o] = '\0';
-    return o;
-}
-
-/* Cleans one turn s[0..n) in place (DEL, spaces, apostrophes); returns its length. */
-static size_t clean_turn(char *s, size_t n, int normalize_spaces)
-{
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++)
-        if (s[i] != 0x7F)
-            s[o++] = s[i];
-    if (normalize_spaces)
-        n = normalize(s, o, 0);
-    else {
-        size_t a = 0;
-        while (a < o && (s[a] == ' ' || s[a] == '\t'))
-            a++;
-        while (o > a && (s[o - 1] == ' ' || s[o - 1] == '\t'))
-            o--;
-        memmove(s, s + a, o - a);
-        s[n = o - a] = '\0';
-    }
-    return rejoin_apostrophes(s, n);
-}
-
-/* Splits a dialogue line (NUL-terminated, valid UTF-8) at "__eou__" into cleaned turns that
- * point into it. An empty last field (after the final marker) is dropped; a non-empty one is a
- * turn without its marker. */
-static s2s_status split_dialogue(reader *rd, char *line, long no, turns *t)
-{
-    t->n = 0;
-    for (char *p = line; p;) {
-        char *q = strstr(p, "__eou__"), *next = q ? q + 7 : NULL;
-        size_t len = clean_turn(p, q ? (size_t)(q - p) : strlen(p), rd->o.normalize_spaces);
-        if ((q || len) && !turns_push(t, p, no))
-            return S2S_FAIL(S2S_ERR_OUT_OF_MEMORY, "no memory for the turns of %s line %ld", rd->path, no);
-        p = next;
-    }
-    return S2S_OK;
-}
-
-static s2s_status read_dialogues(reader *rd, FILE *f, const pairset *ex, long *lines)
-{
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t len;
-    turns t = {0};
-    s2s_status st = S2S_OK;
-    for (*lines = 0; st == S2S_OK && (len = getline(&line, &cap, f)) >= 0;) {
-        long no = ++*lines;
-        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
-            line[--len] = '\0';
-        size_t bad = utf8_bad((const unsigned char *)line, (size_t)len);
-        if (bad < (size_t)len) {
-            warn(rd, no, "invalid UTF-8 at byte %zu (0x%02X); dialogue skipped", bad + 1, (unsigned char)line[bad]);
-            continue;
-        }
-        st = split_dialogue(rd, line, no, &t);
-        if (st == S2S_OK && t.n < 2)
-            warn(rd, no, "dialogue with %s; skipped", t.n ? "only one turn" : "no turns");
-        else if (st == S2S_OK)
-            st = add_pairs(rd, &t, ex);
-    }
-    if (st == S2S_OK && ferror(f))
-        st = S2S_FAIL(S2S_ERR_IO, "reading '%s' failed after line %ld: %s", rd->path, *lines, strerror(errno));
-    free(line);
-    free(t.s);
-    free(t.line);
-    return st;
-}
-
-/* Opens a regular file for reading; a missing file or a directory is S2S_ERR_IO. */
-static s2s_status open_file(const char *path, const char *what, FILE **f)
-{
-    struct stat sb;
-    int e = stat(path, &sb) != 0 ? errno : S_ISDIR(sb.st_mode) ? EISDIR : 0;
-    *f = e ? NULL : fopen(path, "r");
-    if (!e && !*f)
-        e = errno;
-    if (e)
-        return S2S_FAIL(S2S_ERR_IO, "cannot open %s '%s': %s; check the path (shared/data/README.md lists the "
-                                    "files)", what, path, strerror(e));
-    return S2S_OK;
-}
-
-S2S_API s2s_status s2s_corpus_add_dailydialog(s2s_corpus *c, const char *path, const s2s_corpus *exclude,
-                                              const s2s_corpus_options *o, long *excluded)
-{
-    if (excluded)
-        *excluded = 0;
-    reader rd;
-    S2S_TRY(start(&rd, c, path, o, "s2s_corpus_add_dailydialog"));
-    FILE *f;
-    S2S_TRY(open_file(path, "DailyDialog file", &f));
-    pairset ex = {0};
-    long lines = 0;
-    s2s_status st = exclude ? pairset_build(&ex, exclude) : S2S_OK;
-    if (st == S2S_OK)
-        st = read_dialogues(&rd, f, exclude ? &ex : NULL, &lines);
-    fclose(f);
-    free(ex.slot);
-    if (excluded)
-        *excluded = rd.excluded;
-    if (st != S2S_OK)
-        return st;
-    warned_more(&rd);
-    say(&rd, S2S_LOG_INFO, "read %ld dialogues from %s: %ld pairs; %ld excluded; %ld skipped", lines, path,
-        rd.pairs, rd.excluded, rd.skipped);
-    if (rd.pairs == 0 && rd.excluded == 0)
-        return nothing_read(&rd, lines ? "no dialogue gave a pair" : "the file is empty");
-    return S2S_OK;
 }
 
 /* ---- ChatterBot: the YAML line reader -------------------------------------------------------- */
@@ -573,19 +129,19 @@ static int y_next(yreader *y)
     if (y->no == 1 && n >= 3 && !memcmp(y->line, "\xEF\xBB\xBF", 3))
         memmove(y->line, y->line + 3, (size_t)(n -= 3) + 1);
     y->len = (size_t)n;
-    size_t bad = utf8_bad((const unsigned char *)y->line, y->len);
+    size_t bad = s2s_text_utf8_check((const unsigned char *)y->line, y->len, NULL);
     y->line_bad = bad < y->len;
     if (y->line_bad) {
         y->bad_lines++;
-        warn(y->rd, y->no, "invalid UTF-8 at byte %zu (0x%02X); the line and its conversation are skipped", bad + 1,
-             (unsigned char)y->line[bad]);
+        s2s_dialogue_warn(y->rd, y->no, "invalid UTF-8 at byte %zu (0x%02X); the line and its conversation are "
+                                        "skipped", bad + 1, (unsigned char)y->line[bad]);
         y->line[bad] = '\0', y->len = bad; /* what follows is never read, so it cannot mislead */
     }
     return 1;
 }
 
 /* Reports a malformed construct at a line and returns 1 (the conversation is skipped). */
-#define Y_BAD(y, line, ...) (warn((y)->rd, (line), __VA_ARGS__), 1)
+#define Y_BAD(y, line, ...) (s2s_dialogue_warn((y)->rd, (line), __VA_ARGS__), 1)
 
 static size_t indent_of(const char *s) { return strspn(s, " "); }
 static int blank(const char *s) { return s[strspn(s, " \t")] == '\0'; }
@@ -685,8 +241,8 @@ static int quoted_piece(yreader *y, const char **sp, char q, strbuf *out, size_t
             if (!s[1])
                 return *esc_break = 1, 0;
             if (!used) {
-                warn(y->rd, y->no, "bad escape '\\%c' in a double-quoted turn (YAML escapes only; \\0 cannot be "
-                                   "stored); conversation skipped", s[1]);
+                s2s_dialogue_warn(y->rd, y->no, "bad escape '\\%c' in a double-quoted turn (YAML escapes only; \\0 "
+                                                "cannot be stored); conversation skipped", s[1]);
                 return -1;
             }
             s += used, *keep = out->n;
@@ -798,7 +354,7 @@ static int y_turn(yreader *y, size_t dash)
     int bad = y_scalar(y, col, dash, &b);
     if (!bad && !b.oom && !b.p)
         sb_put(&b, "", 0);
-    if (!bad && !b.oom && !turns_push(&y->t, b.p, line))
+    if (!bad && !b.oom && !s2s_dialogue_turns_push(&y->t, b.p, line))
         b.oom = 1;
     if (bad || b.oom)
         free(b.p);
@@ -828,9 +384,9 @@ static int y_conversation_head(yreader *y, size_t i0, size_t *inner)
     long line = y->no;
     strbuf b = {0};
     if (!y_scalar(y, col, i0, &b)) /* read it whole, as a conforming parser does, so that its */
-        warn(y->rd, line,          /* continuation lines are not taken for turns */
-             "conversation is one string (\"%.60s%s\"), not a list of turns (a '- ' where '- - ' was meant?); skipped",
-             b.p ? b.p : "", b.n > 60 ? "..." : "");
+        s2s_dialogue_warn(y->rd, line,     /* continuation lines are not taken for turns */
+                          "conversation is one string (\"%.60s%s\"), not a list of turns (a '- ' where '- - ' was "
+                          "meant?); skipped", b.p ? b.p : "", b.n > 60 ? "..." : "");
     y->oom |= b.oom;
     free(b.p);
     return 1;
@@ -868,11 +424,11 @@ static s2s_status y_conversation(yreader *y, size_t i0)
     if (y->oom)
         st = S2S_FAIL(S2S_ERR_OUT_OF_MEMORY, "no memory for the conversation at %s:%ld", y->rd->path, start);
     else if (!bad && !tainted && y->t.n < 2)
-        warn(y->rd, start, "conversation with %s; skipped", y->t.n ? "only one turn" : "no turns");
+        s2s_dialogue_warn(y->rd, start, "conversation with %s; skipped", y->t.n ? "only one turn" : "no turns");
     else if (!bad && !tainted) {
         for (size_t i = 0; y->rd->o.normalize_spaces && i < y->t.n; i++)
-            normalize(y->t.s[i], strlen(y->t.s[i]), 1);
-        st = add_pairs(y->rd, &y->t, NULL);
+            s2s_text_normalize(y->t.s[i], strlen(y->t.s[i]), 1);
+        st = s2s_dialogue_add_pairs(y->rd, &y->t, NULL);
     }
     for (size_t i = 0; i < y->t.n; i++)
         free(y->t.s[i]);
@@ -892,7 +448,7 @@ static enum section y_key(yreader *y, enum section now)
     while ((colon = strchr(colon, ':')) && colon[1] && colon[1] != ' ' && colon[1] != '\t')
         colon++;
     if (!colon) {
-        warn(y->rd, y->no, "unexpected line \"%.40s\" (not \"key:\" nor a \"- \" entry); skipped", l);
+        s2s_dialogue_warn(y->rd, y->no, "unexpected line \"%.40s\" (not \"key:\" nor a \"- \" entry); skipped", l);
         return now;
     }
     int k = (int)(colon - l);
@@ -902,9 +458,10 @@ static enum section y_key(yreader *y, enum section now)
     if (k == 13 && !strncmp(l, "conversations", 13) && !value)
         return SEC_CONVERSATIONS;
     if (k == 13 && !strncmp(l, "conversations", 13))
-        warn(y->rd, y->no, "\"conversations:\" with a value on the same line (a block list must follow); skipped");
+        s2s_dialogue_warn(y->rd, y->no, "\"conversations:\" with a value on the same line (a block list must "
+                                        "follow); skipped");
     else if (!(k == 10 && !strncmp(l, "categories", 10)))
-        warn(y->rd, y->no, "unknown key \"%.*s\"; it and its lines are skipped", k < 40 ? k : 40, l);
+        s2s_dialogue_warn(y->rd, y->no, "unknown key \"%.*s\"; it and its lines are skipped", k < 40 ? k : 40, l);
     return SEC_IGNORED;
 }
 
@@ -912,7 +469,7 @@ static enum section y_key(yreader *y, enum section now)
 static s2s_status y_file(reader *rd, const char *path)
 {
     yreader y = {.rd = rd};
-    S2S_TRY(open_file(path, "ChatterBot file", &y.f));
+    S2S_TRY(s2s_dialogue_open_file(path, "ChatterBot file", &y.f));
     long pairs0 = rd->pairs, skipped0 = rd->skipped, convs = 0;
     rd->path = path, rd->warned = 0;
     enum section sec = SEC_NONE;
@@ -931,8 +488,8 @@ static s2s_status y_file(reader *rd, const char *path)
         if (sec == SEC_CONVERSATIONS && i0 == SIZE_MAX && is_entry(y.line + ind))
             i0 = ind;
         if (sec == SEC_NONE || ind != i0 || !is_entry(y.line + ind)) {
-            warn(rd, y.no, "unexpected line \"%.40s\" %s; skipped", y.line + ind,
-                 sec == SEC_NONE ? "before any key" : "between conversations");
+            s2s_dialogue_warn(rd, y.no, "unexpected line \"%.40s\" %s; skipped", y.line + ind,
+                              sec == SEC_NONE ? "before any key" : "between conversations");
             continue;
         }
         convs++;
@@ -946,9 +503,9 @@ static s2s_status y_file(reader *rd, const char *path)
     free(y.t.line);
     rd->convs += convs;
     if (st == S2S_OK) {
-        warned_more(rd);
-        say(rd, S2S_LOG_INFO, "read %ld conversations from %s: %ld pairs; %ld skipped", convs, path,
-            rd->pairs - pairs0, rd->skipped - skipped0);
+        s2s_dialogue_warned_more(rd);
+        s2s_dialogue_say(rd, S2S_LOG_INFO, "read %ld conversations from %s: %ld pairs; %ld skipped", convs, path,
+                         rd->pairs - pairs0, rd->skipped - skipped0);
     }
     return st;
 }
@@ -995,14 +552,15 @@ static s2s_status yml_files(const char *dir, char ***out, size_t *n)
 S2S_API s2s_status s2s_corpus_add_chatterbot(s2s_corpus *c, const char *path, const s2s_corpus_options *o)
 {
     reader rd;
-    S2S_TRY(start(&rd, c, path, o, "s2s_corpus_add_chatterbot"));
+    S2S_TRY(s2s_dialogue_start(&rd, c, path, o, "s2s_corpus_add_chatterbot"));
     struct stat sb;
     if (stat(path, &sb) != 0)
         return S2S_FAIL(S2S_ERR_IO, "cannot open the ChatterBot corpus '%s': %s; give a .yml file or a directory "
                                     "of them (shared/data/chatterbot/english)", path, strerror(errno));
     if (!S_ISDIR(sb.st_mode)) {
         S2S_TRY(y_file(&rd, path));
-        return rd.pairs ? S2S_OK : nothing_read(&rd, rd.convs ? "no conversation gave a pair" : "no conversations");
+        return rd.pairs ? S2S_OK
+                        : s2s_dialogue_nothing_read(&rd, rd.convs ? "no conversation gave a pair" : "no conversations");
     }
     char **files = NULL;
     size_t n = 0;
@@ -1017,7 +575,7 @@ S2S_API s2s_status s2s_corpus_add_chatterbot(s2s_corpus *c, const char *path, co
         return S2S_FAIL(S2S_ERR_IO, "no *.yml files in the directory '%s'; give the ChatterBot folder (shared/data/"
                                     "chatterbot/english) or one .yml file", path);
     rd.path = path;
-    say(&rd, S2S_LOG_INFO, "read %zu files from %s: %ld conversations, %ld pairs; %ld skipped", n, path, rd.convs,
-        rd.pairs, rd.skipped);
-    return rd.pairs ? S2S_OK : nothing_read(&rd, "no conversation gave a pair");
+    s2s_dialogue_say(&rd, S2S_LOG_INFO, "read %zu files from %s: %ld conversations, %ld pairs; %ld skipped", n, path,
+                     rd.convs, rd.pairs, rd.skipped);
+    return rd.pairs ? S2S_OK : s2s_dialogue_nothing_read(&rd, "no conversation gave a pair");
 }
