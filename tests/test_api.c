@@ -247,3 +247,24 @@ Test(api, installed_copy_builds_with_pkg_config, .timeout = 120)
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     run(cmd, out, sizeof out);
 }
+
+/* The README's C program is examples/readme_example.c, verbatim; it compiles against the
+ * library and translates its test sentence. */
+Test(api, readme_example_is_current_compiles_and_runs, .timeout = 120)
+{
+    char cmd[1024], out[8192];
+    FILE *f = fopen("examples/readme_example.c", "r"), *r = fopen("README.md", "r");
+    cr_assert(f && r, "run from the repository root");
+    static char ex[16384], readme[65536];
+    size_t ne = fread(ex, 1, sizeof ex - 1, f), nr = fread(readme, 1, sizeof readme - 1, r);
+    ex[ne] = readme[nr] = '\0';
+    fclose(f), fclose(r);
+    cr_assert(strstr(readme, ex), "README.md does not contain examples/readme_example.c verbatim");
+    snprintf(cmd, sizeof cmd,
+             "cc -std=c11 -Wall -Wextra -Werror -Iinclude examples/readme_example.c -o %s/readme_example -L%s "
+             "-lseq2seq -Wl,-rpath,$PWD/%s 2>&1 && %s/readme_example 2>&1",
+             build_dir(), build_dir(), build_dir(), build_dir());
+    int rc = run(cmd, out, sizeof out);
+    cr_assert_eq(rc, 0, "%s", out);
+    cr_assert(strstr(out, "the dog sleeps -> "), "%s", out);
+}
