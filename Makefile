@@ -127,3 +127,57 @@ install: lib
 
 clean:
 	rm -rf $(BUILD)
+
+# ---- sanitizers and fuzzing ---------------------------------------------------------------------
+# `make sanitize`: the whole suite (and the tools it runs) built with ASan+UBSan in build-asan/
+# (CPU only) and run with LeakSanitizer. Any report fails it: reports are logged to
+# build-asan/sanitizer/ and checked after the run, because a Criterion worker that leaks at exit
+# still passes its test. Criterion's runner process leaks a little: tests/fuzz/lsan_suppress.c,
+# linked into this build only, suppresses third-party frames in that process (never in the
+# workers that run the tests). CUDA=0 SANITIZE=1 are exported so that the install test's own
+# `make install BUILD=build-asan` reuses this build, and verify_asan_link_order=0 lets the
+# plain programs that two API tests link against the instrumented library run.
+SAN_LOG := $(CURDIR)/build-asan/sanitizer
+sanitize:
+	@$(MAKE) --no-print-directory BUILD=build-asan CUDA=0 SANITIZE=1 TEST_C="$(TEST_C) tests/fuzz/lsan_suppress.c" \
+	  all build-asan/tests/test_suite
+	@rm -rf $(SAN_LOG) && mkdir -p $(SAN_LOG)
+	@t0=$$(date +%s); \
+	CUDA=0 SANITIZE=1 ASAN_OPTIONS=detect_leaks=1:verify_asan_link_order=0:log_path=$(SAN_LOG)/asan \
+	LSAN_OPTIONS=print_suppressions=0 \
+	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1:log_path=$(SAN_LOG)/ubsan \
+	S2S_BUILD=build-asan ./build-asan/tests/test_suite $(TEST_ARGS); rc=$$?; \
+	reports=$$(grep -lE 'ERROR: (Address|Leak)Sanitizer|runtime error:' $(SAN_LOG)/* 2>/dev/null); \
+	for r in $$reports; do echo "==== $$r"; cat "$$r"; done; \
+	echo "sanitize: suite exit $$rc, $$(echo $$reports | wc -w) sanitizer report(s), $$(( $$(date +%s) - t0 )) s"; \
+	test $$rc -eq 0 -a -z "$$reports"
+
+# `make fuzz SECONDS=60`: the libFuzzer targets tests/fuzz/fuzz_*.c, built with clang against the
+# library sources (ASan+UBSan+fuzzer coverage, CPU only) in build-fuzz/, then each run for
+# SECONDS seconds by scripts/fuzz.sh (crashes go to build-fuzz/crashes/). Needs clang, the
+# clang runtime (libclang-rt-14-dev) and libomp (libomp-14-dev).
+FUZZ_CC    ?= clang
+FUZZ_CXX   ?= clang++
+FUZZ_SAN   := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+FUZZ_CFLAGS := -O1 -g $(FUZZ_SAN) -fsanitize=fuzzer-no-link -fopenmp -D_GNU_SOURCE -Iinclude -Ilib -Ikernels
+FUZZ_OBJ   := $(patsubst %.c,build-fuzz/obj/%.o,$(filter-out lib/backend_cuda%.c,$(wildcard lib/*.c))) \
+              $(patsubst %.cc,build-fuzz/obj/%.o,$(wildcard lib/*.cc))
+FUZZ_BIN   := $(patsubst tests/fuzz/%.c,build-fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
+
+build-fuzz/obj/lib/%.o: lib/%.c $(wildcard include/*.h lib/*.h kernels/*.h)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) -std=c11 $(FUZZ_CFLAGS) -c $< -o $@
+build-fuzz/obj/lib/%.o: lib/%.cc $(wildcard include/*.h lib/*.h)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CXX) -std=c++17 $(FUZZ_CFLAGS) -c $< -o $@
+build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_util.h $(FUZZ_OBJ)
+	$(FUZZ_CC) -std=c11 $(FUZZ_CFLAGS) -c $< -o $@.o
+	$(FUZZ_CXX) $(FUZZ_SAN) -fsanitize=fuzzer -fopenmp $@.o $(FUZZ_OBJ) -o $@ \
+	  -lsentencepiece_train -lsentencepiece -lcjson -lz -lopenblas -lm
+
+fuzz:
+	@command -v $(FUZZ_CC) >/dev/null || { echo "make fuzz: $(FUZZ_CC) not found (apt-get install clang libclang-rt-14-dev libomp-14-dev)"; exit 1; }
+	@$(MAKE) --no-print-directory $(FUZZ_BIN)
+	scripts/fuzz.sh $(or $(SECONDS),60) $(FUZZ_BIN)
+.SECONDARY: $(FUZZ_OBJ)
+.PHONY: sanitize fuzz

@@ -395,6 +395,27 @@ static s2s_status load_tokenizers(const s2s_st_file *f, s2s_tokenizer **src, s2s
     return S2S_OK;
 }
 
+/* A lower bound on the floats a config needs, from tensors every model has (both embeddings,
+ * the generator, and per decoder layer a recurrent weight of at least H x H), against the F32
+ * values the file holds: checked before a model of that config is allocated, so that a corrupt
+ * config cannot make a small file allocate (and initialise) gigabytes. In double: exact far
+ * beyond any file size, and no overflow for the unchecked ranges s2s_model_create refuses. */
+static s2s_status check_config_fits(const s2s_st_file *f, const s2s_model_config *c)
+{
+    if (c->layers < 1 || c->hidden < 1 || c->embed < 1 || c->src_vocab < 1 || c->tgt_vocab < 1)
+        return S2S_OK; /* s2s_model_create refuses it, with the reason */
+    double H = c->hidden, E = c->embed, S = c->src_vocab, T = c->tgt_vocab;
+    double need = (S + T) * E + T * (H + 1) + c->layers * H * H, have = 0;
+    for (int i = 0; i < f->count; i++)
+        if (f->t[i].dtype == S2S_ST_F32)
+            have += (double)f->t[i].numel;
+    if (have < need)
+        return S2S_FAIL(S2S_ERR_FORMAT, "%s: the stored config (hidden %d, embed %d, vocabularies %d and %d, %d "
+                        "layers) needs at least %.0f float parameters, but the file holds %.0f: the file is corrupt",
+                        f->path, c->hidden, c->embed, c->src_vocab, c->tgt_vocab, c->layers, need, have);
+    return S2S_OK;
+}
+
 /* s2s_model_create validates the config; a config it refuses makes the file malformed. */
 static s2s_status create_for_file(s2s_context *ctx, const s2s_st_file *f, const s2s_model_config *cfg,
                                   s2s_model **m)
@@ -424,6 +445,8 @@ S2S_API s2s_status s2s_model_load(s2s_context *ctx, const char *path, s2s_model 
     s2s_provenance pv;
     int ckpt = 0;
     s2s_status st = open_checked(path, &f, &ckpt, &cfg, &pv);
+    if (st == S2S_OK)
+        st = check_config_fits(&f, &cfg);
     if (st == S2S_OK)
         st = create_for_file(ctx, &f, &cfg, &m);
     if (st == S2S_OK)

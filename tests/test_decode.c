@@ -27,7 +27,7 @@ static s2s_model *tiny_model(s2s_context **ctx, uint64_t seed, int tgt_vocab)
 /* log p(y + EOS | x) by the model's own loss. */
 static double seq_logp(s2s_model *m, const int32_t *src, int slen, const int32_t *y, int ylen)
 {
-    int32_t sl[1] = {slen}, tl[1] = {ylen}, ybuf[4] = {0};
+    int32_t sl[1] = {slen}, tl[1] = {ylen}, ybuf[8] = {0}; /* ylen <= 5 (MAXLEN - 1) */
     memcpy(ybuf, y, sizeof(int32_t) * (size_t)ylen);
     s2s_batch b = {1, slen, ylen > 0 ? ylen : 1, src, sl, ybuf, tl};
     float loss;
