@@ -12,8 +12,13 @@
 #   5. a short table, printed last and written to OUTDIR/summary.md.
 # Every stage has a time limit and the script goes on after a failing stage; the summary says
 # which stages failed. Logs go to OUTDIR.
+#
+# scripts/gpu-check.sh OUTDIR --train (about 4 minutes): the build, the sanitizers on the GPU
+# tests, then the translator trained on the GPU on Multi30k (data/multi30k, carried or fetched)
+# for 90 seconds and evaluated on its test set, greedy and beam 5.
 set -uo pipefail
-out=${1:?usage: scripts/gpu-check.sh OUTDIR}
+out=${1:?usage: scripts/gpu-check.sh OUTDIR [--train]}
+mode=${2:-full}
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
 cd "$(dirname "$0")/.."
@@ -71,7 +76,7 @@ fi
 
 # --- 2. the whole suite, GPU tests active ---
 export S2S_BUILD=$B
-stage tests tests 120 "$B/tests/test_suite" -j8 --verbose
+[ "$mode" = --train ] || stage tests tests 120 "$B/tests/test_suite" -j8 --verbose
 tests_line=$(grep -a "Synthesis" "$out/tests.log" | tail -1)
 gpu_skips=$(grep -a -c -E "^\[SKIP\] (cuda_|golden_cuda)" "$out/tests.log")
 
@@ -83,11 +88,24 @@ stage memcheck sanitizers 90 compute-sanitizer --tool memcheck --target-processe
   "$B/tests/test_suite" -j1 --filter "$san_filter"
 stage memcheck_model sanitizers 45 compute-sanitizer --tool memcheck --target-processes all --error-exitcode 9 \
   "$B/tests/test_suite" -j1 --filter 'cuda_model/@(step_lstm_bidir_general_fp32|greedy_graph_replay_is_exact)'
+race_filter=$san_filter
+[ "$mode" = --train ] && race_filter='cuda_parity/attn_*'
 stage racecheck sanitizers 60 compute-sanitizer --tool racecheck --target-processes all --error-exitcode 9 \
-  "$B/tests/test_suite" -j1 --filter "$san_filter"
+  "$B/tests/test_suite" -j1 --filter "$race_filter"
 
-# --- 4. benchmarks ---
-stage bench bench 170 bench/compare.sh --device cuda --quick --build "$B" --out "$out/bench"
+# --- 4. benchmarks, or (--train) the translator trained and evaluated on the GPU ---
+if [ "$mode" = --train ]; then
+  d=data/multi30k
+  stage train train 150 "$B/s2s-translate" train --train-src $d/train.en --train-tgt $d/train.de \
+    --valid-src $d/val.en --valid-tgt $d/val.de --out /tmp/m30k-gpu --device cuda --minutes 1.5 --vocab 6000 \
+    --bidirectional --hidden 256 --embed 256 --dropout 0.3 --lr 2e-3 --warmup 400 --batch-tokens 3000 \
+    --max-len 60 --valid-every 400 --valid-max 1014 --label-smoothing 0.1
+  for dec in "--greedy" "--beam 5"; do
+    stage "eval $dec" train 60 "$B/s2s-translate" eval --model /tmp/m30k-gpu.best.safetensors --src $d/test.en \
+      --ref $d/test.de --device cuda $dec
+  done
+fi
+[ "$mode" = --train ] || stage bench bench 170 bench/compare.sh --device cuda --quick --build "$B" --out "$out/bench"
 for f in "$out"/bench/*; do [ -f "$f" ] && mv "$f" "$out/bench-$(basename "$f")"; done
 rmdir "$out/bench" 2>/dev/null
 
@@ -97,13 +115,16 @@ rmdir "$out/bench" 2>/dev/null
   echo
   echo "| stage | result |"
   echo "|---|---|"
-  for s in build tests memcheck memcheck_model racecheck bench; do echo "| $s | ${status[$s]:-not run} |"; done
+  for s in build tests memcheck memcheck_model racecheck bench train "eval --greedy" "eval --beam 5"; do
+    echo "| $s | ${status[$s]:-not run} |"
+  done
   echo
   echo "- test suite (build $B): ${tests_line:-no synthesis line}; GPU tests skipped: $gpu_skips"
   echo "- sanitizers (memcheck, racecheck): $(grep -a -E "ERROR SUMMARY|RACECHECK SUMMARY" "$out/sanitizers.log" |
     sort | uniq -c | tr -s ' ' | paste -sd';' -)"
   grep -a -h "^\[FAIL\]\|Assertion Failed" "$out/tests.log" | head -20 | sed 's/^/    /'
   echo
+  [ -f "$out/train.log" ] && grep -a -E "validation at|BLEU =|sentences in|training on" "$out/train.log"
   md=$(ls "$out"/bench-*.md 2>/dev/null | head -1)
   [ -n "$md" ] && cat "$md"
   echo

@@ -10,13 +10,19 @@ bin=${1:-build/tests/test_suite}
 stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
 mkdir -p "$stage/lib" "$stage/include"
-# every shared library the test binary loads, except the C library's own
-ldd "$bin" | awk '/=> \//{print $3}' | grep -v -E '/(libc|libm|libpthread|libdl|librt|libresolv|ld-linux[^/]*)\.so' |
+# every shared library the test binary and the chat tool load, except the C library's own
+for b in "$bin" "$(dirname "$bin")/../s2s-chat"; do [ -x "$b" ] && ldd "$b"; done | awk '/=> \//{print $3}' |
+  grep -v -E '/(libc|libm|libpthread|libdl|librt|libresolv|libstdc\+\+|libgcc_s|ld-linux[^/]*)\.so' | sort -u |
   while read -r f; do cp -L "$f" "$stage/lib/"; done
-ln -s libopenblas.so.0 "$stage/lib/libopenblas.so"
-ln -s libcriterion.so.3 "$stage/lib/libcriterion.so"
+# unversioned names for the linker
+for f in "$stage"/lib/*.so.*; do
+  base=$(basename "$f"); short=${base%%.so.*}.so
+  [ -e "$stage/lib/$short" ] || ln -s "$base" "$stage/lib/$short"
+done
 cp -L /usr/include/x86_64-linux-gnu/cblas.h /usr/include/x86_64-linux-gnu/openblas_config.h "$stage/include/"
-cp -rL /usr/include/criterion "$stage/include/"
+cp -L /usr/include/zlib.h /usr/include/zconf.h /usr/include/sentencepiece_processor.h \
+  /usr/include/sentencepiece_trainer.h "$stage/include/"
+cp -rL /usr/include/criterion /usr/include/cjson /usr/include/editline "$stage/include/"
 mkdir -p .deps
 tar -C "$stage" -cJf .deps/gpu-deps.tar.xz lib include
 ls -la .deps/gpu-deps.tar.xz
