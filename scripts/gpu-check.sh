@@ -2,7 +2,7 @@
 # gpu-check.sh OUTDIR - everything that needs a real NVIDIA GPU, in one run (about 6 minutes
 # on an H100):
 #   1. build for sm_90 (make CUDA_ARCH=90), with OpenBLAS and Criterion from
-#      .deps/gpu-deps.tar.xz when the machine lacks them (scripts/gpu-deps.sh makes it) and
+#      .deps/gpu-deps.tar.gz when the machine lacks them (scripts/gpu-deps.sh makes it) and
 #      cuDNN from the toolkit or PyTorch's wheels; a build carried in build-gpu-prebuilt/
 #      (make CUDA_ARCH=90 CUDNN=0 BUILD=build-gpu-prebuilt) is the fallback if the build fails;
 #   2. the whole test suite with the GPU tests active;
@@ -43,8 +43,8 @@ echo "GPU: $gpu; nvcc: $(nvcc --version 2>/dev/null | tail -1)"
 
 # --- dependencies: what the machine lacks comes from the carried archive ---
 deps=/tmp/s2s-deps
-if [ -f .deps/gpu-deps.tar.xz ] && ! echo '#include <criterion/criterion.h>' | cc -E - >/dev/null 2>&1; then
-  mkdir -p "$deps" && tar -C "$deps" -xJf .deps/gpu-deps.tar.xz
+if [ -f .deps/gpu-deps.tar.gz ] && ! echo '#include <criterion/criterion.h>' | cc -E - >/dev/null 2>&1; then
+  mkdir -p "$deps" && tar -C "$deps" -xzf .deps/gpu-deps.tar.gz
   export CPATH="$deps/include${CPATH:+:$CPATH}" LIBRARY_PATH="$deps/lib${LIBRARY_PATH:+:$LIBRARY_PATH}"
   export LD_LIBRARY_PATH="$deps/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 fi

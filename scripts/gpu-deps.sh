@@ -12,7 +12,7 @@ trap 'rm -rf "$stage"' EXIT
 mkdir -p "$stage/lib" "$stage/include"
 # every shared library the test binary and the chat tool load, except the C library's own
 for b in "$bin" "$(dirname "$bin")/../s2s-chat"; do [ -x "$b" ] && ldd "$b"; done | awk '/=> \//{print $3}' |
-  grep -v -E '/(libc|libm|libpthread|libdl|librt|libresolv|libstdc\+\+|libgcc_s|ld-linux[^/]*)\.so' | sort -u |
+  grep -v -E '/(libc|libm|libpthread|libdl|librt|libresolv|libstdc\+\+|libgcc_s|ld-linux[^/]*)\.so' | grep -v -E '/(libcu|libnv|libseq2seq)[^/]*\.so' | sort -u |
   while read -r f; do cp -L "$f" "$stage/lib/"; done
 # unversioned names for the linker
 for f in "$stage"/lib/*.so.*; do
@@ -24,5 +24,6 @@ cp -L /usr/include/zlib.h /usr/include/zconf.h /usr/include/sentencepiece_proces
   /usr/include/sentencepiece_trainer.h "$stage/include/"
 cp -rL /usr/include/criterion /usr/include/cjson /usr/include/editline "$stage/include/"
 mkdir -p .deps
-tar -C "$stage" -cJf .deps/gpu-deps.tar.xz lib include
-ls -la .deps/gpu-deps.tar.xz
+rm -f .deps/gpu-deps.tar.*
+tar -C "$stage" -czf .deps/gpu-deps.tar.gz lib include
+ls -la .deps/gpu-deps.tar.gz
