@@ -262,6 +262,8 @@ typedef struct s2s_decode_options {
     float max_len_a;        /* at most a * source length + b tokens; default 2 */
     int max_len_b;          /* default 10 */
     int no_repeat_ngram;    /* never repeat an n-gram of this size within a hypothesis; 0 off */
+    int min_len;            /* EOS is not allowed before this many tokens; default 1 (no empty
+                               output for a non-empty input) */
     float temperature;      /* sampling; default 1 */
     int top_k;              /* sampling: keep the k most likely tokens; 0 off */
     float top_p;            /* sampling: keep the smallest set with this much mass; 1 off */

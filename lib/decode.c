@@ -22,6 +22,7 @@ S2S_API s2s_decode_options s2s_decode_options_default(void)
     o.length_penalty = 0.6f;
     o.max_len_a = 2.0f;
     o.max_len_b = 10;
+    o.min_len = 1;
     o.temperature = 1.0f;
     o.top_p = 1.0f;
     o.seed = 1;
@@ -184,6 +185,8 @@ static void keep_top(cand *top, int *n, int cap, cand c)
 
 static int allowed(const search *s, const hyp *h, int32_t v)
 {
+    if (v == S2S_EOS_ID && h->len < s->o->min_len)
+        return 0;
     return v != S2S_PAD_ID && v != S2S_BOS_ID && !repeats(h, v, s->o->no_repeat_ngram);
 }
 
@@ -568,7 +571,7 @@ S2S_API s2s_status s2s_model_decode(s2s_model *m, const s2s_batch *batch, const 
     if (o.mode != S2S_DECODE_GREEDY && o.mode != S2S_DECODE_BEAM && o.mode != S2S_DECODE_SAMPLE)
         return S2S_FAIL(S2S_ERR_INVALID_ARG, "unknown decoding mode %d", (int)o.mode);
     if (o.beam_size < 1 || o.beam_size > 64 || o.nbest < 1 || o.nbest > o.beam_size || o.max_len_a < 0 ||
-        o.max_len_b < 0 || o.no_repeat_ngram < 0 || !(o.temperature > 0) || o.top_k < 0 ||
+        o.max_len_b < 0 || o.no_repeat_ngram < 0 || o.min_len < 0 || !(o.temperature > 0) || o.top_k < 0 ||
         !(o.top_p > 0 && o.top_p <= 1) || !(o.length_penalty >= 0))
         return S2S_FAIL(S2S_ERR_INVALID_ARG,
                         "decoding options out of range: beam_size %d in 1..64, nbest %d in 1..beam_size, max_len a %g "

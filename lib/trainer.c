@@ -325,6 +325,13 @@ S2S_API s2s_status s2s_trainer_checkpoint(s2s_trainer *t, const char *path)
     return s2s_checkpoint_save(path, t->m, t->opt, t->src_tok, t->tgt_tok, &p, &t->st, sizeof t->st);
 }
 
+/* A checkpoint write cut short (the process killed) leaves PREFIX.ckpt-N.safetensors.tmp.XXXXXX. */
+static int stale_temp(const char *name, const char *base)
+{
+    size_t n = strlen(base);
+    return !strncmp(name, base, n) && !strncmp(name + n, ".ckpt-", 6) && strstr(name + n, ".safetensors.tmp.");
+}
+
 static long ckpt_step(const char *name, const char *base)
 {
     size_t n = strlen(base);
@@ -351,6 +358,12 @@ static void prune_checkpoints(s2s_trainer *t)
         long s = ckpt_step(e->d_name, base);
         if (s >= 0)
             steps[n++] = s;
+        else if (stale_temp(e->d_name, base)) { /* no process writes checkpoints of this prefix but us */
+            char *p = malloc(strlen(dir) + strlen(e->d_name) + 2);
+            if (p)
+                sprintf(p, "%s/%s", slash ? (*dir ? dir : "") : ".", e->d_name), unlink(p);
+            free(p);
+        }
     }
     if (d)
         closedir(d);

@@ -60,6 +60,7 @@ Test(decode, beam_search_finds_the_brute_force_best)
             }
         s2s_decode_options o = s2s_decode_options_default();
         o.beam_size = 64;
+        o.min_len = 0; /* the brute force includes the empty output */
         o.length_penalty = alpha;
         o.max_len_a = 0, o.max_len_b = MAXLEN;
         int32_t sl[1] = {3};
