@@ -203,6 +203,77 @@ static void apply_train_choices(train_opts *t)
     t->to.out_prefix = t->out;
 }
 
+/* Trains the tokenizers on the training pairs: one on both sides (shared), or one per side. */
+static s2s_status cli_train_tokenizers(const s2s_corpus *c, const train_opts *t, s2s_tokenizer **st, s2s_tokenizer **tt)
+{
+    size_t n = s2s_corpus_size(c);
+    const char **side[2] = {malloc(sizeof(char *) * (2 * n + 1)), NULL};
+    if (!side[0])
+        return S2S_ERR_OUT_OF_MEMORY;
+    side[1] = side[0] + n;
+    for (size_t i = 0; i < n; i++)
+        s2s_corpus_get(c, i, &side[0][i], &side[1][i]);
+    s2s_tokenizer_options o = s2s_tokenizer_options_default();
+    o.vocab_size = t->vocab;
+    o.type = t->bpe ? S2S_TOKENIZER_BPE : S2S_TOKENIZER_UNIGRAM;
+    s2s_status s;
+    if (t->shared_vocab) {
+        s = s2s_tokenizer_train(side[0], 2 * n, &o, st);
+        *tt = *st;
+    } else {
+        s = s2s_tokenizer_train(side[0], n, &o, st);
+        if (s == S2S_OK)
+            s = s2s_tokenizer_train(side[1], n, &o, tt);
+    }
+    free(side[0]);
+    return s;
+}
+
+/* The train command once the corpora are read: tokenizers (trained, or the checkpoint's when
+ * resuming), model, trainer, the run, and the clean-up. Returns the exit status. */
+static int cli_train(const char *tool, s2s_context *ctx, train_opts *t, const s2s_corpus *train,
+                     const s2s_corpus *valid)
+{
+    s2s_tokenizer *st = NULL, *tt = NULL;
+    s2s_model *m = NULL;
+    s2s_trainer *tr = NULL;
+    s2s_status s;
+    if (t->resume) { /* the checkpoint holds the model and its tokenizers */
+        s = s2s_model_load(ctx, t->resume, &m, &st, &tt, NULL);
+        if (s == S2S_OK && (!st || !tt))
+            s = S2S_ERR_FORMAT, fprintf(stderr, "%s: %s has no tokenizers\n", tool, t->resume);
+    } else {
+        fprintf(stderr, "%s: training the tokenizer%s (vocabulary %d)\n", tool, t->shared_vocab ? "" : "s", t->vocab);
+        s = cli_train_tokenizers(train, t, &st, &tt);
+        t->mc.src_vocab = st ? s2s_tokenizer_vocab_size(st) : 0;
+        t->mc.tgt_vocab = tt ? s2s_tokenizer_vocab_size(tt) : 0;
+        if (s == S2S_OK)
+            s = s2s_model_create(ctx, &t->mc, &m);
+    }
+    if (s == S2S_OK)
+        s = s2s_trainer_create(m, st, tt, train, valid, &t->to, &tr);
+    if (s == S2S_OK && t->resume)
+        s = s2s_trainer_resume(tr, t->resume);
+    if (s == S2S_OK) {
+        long pairs, skipped, batches;
+        s2s_trainer_data_counts(tr, &pairs, &skipped, &batches);
+        fprintf(stderr, "%s: training on %ld pairs (%ld skipped: longer than %d tokens or empty); %zu parameters\n",
+                tool, pairs, skipped, t->to.max_len, s2s_model_param_numel(m));
+        s = s2s_trainer_run(tr);
+    }
+    int rc = s == S2S_OK ? 0 : 1;
+    if (rc)
+        fprintf(stderr, "%s: %s\n", tool, s2s_last_error());
+    else
+        fprintf(stderr, "\n%s: done; best model: %s.best.safetensors, plot: %s.loss.svg\n", tool, t->out, t->out);
+    s2s_trainer_free(tr);
+    s2s_model_free(m);
+    if (tt != st)
+        s2s_tokenizer_free(tt);
+    s2s_tokenizer_free(st);
+    return rc;
+}
+
 /* Progress: one updating line on a terminal, plain lines otherwise; validations always on a
  * line of their own. */
 static void print_progress(const s2s_train_progress *p, void *user)

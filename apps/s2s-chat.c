@@ -72,60 +72,6 @@ static s2s_status read_data(const char *tsv, const char *dd, const char *cb, s2s
     return s == S2S_OK ? s2s_corpus_add_chatterbot(*train, cb, &o) : s;
 }
 
-static s2s_status train_tokenizer(const s2s_corpus *c, const train_opts *t, s2s_tokenizer **tok)
-{
-    size_t n = s2s_corpus_size(c);
-    const char **all = malloc(sizeof(char *) * (2 * n + 1));
-    if (!all)
-        return S2S_ERR_OUT_OF_MEMORY;
-    for (size_t i = 0; i < n; i++)
-        s2s_corpus_get(c, i, &all[i], &all[n + i]);
-    s2s_tokenizer_options o = s2s_tokenizer_options_default();
-    o.vocab_size = t->vocab;
-    o.type = t->bpe ? S2S_TOKENIZER_BPE : S2S_TOKENIZER_UNIGRAM;
-    s2s_status s = s2s_tokenizer_train(all, 2 * n, &o, tok);
-    free(all);
-    return s;
-}
-
-static int train_chat(s2s_context *ctx, train_opts *t, const s2s_corpus *train, const s2s_corpus *valid)
-{
-    s2s_tokenizer *tok = NULL, *tt = NULL;
-    s2s_model *m = NULL;
-    s2s_trainer *tr = NULL;
-    s2s_status s;
-    if (t->resume) {
-        s = s2s_model_load(ctx, t->resume, &m, &tok, &tt, NULL);
-    } else {
-        fprintf(stderr, TOOL ": training the tokenizer (vocabulary %d, shared by both sides)\n", t->vocab);
-        s = train_tokenizer(train, t, &tok);
-        tt = tok;
-        t->mc.src_vocab = t->mc.tgt_vocab = tok ? s2s_tokenizer_vocab_size(tok) : 0;
-        if (s == S2S_OK)
-            s = s2s_model_create(ctx, &t->mc, &m);
-    }
-    if (s == S2S_OK && (!tok || !tt))
-        s = S2S_ERR_FORMAT, fprintf(stderr, TOOL ": the checkpoint holds no tokenizer\n");
-    if (s == S2S_OK)
-        s = s2s_trainer_create(m, tok, tt, train, valid, &t->to, &tr);
-    if (s == S2S_OK && t->resume)
-        s = s2s_trainer_resume(tr, t->resume);
-    if (s == S2S_OK) {
-        fprintf(stderr, TOOL ": training on %zu pairs; %zu parameters\n", s2s_corpus_size(train),
-                s2s_model_param_numel(m));
-        s = s2s_trainer_run(tr);
-    }
-    int rc = s == S2S_OK ? 0 : lib_fail();
-    if (!rc)
-        fprintf(stderr, "\n" TOOL ": done; model: %s.best.safetensors\n", t->out);
-    s2s_trainer_free(tr);
-    s2s_model_free(m);
-    if (tt != tok)
-        s2s_tokenizer_free(tt);
-    s2s_tokenizer_free(tok);
-    return rc;
-}
-
 static int cmd_train(int argc, char **argv)
 {
     common_opts c = {0, 0, 1, 0, 0};
@@ -155,7 +101,8 @@ static int cmd_train(int argc, char **argv)
         return lib_fail();
     }
     s2s_context *ctx = make_context(TOOL, &c);
-    int rc = ctx ? train_chat(ctx, &t, train, valid) : 1;
+    t.shared_vocab = 1; /* utterances and replies are one language */
+    int rc = ctx ? cli_train(TOOL, ctx, &t, train, valid) : 1;
     s2s_context_free(ctx);
     s2s_corpus_free(train);
     s2s_corpus_free(valid);
