@@ -11,6 +11,7 @@
  */
 #include "seq2seq.h"
 #include "test_util.h"
+#include "toy_task.h"
 #include <dirent.h>
 #include <errno.h>
 #include <signal.h>
@@ -22,27 +23,6 @@
 
 enum { STEPS = 40, VALID_EVERY = 5, STEP_SLEEP_US = 15000 };
 
-static const char *WORDS[] = {"red", "blue", "green", "cat", "dog", "sees", "likes", "the", "a", "big", "small", "bird"};
-
-/* A copy task with reversed word order: "the big cat" -> "cat big the". */
-static s2s_corpus *toy_corpus(uint64_t seed, int n)
-{
-    s2s_corpus *c = NULL;
-    cr_assert_eq(s2s_corpus_create(&c), S2S_OK);
-    uint64_t s = seed;
-    for (int i = 0; i < n; i++) {
-        int len = 2 + (int)(tu_next(&s) % 5), w[8];
-        char a[128] = "", b[128] = "";
-        for (int k = 0; k < len; k++)
-            w[k] = (int)(tu_next(&s) % 12);
-        for (int k = 0; k < len; k++) {
-            strcat(a, WORDS[w[k]]), strcat(a, k + 1 < len ? " " : "");
-            strcat(b, WORDS[w[len - 1 - k]]), strcat(b, k + 1 < len ? " " : "");
-        }
-        cr_assert_eq(s2s_corpus_add(c, a, b), S2S_OK, "%s", s2s_last_error());
-    }
-    return c;
-}
 
 /* What every run shares: data and tokenizer (made before the fork: no OpenMP or BLAS thread
  * has run yet, so the child starts clean) and the output directory. */
@@ -56,14 +36,7 @@ static void world_make(world *w)
 {
     w->train = toy_corpus(11, 300);
     w->valid = toy_corpus(12, 20);
-    size_t n = s2s_corpus_size(w->train);
-    const char **all = malloc(sizeof(char *) * 2 * n);
-    for (size_t i = 0; i < n; i++)
-        s2s_corpus_get(w->train, i, &all[i], &all[n + i]);
-    s2s_tokenizer_options to = s2s_tokenizer_options_default();
-    to.vocab_size = 40, to.threads = 1;
-    cr_assert_eq(s2s_tokenizer_train(all, 2 * n, &to, &w->tok), S2S_OK, "%s", s2s_last_error());
-    free(all);
+    w->tok = toy_tokenizer(w->train, 40);
     strcpy(w->dir, "/tmp/s2s-killresume-XXXXXX");
     cr_assert_not_null(mkdtemp(w->dir));
 }
