@@ -19,69 +19,10 @@
 
 #include "seq2seq.h"
 
-/* ---- fixture: a scratch directory and a log capture ------------------------------------ */
+#include "scratch.h"
 
-static char dir[64];
-static char paths[8][200];
-static int npaths;
+TestSuite(dialogue, .init = scratch_setup, .fini = scratch_teardown);
 
-static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb, (void)flag, (void)ftw;
-    return remove(p);
-}
-
-static void setup(void)
-{
-    snprintf(dir, sizeof dir, "/tmp/s2s_dialogue_XXXXXX");
-    cr_assert_not_null(mkdtemp(dir), "mkdtemp: %s", strerror(errno));
-    npaths = 0;
-}
-
-static void teardown(void)
-{
-    if (dir[0])
-        nftw(dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
-}
-
-TestSuite(dialogue, .init = setup, .fini = teardown);
-
-/* Writes bytes (n = -1: strlen) to dir/name and returns the path (valid for the test). */
-static const char *put(const char *name, const char *bytes, long n)
-{
-    char *p = paths[npaths++ % 8];
-    snprintf(p, 200, "%s/%s", dir, name);
-    FILE *f = fopen(p, "wb");
-    cr_assert_not_null(f, "%s: %s", p, strerror(errno));
-    size_t len = n < 0 ? strlen(bytes) : (size_t)n;
-    cr_assert_eq(fwrite(bytes, 1, len, f), len);
-    fclose(f);
-    return p;
-}
-
-typedef struct logcap {
-    int n[4];          /* messages per level */
-    char text[32768];  /* all messages, one per line */
-    char last[1024];   /* the last message */
-} logcap;
-
-static void capture(s2s_log_level level, const char *msg, void *user)
-{
-    logcap *lc = user;
-    lc->n[level]++;
-    size_t used = strlen(lc->text);
-    snprintf(lc->text + used, sizeof lc->text - used, "%s\n", msg);
-    snprintf(lc->last, sizeof lc->last, "%s", msg);
-}
-
-static s2s_corpus_options opts_with(logcap *lc)
-{
-    s2s_corpus_options o = s2s_corpus_options_default();
-    memset(lc, 0, sizeof *lc);
-    o.log = capture;
-    o.log_user = lc;
-    return o;
-}
 
 static s2s_corpus *empty(void)
 {
