@@ -75,8 +75,10 @@ typedef enum s2s_device {
 
 typedef enum s2s_precision {
     S2S_PRECISION_FP32 = 0, /* float32 GEMMs (default) */
-    S2S_PRECISION_TF32      /* TF32 tensor-core GEMMs with float32 accumulation (GPU only;
+    S2S_PRECISION_TF32,     /* TF32 tensor-core GEMMs with float32 accumulation (GPU only;
                                the CPU computes fp32 either way) */
+    S2S_PRECISION_BF16      /* bfloat16 tensor-core GEMM products with float32 accumulation;
+                               tensors stay float32 in memory (GPU only, as TF32) */
 } s2s_precision;
 
 typedef enum s2s_log_level { S2S_LOG_DEBUG = 0, S2S_LOG_INFO, S2S_LOG_WARN, S2S_LOG_ERROR } s2s_log_level;
@@ -587,6 +589,10 @@ typedef struct s2s_bench_rnn_options {
     s2s_rnn_impl impl;  /* default FUSED */
     int cudnn_algo;     /* cuDNN: 0 standard, 1 persist static, 2 persist dynamic, -1 = best of
                            those that run (default) */
+    int lanes;          /* fused: concurrent lanes (streams) for the layer wavefront, 1 = none;
+                           0 = the device's default (CPU 1, GPU 2), at most 4 */
+    int wave_chunk;     /* fused: time steps per wavefront chunk; 0 = the device's default
+                           (GPU 10, CPU the whole sequence) */
 } s2s_bench_rnn_options;
 
 typedef struct s2s_bench_result {

@@ -5,7 +5,9 @@
  * uniforms and the same `u < p ? 0 : 1/(1-p)` as s2s_dropout_scale, at a quarter of its cost
  * (10 Philox rounds per element would make the kernel compute-bound). Masks are therefore
  * bit-identical to the CPU's, which the parity test checks. When x and y are 16-byte aligned
- * a full group moves as one float4. */
+ * a full group moves as one float4. With step != NULL (device memory) the stream used is
+ * stream ^ (*step << 24), read when the kernel runs: a recorded graph then serves every
+ * training step (nn.h's s2s_dropout_stream puts the step there). */
 #include "common.cuh"
 #include "launchers.cuh"
 #include "philox.h"
@@ -15,8 +17,11 @@ static __device__ __forceinline__ float keep_scale(float u, float p, float inv_k
     return u < p ? 0.0f : inv_keep; /* s2s_dropout_scale's expression */
 }
 
-static __global__ void dropout_kernel(float *y, const float *x, size_t n, float p, uint64_t seed, uint64_t stream)
+static __global__ void dropout_kernel(float *y, const float *x, size_t n, float p, uint64_t seed, uint64_t stream,
+                                      const uint64_t *step)
 {
+    if (step)
+        stream ^= *step << 24;
     const size_t groups = (n + 3) / 4;
     const float inv_keep = 1.0f / (1.0f - p);
     const bool vec = ((((uintptr_t)x) | ((uintptr_t)y)) & 15) == 0;
@@ -39,10 +44,10 @@ static __global__ void dropout_kernel(float *y, const float *x, size_t n, float 
 }
 
 extern "C" cudaError_t s2s_k_dropout(float *y, const float *x, size_t n, float p, uint64_t seed, uint64_t stream,
-                                     cudaStream_t st)
+                                     const uint64_t *step, cudaStream_t st)
 {
     if (n == 0)
         return cudaSuccess;
-    dropout_kernel<<<s2s_k_grid((n + 3) / 4, S2S_K_THREADS), S2S_K_THREADS, 0, st>>>(y, x, n, p, seed, stream);
+    dropout_kernel<<<s2s_k_grid((n + 3) / 4, S2S_K_THREADS), S2S_K_THREADS, 0, st>>>(y, x, n, p, seed, stream, step);
     return cudaGetLastError();
 }

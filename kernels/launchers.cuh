@@ -77,8 +77,9 @@ cudaError_t s2s_k_log_softmax(float *y, const float *x, int rows, int cols, cuda
 cudaError_t s2s_k_argmax(int32_t *out, const float *x, int rows, int cols, cudaStream_t st);
 
 /* ---- dropout ---------------------------------------------------------------------- */
+/* step (device, nullable): XORed into stream as *step << 24 when the kernel runs. */
 cudaError_t s2s_k_dropout(float *y, const float *x, size_t n, float p, uint64_t seed, uint64_t stream,
-                          cudaStream_t st);
+                          const uint64_t *step, cudaStream_t st);
 
 /* ---- optimizers ------------------------------------------------------------------- */
 /* step_size = lr / (1 - b1^step) and bc2_sqrt = sqrt(1 - b2^step), computed on the host in

@@ -10,7 +10,8 @@
  * - Time-major sequence tensors are [T, B, D]: row t*B + b.
  * - len (int32 [B], device) holds sequence lengths; a step t of row b is valid when
  *   t < len[b]. len may be NULL: every position is valid.
- * - Ops are asynchronous on the CUDA backend (one stream); to_host and sync wait.
+ * - Ops are asynchronous on the CUDA backend; to_host and sync wait. They run in the order
+ *   issued, on lane 0 unless a lane op (below) directs them to another lane.
  * - Every op returns S2S_OK or a status with s2s_last_error() set; none aborts.
  * - Reductions run in a fixed order, so the same inputs give the same bits on one device.
  */
@@ -44,6 +45,20 @@ typedef struct s2s_ops {
     s2s_status (*graph_end)(s2s_backend *be, void **graph);
     s2s_status (*graph_launch)(s2s_backend *be, void *graph);
     void (*graph_free)(s2s_backend *be, void *graph);
+
+    /* ---- lanes ------------------------------------------------------------------------
+     * A device with be->lanes > 1 runs ops issued to different lanes concurrently (CUDA
+     * streams); on a device with one lane these are no-ops and everything runs in issue
+     * order, which every correct lane program already respects. lane(i) sends the ops issued
+     * after it to lane i < be->lanes (lane 0 is where ops go by default and where the caller
+     * must be when it is done); mark(ev) records slot ev < S2S_LANE_EVENTS on the current lane;
+     * wait(ev) holds the current lane's later ops until the work before the latest mark(ev)
+     * is done. Work on another lane must be joined into lane 0 (wait) before lane 0 uses its
+     * results or memory it used is released; other lanes must wait for lane 0's earlier work
+     * before they read what it wrote. Not while a graph is being recorded. */
+    s2s_status (*lane)(s2s_backend *be, int i);
+    s2s_status (*lane_mark)(s2s_backend *be, int ev);
+    s2s_status (*lane_wait)(s2s_backend *be, int ev);
 
     /* ---- dense ------------------------------------------------------------------- */
     /* x[0..n) = v */
@@ -138,6 +153,12 @@ typedef struct s2s_ops {
      * alias x. Applied to dy with the same (seed, stream) it is the backward. */
     s2s_status (*dropout)(s2s_backend *be, float *y, const float *x, size_t n, float p, uint64_t seed,
                           uint64_t stream);
+    /* The same with the training step read from step (device memory) when the op runs: the
+     * stream used is stream ^ (*step << 24), which is s2s_dropout_stream(*step, site, index)
+     * for stream = s2s_dropout_stream(0, site, index). A recorded graph of it serves every
+     * training step. */
+    s2s_status (*dropout_at)(s2s_backend *be, float *y, const float *x, size_t n, float p, uint64_t seed,
+                             uint64_t stream, const uint64_t *step);
 
     /* ---- optimizers ---------------------------------------------------------------------
      * Adam (PyTorch's, with L2 weight decay added to the gradient) on n parameters, step >= 1.
@@ -156,7 +177,13 @@ struct s2s_backend {
     s2s_device device;
     s2s_precision precision;
     int threads;
+    int lanes;      /* concurrent lanes in use (1: none); at most lanes_max */
+    int lanes_max;  /* lanes the backend made */
+    int wave_chunk; /* time steps per chunk in a layer wavefront (0: the whole sequence) */
 };
+
+#define S2S_LANES_MAX 4
+#define S2S_LANE_EVENTS 40
 
 /* Backend constructors (each file's only exported entry). */
 s2s_status s2s_backend_cpu_create(s2s_context *ctx, int threads, s2s_backend **out);

@@ -46,6 +46,17 @@ static s2s_status cpu_copy(s2s_backend *be, void *dst, const void *src, size_t b
 
 static s2s_status cpu_sync(s2s_backend *be) { return S2S_OK; }
 
+/* One lane: ops run as issued, which is an order every lane program allows. */
+static s2s_status cpu_lane(s2s_backend *be, int i)
+{
+    return i == 0 ? S2S_OK : S2S_FAIL(S2S_ERR_INTERNAL, "lane %d asked for; the CPU has one", i);
+}
+
+static s2s_status cpu_lane_event(s2s_backend *be, int ev)
+{
+    return ev >= 0 && ev < S2S_LANE_EVENTS ? S2S_OK : S2S_FAIL(S2S_ERR_INTERNAL, "lane event slot %d", ev);
+}
+
 /* VmRSS and VmHWM of /proc/self/status, in bytes. */
 static s2s_status cpu_mem_stats(s2s_backend *be, size_t *current, size_t *peak)
 {
@@ -515,6 +526,12 @@ static s2s_status cpu_dropout(s2s_backend *be, float *y, const float *x, size_t 
     return S2S_OK;
 }
 
+static s2s_status cpu_dropout_at(s2s_backend *be, float *y, const float *x, size_t n, float p, uint64_t seed,
+                                 uint64_t stream, const uint64_t *step)
+{
+    return cpu_dropout(be, y, x, n, p, seed, stream ^ (*step << 24));
+}
+
 /* ---- optimizers ------------------------------------------------------------------ */
 
 static s2s_status cpu_adam(s2s_backend *be, float *p, const float *g, float *m, float *v, size_t n, float lr,
@@ -555,6 +572,9 @@ static const s2s_ops cpu_ops = {
     .copy = cpu_copy,
     .sync = cpu_sync,
     .mem_stats = cpu_mem_stats,
+    .lane = cpu_lane,
+    .lane_mark = cpu_lane_event,
+    .lane_wait = cpu_lane_event,
     .fill = cpu_fill,
     .gemm = cpu_gemm,
     .bias_rows = cpu_bias_rows,
@@ -579,6 +599,7 @@ static const s2s_ops cpu_ops = {
     .log_softmax = cpu_log_softmax,
     .argmax = cpu_argmax,
     .dropout = cpu_dropout,
+    .dropout_at = cpu_dropout_at,
     .adam = cpu_adam,
     .sgd = cpu_sgd,
 };
@@ -594,6 +615,8 @@ s2s_status s2s_backend_cpu_create(s2s_context *ctx, int threads, s2s_backend **o
     be->head.device = S2S_DEVICE_CPU;
     be->head.precision = S2S_PRECISION_FP32;
     be->head.threads = threads > 0 ? threads : 1;
+    be->head.lanes = be->head.lanes_max = 1;
+    be->head.wave_chunk = 0;
     openblas_set_num_threads(1);
     *out = &be->head;
     return S2S_OK;

@@ -1,6 +1,6 @@
 /* backend_cuda.c - the CUDA backend: the op table of backend.h on one NVIDIA GPU.
  *
- * Every op is enqueued on one stream (`stream`) and returns without waiting, except to_host,
+ * Every op is enqueued on the current lane's stream (`stream`) and returns without waiting, except to_host,
  * sync, sumsq and sum, which wait for their result. GEMMs go to cuBLAS; every other op is one
  * launcher of kernels/<op>.cu. Device memory comes from a caching allocator, so the per-batch
  * and per-step allocations of the layers never reach cudaMalloc after the first batch.
@@ -13,9 +13,9 @@
  * Allocator: blocks are rounded up to size classes (512 bytes, then 8 classes per power of
  * two, so at most 12.5% is wasted) and released blocks go to a free list per class. Reuse is
  * stream-ordered: a block released while a queued kernel on `stream` still uses it is only
- * handed to work queued later on the same stream. Work put on `side` (the second stream, kept
- * for layer wavefronts) must be ordered with `stream` through the events before its blocks are
- * released. */
+ * handed to work queued later on the same stream. Lanes (backend.h) are further streams, each
+ * with its own cuBLAS handle and workspace; the lane programs join them into lane 0 before
+ * anything they used is released, which keeps the reuse rule true. */
 #include "internal.h"
 #include "bench.h"
 #include "launchers.cuh"
@@ -75,11 +75,12 @@ typedef struct cu_block {
 typedef struct cuda_backend {
     struct s2s_backend head;
     int device;
-    cudaStream_t stream;          /* every op */
-    cudaStream_t side;            /* second stream for layer wavefronts */
-    cudaEvent_t ev_main, ev_side; /* ordering between the two */
-    cublasHandle_t blas;
-    void *blas_ws; /* cuBLAS workspace (from the cache), so GEMMs never allocate */
+    cudaStream_t stream; /* the current lane's stream: every op goes here */
+    cublasHandle_t blas; /* the current lane's cuBLAS handle */
+    cudaStream_t lane_stream[S2S_LANES_MAX];
+    cublasHandle_t lane_blas[S2S_LANES_MAX];
+    void *lane_ws[S2S_LANES_MAX]; /* cuBLAS workspaces (from the cache), so GEMMs never allocate */
+    cudaEvent_t ev[S2S_LANE_EVENTS];
     cu_block *free_list[CU_CLASSES];
     cu_block *live[CU_LIVE_SLOTS];
     cu_block *spare_records;
@@ -89,6 +90,10 @@ typedef struct cuda_backend {
     double *red_host; /* page-locked: the result copied back */
     char name[160];
 } cuda_backend;
+
+/* Layer wavefronts: two lanes (streams), chunks of 10 time steps. */
+#define S2S_CUDA_LANES 2
+#define S2S_CUDA_WAVE_CHUNK 10
 
 static cuda_backend *cu(s2s_backend *be) { return (cuda_backend *)be; }
 
@@ -125,8 +130,9 @@ static cu_block *new_record(cuda_backend *cb)
  * cached block may still be read by a kernel queued before its release. */
 static s2s_status empty_cache(cuda_backend *cb)
 {
-    CU_TRY(cudaStreamSynchronize(cb->stream));
-    CU_TRY(cudaStreamSynchronize(cb->side));
+    for (int i = 0; i < S2S_LANES_MAX; i++)
+        if (cb->lane_stream[i])
+            CU_TRY(cudaStreamSynchronize(cb->lane_stream[i]));
     for (int c = 0; c < CU_CLASSES; c++) {
         while (cb->free_list[c]) {
             cu_block *r = cb->free_list[c];
@@ -260,8 +266,34 @@ static s2s_status cuda_copy(s2s_backend *be, void *dst, const void *src, size_t 
 
 static s2s_status cuda_sync(s2s_backend *be)
 {
-    CU_TRY(cudaStreamSynchronize(cu(be)->side));
-    CU_TRY(cudaStreamSynchronize(cu(be)->stream));
+    cuda_backend *cb = cu(be);
+    for (int i = 0; i < be->lanes_max; i++)
+        CU_TRY(cudaStreamSynchronize(cb->lane_stream[i]));
+    return S2S_OK;
+}
+
+/* ---- lanes ----------------------------------------------------------------------------- */
+
+static s2s_status cuda_lane(s2s_backend *be, int i)
+{
+    cuda_backend *cb = cu(be);
+    ARG_CHECK(i >= 0 && i < be->lanes, "lane %d asked for; this backend has %d", i, be->lanes);
+    cb->stream = cb->lane_stream[i];
+    cb->blas = cb->lane_blas[i];
+    return S2S_OK;
+}
+
+static s2s_status cuda_lane_mark(s2s_backend *be, int ev)
+{
+    ARG_CHECK(ev >= 0 && ev < S2S_LANE_EVENTS, "lane event slot %d", ev);
+    CU_TRY(cudaEventRecord(cu(be)->ev[ev], cu(be)->stream));
+    return S2S_OK;
+}
+
+static s2s_status cuda_lane_wait(s2s_backend *be, int ev)
+{
+    ARG_CHECK(ev >= 0 && ev < S2S_LANE_EVENTS, "lane event slot %d", ev);
+    CU_TRY(cudaStreamWaitEvent(cu(be)->stream, cu(be)->ev[ev], 0));
     return S2S_OK;
 }
 
@@ -346,9 +378,11 @@ static s2s_status cuda_gemm(s2s_backend *be, int ta, int tb, int m, int n, int k
               "gemm: lda = %d or ldb = %d smaller than the row length of A (%d) or B (%d) as stored", lda, ldb,
               ta ? m : k, tb ? k : n);
     const cublasOperation_t opa = ta ? CUBLAS_OP_T : CUBLAS_OP_N, opb = tb ? CUBLAS_OP_T : CUBLAS_OP_N;
-    /* FP32: true fp32 products (no tensor cores); TF32: tensor cores with fp32 accumulation. */
-    const cublasComputeType_t ct =
-        be->precision == S2S_PRECISION_TF32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
+    /* FP32: true fp32 products (no tensor cores); TF32 and BF16: tensor cores, inputs rounded
+     * to that format, fp32 accumulation and fp32 in memory. */
+    const cublasComputeType_t ct = be->precision == S2S_PRECISION_TF32   ? CUBLAS_COMPUTE_32F_FAST_TF32
+                                   : be->precision == S2S_PRECISION_BF16 ? CUBLAS_COMPUTE_32F_FAST_16BF
+                                                                         : CUBLAS_COMPUTE_32F;
     BLAS_TRY(cublasGemmEx(cb->blas, opb, opa, n, m, k, &alpha, b, CUDA_R_32F, ldb, a, CUDA_R_32F, lda, &beta, c,
                           CUDA_R_32F, ldc, ct, CUBLAS_GEMM_DEFAULT));
     return S2S_OK;
@@ -545,7 +579,15 @@ static s2s_status cuda_argmax(s2s_backend *be, int32_t *out, const float *x, int
 static s2s_status cuda_dropout(s2s_backend *be, float *y, const float *x, size_t n, float p, uint64_t seed,
                                uint64_t stream)
 {
-    CU_LAUNCH("dropout", s2s_k_dropout(y, x, n, p, seed, stream, cu(be)->stream));
+    CU_LAUNCH("dropout", s2s_k_dropout(y, x, n, p, seed, stream, NULL, cu(be)->stream));
+    return S2S_OK;
+}
+
+static s2s_status cuda_dropout_at(s2s_backend *be, float *y, const float *x, size_t n, float p, uint64_t seed,
+                                  uint64_t stream, const uint64_t *step)
+{
+    ARG_CHECK(step != NULL, "dropout_at: step is NULL");
+    CU_LAUNCH("dropout", s2s_k_dropout(y, x, n, p, seed, stream, step, cu(be)->stream));
     return S2S_OK;
 }
 
@@ -576,6 +618,9 @@ static const s2s_ops cuda_ops = {
     .copy = cuda_copy,
     .sync = cuda_sync,
     .mem_stats = cuda_mem_stats,
+    .lane = cuda_lane,
+    .lane_mark = cuda_lane_mark,
+    .lane_wait = cuda_lane_wait,
     .graph_begin = cuda_graph_begin,
     .graph_end = cuda_graph_end,
     .graph_launch = cuda_graph_launch,
@@ -604,6 +649,7 @@ static const s2s_ops cuda_ops = {
     .log_softmax = cuda_log_softmax,
     .argmax = cuda_argmax,
     .dropout = cuda_dropout,
+    .dropout_at = cuda_dropout_at,
     .adam = cuda_adam,
     .sgd = cuda_sgd,
 };
@@ -629,19 +675,23 @@ static s2s_status cuda_init(cuda_backend *cb)
     snprintf(cb->name, sizeof cb->name, "%.100s (sm_%d%d, %d SMs, %.1f GiB)", prop.name, prop.major, prop.minor,
              prop.multiProcessorCount, (double)prop.totalGlobalMem / (1024.0 * 1024.0 * 1024.0));
     /* Non-blocking: no implicit ordering with the legacy default stream of other libraries. */
-    CU_TRY(cudaStreamCreateWithFlags(&cb->stream, cudaStreamNonBlocking));
-    CU_TRY(cudaStreamCreateWithFlags(&cb->side, cudaStreamNonBlocking));
-    CU_TRY(cudaEventCreateWithFlags(&cb->ev_main, cudaEventDisableTiming));
-    CU_TRY(cudaEventCreateWithFlags(&cb->ev_side, cudaEventDisableTiming));
+    for (int i = 0; i < S2S_LANE_EVENTS; i++)
+        CU_TRY(cudaEventCreateWithFlags(&cb->ev[i], cudaEventDisableTiming));
     CU_TRY(cudaMalloc((void **)&cb->red, (S2S_K_REDUCE_PARTS + 1) * sizeof(double)));
     CU_TRY(cudaMallocHost((void **)&cb->red_host, sizeof(double)));
-    BLAS_TRY(cublasCreate(&cb->blas));
-    BLAS_TRY(cublasSetStream(cb->blas, cb->stream)); /* resets the workspace: set it after */
-    /* A fixed workspace (NVIDIA's recommended sizes: 32 MiB on Hopper, 4 MiB before), so that
-     * GEMMs never allocate, which CUDA-graph capture of the decoder step needs. */
+    /* A fixed workspace per handle (NVIDIA's recommended sizes: 32 MiB on Hopper, 4 MiB
+     * before), so that GEMMs never allocate, which CUDA-graph capture of the decoder step
+     * needs; one per lane, since lanes run GEMMs at the same time. */
     size_t ws = prop.major >= 9 ? ((size_t)32 << 20) : ((size_t)4 << 20);
-    S2S_TRY(cuda_alloc(&cb->head, ws, &cb->blas_ws));
-    BLAS_TRY(cublasSetWorkspace(cb->blas, cb->blas_ws, ws));
+    for (int i = 0; i < cb->head.lanes_max; i++) {
+        CU_TRY(cudaStreamCreateWithFlags(&cb->lane_stream[i], cudaStreamNonBlocking));
+        BLAS_TRY(cublasCreate(&cb->lane_blas[i]));
+        BLAS_TRY(cublasSetStream(cb->lane_blas[i], cb->lane_stream[i])); /* resets the workspace: set it after */
+        S2S_TRY(cuda_alloc(&cb->head, ws, &cb->lane_ws[i]));
+        BLAS_TRY(cublasSetWorkspace(cb->lane_blas[i], cb->lane_ws[i], ws));
+    }
+    cb->stream = cb->lane_stream[0];
+    cb->blas = cb->lane_blas[0];
     return S2S_OK;
 }
 
@@ -650,7 +700,7 @@ s2s_status s2s_backend_cuda_create(s2s_context *ctx, int device, s2s_precision p
     if (!out)
         return S2S_FAIL(S2S_ERR_INVALID_ARG, "s2s_backend_cuda_create: out is NULL");
     *out = NULL;
-    if (precision != S2S_PRECISION_FP32 && precision != S2S_PRECISION_TF32)
+    if (precision != S2S_PRECISION_FP32 && precision != S2S_PRECISION_TF32 && precision != S2S_PRECISION_BF16)
         return S2S_FAIL(S2S_ERR_INVALID_ARG, "unknown precision %d", (int)precision);
     int count = s2s_cuda_device_count();
     if (device < 0 || device >= count)
@@ -664,6 +714,9 @@ s2s_status s2s_backend_cuda_create(s2s_context *ctx, int device, s2s_precision p
     cb->head.device = S2S_DEVICE_CUDA;
     cb->head.precision = precision;
     cb->head.threads = 1;
+    cb->head.lanes = S2S_CUDA_LANES;
+    cb->head.lanes_max = S2S_LANES_MAX; /* more only for benchmarks of the schedule */
+    cb->head.wave_chunk = S2S_CUDA_WAVE_CHUNK;
     cb->device = device;
     s2s_status st = cuda_init(cb);
     if (st != S2S_OK) {
@@ -673,7 +726,7 @@ s2s_status s2s_backend_cuda_create(s2s_context *ctx, int device, s2s_precision p
     if (ctx)
         snprintf(ctx->device_name, sizeof ctx->device_name, "%s", cb->name);
     s2s_log(ctx, S2S_LOG_DEBUG, "CUDA backend on %s, %s GEMMs", cb->name,
-            precision == S2S_PRECISION_TF32 ? "TF32" : "FP32");
+            precision == S2S_PRECISION_TF32 ? "TF32" : precision == S2S_PRECISION_BF16 ? "BF16" : "FP32");
     *out = &cb->head;
     return S2S_OK;
 }
@@ -686,25 +739,23 @@ void s2s_backend_cuda_free(s2s_backend *be)
         return;
     cuda_backend *cb = cu(be);
     cudaSetDevice(cb->device);
-    if (cb->stream)
-        cudaStreamSynchronize(cb->stream);
-    if (cb->side)
-        cudaStreamSynchronize(cb->side);
-    if (cb->blas)
-        cublasDestroy(cb->blas);
+    for (int i = 0; i < S2S_LANES_MAX; i++) {
+        if (cb->lane_stream[i])
+            cudaStreamSynchronize(cb->lane_stream[i]);
+        if (cb->lane_blas[i])
+            cublasDestroy(cb->lane_blas[i]);
+    }
     free_all_blocks(cb); /* the cuBLAS workspace among them, after the handle is gone */
     if (cb->red)
         cudaFree(cb->red);
     if (cb->red_host)
         cudaFreeHost(cb->red_host);
-    if (cb->ev_main)
-        cudaEventDestroy(cb->ev_main);
-    if (cb->ev_side)
-        cudaEventDestroy(cb->ev_side);
-    if (cb->side)
-        cudaStreamDestroy(cb->side);
-    if (cb->stream)
-        cudaStreamDestroy(cb->stream);
+    for (int i = 0; i < S2S_LANE_EVENTS; i++)
+        if (cb->ev[i])
+            cudaEventDestroy(cb->ev[i]);
+    for (int i = 0; i < S2S_LANES_MAX; i++)
+        if (cb->lane_stream[i])
+            cudaStreamDestroy(cb->lane_stream[i]);
     (void)cudaGetLastError();
     free(cb);
 }

@@ -54,7 +54,10 @@ static s2s_status dnn_setup(dnn_run *d, uint64_t seed, int algo)
     DNN_TRY(cudnnSetDropoutDescriptor(d->drop, d->h, 0.0f, d->states, d->states_size, seed));
     DNN_TRY(cudnnCreateRNNDescriptor(&d->rnn));
     cudnnRNNMode_t mode = o->cell == S2S_CELL_LSTM ? CUDNN_LSTM : o->cell == S2S_CELL_GRU ? CUDNN_GRU : CUDNN_RNN_TANH;
-    /* matched precision: FMA-only kernels for fp32; tensor-core TF32 allowed for tf32 */
+    /* matched precision: FMA-only kernels for fp32; tensor-core TF32 allowed for tf32. The RNN
+     * API has no bfloat16 math (data half, float or double): bf16 is refused. */
+    if (be->precision == S2S_PRECISION_BF16)
+        return S2S_FAIL(S2S_ERR_UNSUPPORTED, "cuDNN's RNN API has no bfloat16 mode; compare bf16 with --impl fused only");
     cudnnMathType_t math = be->precision == S2S_PRECISION_TF32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH;
     DNN_TRY(cudnnSetRNNDescriptor_v8(d->rnn, (cudnnRNNAlgo_t)algo, mode, CUDNN_RNN_DOUBLE_BIAS,
                                      dirs == 2 ? CUDNN_BIDIRECTIONAL : CUDNN_UNIDIRECTIONAL, CUDNN_LINEAR_INPUT,

@@ -104,46 +104,44 @@ static s2s_status stack_build(stack *s, uint64_t seed)
     return s2s_bench_random(s->be, seed, 2, TB * s->Hd * s->dirs, &s->dy);
 }
 
-/* One forward (and backward) pass of the whole stack. */
+/* One forward (and backward) pass of the whole stack: the library's own stack and
+ * bidirectional-layer schedules (rnn.c), as the encoder runs them. */
 static s2s_status stack_run(stack *s)
 {
     const s2s_bench_rnn_options *o = s->o;
     s2s_backend *be = s->be;
     s2s_rnn_run run[BENCH_MAX_LAYERS][2];
     const float *in[BENCH_MAX_LAYERS + 1];
-    int T = o->T, B = o->B, TB = T * B;
+    int T = o->T, B = o->B, TB = T * B, L = o->layers;
     in[0] = s->x;
-    for (int l = 0; l < o->layers; l++) {
-        for (int d = 0; d < s->dirs; d++) {
-            const s2s_rnn_w *w = &s->w[l][d];
-            S2S_TRY(s2s_rnn_run_init(&s->arena, w, T, B, d, NULL, NULL, NULL, o->backward, &run[l][d]));
-            S2S_TRY(s2s_rnn_bias(be, w, &run[l][d]));
-            S2S_TRY(s2s_rnn_project(be, w, &run[l][d], in[l], w->in, 0, w->in, 0, T));
-            S2S_TRY(s2s_rnn_seq_fwd(be, w, &run[l][d]));
-        }
-        float *out = run[l][0].y;
-        if (s->dirs == 2)
-            S2S_TRY(s2s_concat_dirs(&s->arena, be, s->Hd, run[l][0].y, run[l][1].y, TB, &out));
+    if (s->dirs == 1) {
+        const s2s_rnn_w *w[BENCH_MAX_LAYERS];
+        s2s_rnn_run *r[BENCH_MAX_LAYERS];
+        for (int l = 0; l < L; l++)
+            w[l] = &s->w[l][0], r[l] = &run[l][0];
+        S2S_TRY(s2s_rnn_stack_fwd(&s->arena, be, L, w, r, T, B, NULL, o->backward, NULL, in));
+        if (!o->backward)
+            return S2S_OK;
+        float *dx; /* the first layer's input gradient too, as cuDNN always computes it */
+        S2S_TRY(s2s_arena_floats(&s->arena, (size_t)TB * o->I, &dx));
+        return s2s_rnn_stack_bwd(&s->arena, be, L, w, (const s2s_rnn_run *const *)r, in, NULL, NULL, s->dy, NULL, dx);
+    }
+    for (int l = 0; l < L; l++) {
+        float *out;
+        S2S_TRY(s2s_rnn_bidir_fwd(&s->arena, be, s->w[l], run[l], T, B, NULL, o->backward, in[l], s->w[l][0].in));
+        S2S_TRY(s2s_concat_dirs(&s->arena, be, s->Hd, run[l][0].y, run[l][1].y, TB, &out));
         in[l + 1] = out;
     }
     if (!o->backward)
         return S2S_OK;
-    float *dy = s->dy;
-    for (int l = o->layers - 1; l >= 0; l--) {
-        float *dyd[2] = {dy, NULL}, *dx = NULL;
-        if (s->dirs == 2)
-            S2S_TRY(s2s_split_dirs(&s->arena, be, s->Hd, dy, TB, &dyd[0], &dyd[1]));
+    const float *dy = s->dy;
+    for (int l = L - 1; l >= 0; l--) {
+        float *dyd[2], *dx;
+        const float *none[2] = {NULL, NULL};
         int win = s->w[l][0].in;
+        S2S_TRY(s2s_split_dirs(&s->arena, be, s->Hd, dy, TB, &dyd[0], &dyd[1]));
         S2S_TRY(s2s_arena_floats(&s->arena, (size_t)TB * win, &dx));
-        for (int d = 0; d < s->dirs; d++) {
-            const s2s_rnn_w *w = &s->w[l][d];
-            s2s_rnn_grad g;
-            S2S_TRY(s2s_rnn_grad_init(&s->arena, be, w, &run[l][d], NULL, NULL, &g));
-            S2S_TRY(s2s_rnn_seq_bwd(be, w, &run[l][d], &g, dyd[d]));
-            S2S_TRY(s2s_rnn_weight_grads(be, w, &run[l][d], &g, in[l], win, 0, win));
-            /* the first layer's input gradient too, as cuDNN always computes it */
-            S2S_TRY(s2s_rnn_input_grad(be, w, &run[l][d], &g, dx, win, 0, win, d ? 1.0f : 0.0f));
-        }
+        S2S_TRY(s2s_rnn_bidir_bwd(&s->arena, be, s->w[l], run[l], (const float *const *)dyd, none, none, in[l], win, dx));
         dy = dx;
     }
     return S2S_OK;
@@ -159,6 +157,11 @@ static s2s_status bench_fused(s2s_context *ctx, const s2s_bench_rnn_options *o, 
     }
     s->o = o;
     s->be = ctx->be;
+    int lanes = s->be->lanes, chunk = s->be->wave_chunk; /* the schedule asked for, for this run only */
+    if (o->lanes > 0)
+        s->be->lanes = o->lanes;
+    if (o->wave_chunk > 0)
+        s->be->wave_chunk = o->wave_chunk;
     s->dirs = o->bidirectional ? 2 : 1;
     s->Hd = o->H;
     s2s_params_init(&s->params, s->be);
@@ -180,6 +183,8 @@ static s2s_status bench_fused(s2s_context *ctx, const s2s_bench_rnn_options *o, 
         size_t cur;
         st = s->be->ops->mem_stats(s->be, &cur, &r->peak_bytes);
     }
+    s->be->lanes = lanes;
+    s->be->wave_chunk = chunk;
     s2s_arena_free(&s->arena);
     s2s_params_free(&s->params);
     s->be->ops->release(s->be, s->x);
@@ -202,6 +207,9 @@ S2S_API s2s_status s2s_bench_rnn(s2s_context *ctx, const s2s_bench_rnn_options *
                         "benchmark options: T %d, B %d, I %d, H %d must be >= 1, layers %d in 1..%d, reps %d >= 1, "
                         "warmup %d >= 0",
                         o->T, o->B, o->I, o->H, o->layers, BENCH_MAX_LAYERS, o->reps, o->warmup);
+    if (o->lanes < 0 || o->lanes > ctx->be->lanes_max || o->wave_chunk < 0)
+        return S2S_FAIL(S2S_ERR_INVALID_ARG, "benchmark options: lanes %d (0..%d on this device), chunk %d (>= 0)",
+                        o->lanes, ctx->be->lanes_max, o->wave_chunk);
     if (o->impl == S2S_RNN_IMPL_FUSED)
         return bench_fused(ctx, o, r);
 #ifdef S2S_HAVE_CUDNN

@@ -76,7 +76,7 @@ S2S_API s2s_status s2s_context_create(const s2s_context_options *opts, s2s_conte
     s2s_context_options o = opts ? *opts : s2s_context_options_default();
     if (o.threads < 0)
         return S2S_FAIL(S2S_ERR_INVALID_ARG, "threads = %d; use 0 (all cores) or a positive count", o.threads);
-    if (o.precision != S2S_PRECISION_FP32 && o.precision != S2S_PRECISION_TF32)
+    if (o.precision != S2S_PRECISION_FP32 && o.precision != S2S_PRECISION_TF32 && o.precision != S2S_PRECISION_BF16)
         return S2S_FAIL(S2S_ERR_INVALID_ARG, "unknown precision %d", (int)o.precision);
     s2s_context *ctx = s2s_host_calloc(1, sizeof *ctx, "the context");
     if (!ctx)

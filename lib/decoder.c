@@ -1,5 +1,10 @@
 /* decoder.c - the attention decoder with input feeding, one step at a time, the generator
- * with its fused loss, and backward through all of it. */
+ * with its fused loss, and backward through all of it.
+ *
+ * The teacher-forced time loop, forward and backward, is one fixed op sequence per (batch,
+ * source length, target length): graphs.c records it and replays it. Its dropout masks read
+ * the training step from m->step_dev (the caller stores it there), so one recording serves
+ * every step. */
 #include "model.h"
 
 #define OPS (m->be->ops)
@@ -44,8 +49,8 @@ s2s_status s2s_decoder_step_fwd(s2s_model *m, const s2s_dev_batch *db, const s2s
         if (l > 0) {
             float *x = ROWS(ds->xin[l], t, B, H);
             if (s2s_dropout_on(m, train))
-                S2S_TRY(OPS->dropout(m->be, x, ROWS(ds->run[l - 1].y, t, B, H), BH, m->cfg.dropout,
-                                     m->ctx->opts.seed, s2s_dropout_stream(step, SITE_DEC_LAYER + l, t)));
+                S2S_TRY(OPS->dropout_at(m->be, x, ROWS(ds->run[l - 1].y, t, B, H), BH, m->cfg.dropout,
+                                        m->ctx->opts.seed, s2s_dropout_stream(0, SITE_DEC_LAYER + l, t), m->step_dev));
             S2S_TRY(s2s_rnn_project(m->be, &m->dec[l], &ds->run[l], x, H, 0, H, t, 1));
         }
         S2S_TRY(s2s_rnn_step_fwd(m->be, &m->dec[l], &ds->run[l], t));
@@ -59,6 +64,21 @@ s2s_status s2s_decoder_step_fwd(s2s_model *m, const s2s_dev_batch *db, const s2s
     S2S_TRY(OPS->gemm(m->be, 0, 1, B, H, H, 1.0f, ctx, H, m->attn_out.w, 2 * H, 0.0f, ht, H));
     S2S_TRY(OPS->gemm(m->be, 0, 1, B, H, H, 1.0f, h, H, m->attn_out.w + H, 2 * H, 1.0f, ht, H));
     return OPS->tanh_fwd(m->be, ht, ht, BH);
+}
+
+typedef struct fwd_args {
+    const s2s_dev_batch *db;
+    const s2s_enc_state *es;
+    s2s_dec_state *ds;
+    int train;
+} fwd_args;
+
+static s2s_status fwd_loop(s2s_model *m, void *arg)
+{
+    fwd_args *a = arg;
+    for (int t = 0; t < a->ds->T; t++)
+        S2S_TRY(s2s_decoder_step_fwd(m, a->db, a->es, a->ds, t, a->train, 0));
+    return S2S_OK;
 }
 
 s2s_status s2s_decoder_fwd(s2s_model *m, const s2s_dev_batch *db, const s2s_enc_state *es, s2s_dec_state *ds,
@@ -76,9 +96,9 @@ s2s_status s2s_decoder_fwd(s2s_model *m, const s2s_dev_batch *db, const s2s_enc_
     ds->emb = emb;
     /* The embedding half of layer 0's input projection, for all steps in one GEMM. */
     S2S_TRY(s2s_rnn_project(m->be, &m->dec[0], &ds->run[0], emb, E, 0, E, 0, T));
-    for (int t = 0; t < T; t++)
-        S2S_TRY(s2s_decoder_step_fwd(m, db, es, ds, t, train, step));
-    return S2S_OK;
+    fwd_args a = {db, es, ds, train};
+    const int key[S2S_GRAPH_KEY] = {S2S_GRAPH_DEC_FWD, B, db->S, T, train, 0};
+    return s2s_graph_run(m, key, fwd_loop, &a);
 }
 
 s2s_status s2s_generator_loss(s2s_model *m, const float *ht, const int32_t *tgt, int N, int ntokens, float smoothing,
@@ -127,6 +147,48 @@ static s2s_status attn_step_bwd(s2s_model *m, const s2s_dev_batch *db, const s2s
                          dtop, dkeys, dout);
 }
 
+typedef struct bwd_args {
+    const s2s_dev_batch *db;
+    const s2s_enc_state *es;
+    s2s_dec_state *ds;
+    s2s_rnn_grad *g;
+    float *dht, *dpre_c, *dctx, *dtop, *dx, *dkeys, *dout;
+    int train;
+} bwd_args;
+
+/* The time loop of the decoder's backward, last step first. */
+static s2s_status bwd_loop(s2s_model *m, void *arg)
+{
+    bwd_args *a = arg;
+    s2s_dec_state *ds = a->ds;
+    s2s_rnn_grad *g = a->g;
+    int H = m->cfg.hidden, E = m->cfg.embed, L = m->cfg.layers, B = ds->B, G = m->G;
+    size_t BH = (size_t)B * H;
+    for (int t = ds->T - 1; t >= 0; t--) {
+        const float *dy = ROWS(a->dht, t, B, H);
+        if (m->feed) {
+            S2S_TRY(attn_step_bwd(m, a->db, a->es, ds, a->dht, a->dpre_c, t, a->dctx, a->dtop, a->dkeys, a->dout));
+            dy = a->dtop;
+        }
+        for (int l = L - 1; l >= 0; l--) {
+            S2S_TRY(s2s_rnn_step_bwd(m->be, &m->dec[l], &ds->run[l], &g[l], dy, t));
+            if (l == 0)
+                break;
+            /* gradient at this layer's input x_t = dropout(h_{l-1,t}): dpre_t W_ih */
+            S2S_TRY(OPS->gemm(m->be, 0, 0, B, H, G * H, 1.0f, ROWS(g[l].dpre, t, B, G * H), G * H, m->dec[l].w_ih.w,
+                              H, 0.0f, a->dx, H));
+            if (s2s_dropout_on(m, a->train))
+                S2S_TRY(OPS->dropout_at(m->be, a->dx, a->dx, BH, m->cfg.dropout, m->ctx->opts.seed,
+                                        s2s_dropout_stream(0, SITE_DEC_LAYER + l, t), m->step_dev));
+            dy = a->dx;
+        }
+        if (m->feed && t > 0) /* input feeding: dht[t-1] += dpre0_t W_ih0[:, E:] */
+            S2S_TRY(OPS->gemm(m->be, 0, 0, B, H, G * H, 1.0f, ROWS(g[0].dpre, t, B, G * H), G * H,
+                              m->dec[0].w_ih.w + E, E + H, 1.0f, ROWS(a->dht, t - 1, B, H), H));
+    }
+    return S2S_OK;
+}
+
 s2s_status s2s_decoder_bwd(s2s_model *m, const s2s_dev_batch *db, const s2s_enc_state *es, s2s_dec_state *ds,
                            const float *dht_in, float *dkeys, float *dout, float **dh0, float **dc0, int train,
                            uint64_t step)
@@ -143,28 +205,9 @@ s2s_status s2s_decoder_bwd(s2s_model *m, const s2s_dev_batch *db, const s2s_enc_
         S2S_TRY(s2s_arena_floats(&m->arena, BH, &dtop));
     }
     S2S_TRY(s2s_arena_floats(&m->arena, BH, &dx));
-    for (int t = T - 1; t >= 0; t--) {
-        const float *dy = ROWS(dht, t, B, H);
-        if (m->feed) {
-            S2S_TRY(attn_step_bwd(m, db, es, ds, dht, dpre_c, t, dctx, dtop, dkeys, dout));
-            dy = dtop;
-        }
-        for (int l = L - 1; l >= 0; l--) {
-            S2S_TRY(s2s_rnn_step_bwd(m->be, &m->dec[l], &ds->run[l], &g[l], dy, t));
-            if (l == 0)
-                break;
-            /* gradient at this layer's input x_t = dropout(h_{l-1,t}): dpre_t W_ih */
-            S2S_TRY(m->be->ops->gemm(m->be, 0, 0, B, H, G * H, 1.0f, ROWS(g[l].dpre, t, B, G * H), G * H,
-                                     m->dec[l].w_ih.w, H, 0.0f, dx, H));
-            if (s2s_dropout_on(m, train))
-                S2S_TRY(OPS->dropout(m->be, dx, dx, BH, m->cfg.dropout, m->ctx->opts.seed,
-                                     s2s_dropout_stream(step, SITE_DEC_LAYER + l, t)));
-            dy = dx;
-        }
-        if (m->feed && t > 0) /* input feeding: dht[t-1] += dpre0_t W_ih0[:, E:] */
-            S2S_TRY(OPS->gemm(m->be, 0, 0, B, H, G * H, 1.0f, ROWS(g[0].dpre, t, B, G * H), G * H,
-                              m->dec[0].w_ih.w + E, E + H, 1.0f, ROWS(dht, t - 1, B, H), H));
-    }
+    bwd_args a = {db, es, ds, g, dht, dpre_c, dctx, dtop, dx, dkeys, dout, train};
+    const int key[S2S_GRAPH_KEY] = {S2S_GRAPH_DEC_BWD, B, db->S, T, train, 0};
+    S2S_TRY(s2s_graph_run(m, key, bwd_loop, &a));
     if (m->feed) { /* dW_c: [ctx ; h] blocks, all steps in two GEMMs */
         S2S_TRY(OPS->gemm(m->be, 1, 0, H, H, (int)TB, 1.0f, dpre_c, H, ds->ctx, H, 1.0f, m->attn_out.g, 2 * H));
         S2S_TRY(OPS->gemm(m->be, 1, 0, H, H, (int)TB, 1.0f, dpre_c, H, ds->run[L - 1].y, H, 1.0f, m->attn_out.g + H,

@@ -16,6 +16,13 @@ static s2s_status maybe_dropout(s2s_model *m, int train, const float *x, size_t 
     return OPS->dropout(m->be, *y, x, n, m->cfg.dropout, m->ctx->opts.seed, s2s_dropout_stream(step, site, index));
 }
 
+/* Dropout between unidirectional layers, one stream per time step (nn.h). */
+static s2s_rnn_drop layer_drop(const s2s_model *m, int train, uint64_t step)
+{
+    s2s_rnn_drop d = {s2s_dropout_on(m, train) ? m->cfg.dropout : 0.0f, m->ctx->opts.seed, step, SITE_ENC_LAYER};
+    return d;
+}
+
 s2s_status s2s_encoder_fwd(s2s_model *m, const s2s_dev_batch *db, int train, uint64_t step, s2s_enc_state *es)
 {
     int S = db->S, B = db->B, E = m->cfg.embed, H = m->cfg.hidden, L = m->cfg.layers;
@@ -26,28 +33,32 @@ s2s_status s2s_encoder_fwd(s2s_model *m, const s2s_dev_batch *db, int train, uin
     S2S_TRY(s2s_arena_floats(&m->arena, SB * E, &emb));
     S2S_TRY(OPS->embed_fwd(m->be, emb, E, m->src_emb.w, db->src, (int)SB, E));
     S2S_TRY(maybe_dropout(m, train, emb, SB * E, step, SITE_ENC_EMB, 0, &es->in[0]));
-    for (int l = 0; l < L; l++) {
+    if (m->dirs == 1) { /* the layers as one wavefront */
+        const s2s_rnn_w *w[S2S_MAX_LAYERS];
+        s2s_rnn_run *run[S2S_MAX_LAYERS];
+        const float *in[S2S_MAX_LAYERS];
+        for (int l = 0; l < L; l++)
+            w[l] = &m->enc[l][0], run[l] = &es->run[l][0];
+        in[0] = es->in[0];
+        s2s_rnn_drop drop = layer_drop(m, train, step);
+        S2S_TRY(s2s_rnn_stack_fwd(&m->arena, m->be, L, w, run, S, B, db->src_len, train, &drop, in));
+        for (int l = 0; l < L; l++) {
+            es->in[l] = (float *)in[l];
+            es->out[l] = run[l]->y;
+            es->hfin[l] = s2s_rnn_h_final(run[l]);
+            es->cfin[l] = s2s_rnn_c_final(run[l]);
+        }
+    }
+    for (int l = 0; m->dirs == 2 && l < L; l++) {
         int in = l == 0 ? E : H;
-        for (int d = 0; d < m->dirs; d++) {
-            const s2s_rnn_w *w = &m->enc[l][d];
-            s2s_rnn_run *r = &es->run[l][d];
-            S2S_TRY(s2s_rnn_run_init(&m->arena, w, S, B, d, db->src_len, NULL, NULL, train, r));
-            S2S_TRY(s2s_rnn_bias(m->be, w, r));
-            S2S_TRY(s2s_rnn_project(m->be, w, r, es->in[l], in, 0, in, 0, S));
-            S2S_TRY(s2s_rnn_seq_fwd(m->be, w, r));
-        }
-        if (m->dirs == 2) {
-            S2S_TRY(s2s_concat_dirs(&m->arena, m->be, m->Hd, es->run[l][0].y, es->run[l][1].y, (int)SB, &es->out[l]));
-            S2S_TRY(s2s_concat_dirs(&m->arena, m->be, m->Hd, s2s_rnn_h_final(&es->run[l][0]), s2s_rnn_h_final(&es->run[l][1]), B, &es->hfin[l]));
-            es->cfin[l] = NULL;
-            if (m->cfg.cell == S2S_CELL_LSTM)
-                S2S_TRY(s2s_concat_dirs(&m->arena, m->be, m->Hd, s2s_rnn_c_final(&es->run[l][0]), s2s_rnn_c_final(&es->run[l][1]), B,
+        s2s_rnn_run *r = es->run[l];
+        S2S_TRY(s2s_rnn_bidir_fwd(&m->arena, m->be, m->enc[l], r, S, B, db->src_len, train, es->in[l], in));
+        S2S_TRY(s2s_concat_dirs(&m->arena, m->be, m->Hd, r[0].y, r[1].y, (int)SB, &es->out[l]));
+        S2S_TRY(s2s_concat_dirs(&m->arena, m->be, m->Hd, s2s_rnn_h_final(&r[0]), s2s_rnn_h_final(&r[1]), B, &es->hfin[l]));
+        es->cfin[l] = NULL;
+        if (m->cfg.cell == S2S_CELL_LSTM)
+            S2S_TRY(s2s_concat_dirs(&m->arena, m->be, m->Hd, s2s_rnn_c_final(&r[0]), s2s_rnn_c_final(&r[1]), B,
                                     &es->cfin[l]));
-        } else {
-            es->out[l] = es->run[l][0].y;
-            es->hfin[l] = s2s_rnn_h_final(&es->run[l][0]);
-            es->cfin[l] = s2s_rnn_c_final(&es->run[l][0]);
-        }
         if (l + 1 < L)
             S2S_TRY(maybe_dropout(m, train, es->out[l], SB * H, step, SITE_ENC_LAYER + l, 0, &es->in[l + 1]));
     }
@@ -75,35 +86,34 @@ s2s_status s2s_encoder_bwd(s2s_model *m, const s2s_dev_batch *db, s2s_enc_state 
     } else if (dkeys && dkeys != dout) {
         return S2S_FAIL(S2S_ERR_INTERNAL, "dot attention: keys and outputs must share their gradient");
     }
-    for (int l = L - 1; l >= 0; l--) {
-        int in = l == 0 ? E : H;
-        float *dyd[2], *dhd[2], *dcd[2], *dx;
-        const float *dh = dhfin ? dhfin[l] : NULL, *dc = dcfin ? dcfin[l] : NULL;
-        if (m->dirs == 2) {
-            S2S_TRY(s2s_split_dirs(&m->arena, m->be, m->Hd, dy, SB, &dyd[0], &dyd[1]));
-            S2S_TRY(s2s_split_dirs(&m->arena, m->be, m->Hd, dh, B, &dhd[0], &dhd[1]));
-            S2S_TRY(s2s_split_dirs(&m->arena, m->be, m->Hd, dc, B, &dcd[0], &dcd[1]));
-        } else {
-            dyd[0] = dy;
-            dhd[0] = (float *)dh;
-            dcd[0] = (float *)dc;
-        }
-        S2S_TRY(s2s_arena_floats(&m->arena, (size_t)SB * in, &dx));
-        for (int d = 0; d < m->dirs; d++) {
-            const s2s_rnn_w *w = &m->enc[l][d];
-            s2s_rnn_grad g;
-            S2S_TRY(s2s_rnn_grad_init(&m->arena, m->be, w, &es->run[l][d], dhd[d], dcd[d], &g));
-            S2S_TRY(s2s_rnn_seq_bwd(m->be, w, &es->run[l][d], &g, dyd[d]));
-            S2S_TRY(s2s_rnn_weight_grads(m->be, w, &es->run[l][d], &g, es->in[l], in, 0, in));
-            S2S_TRY(s2s_rnn_input_grad(m->be, w, &es->run[l][d], &g, dx, in, 0, in, d ? 1.0f : 0.0f));
-        }
-        /* dx is the gradient at the layer input; undo the dropout that made it. */
-        if (s2s_dropout_on(m, train)) {
-            int site = l == 0 ? SITE_ENC_EMB : SITE_ENC_LAYER + l - 1;
-            S2S_TRY(OPS->dropout(m->be, dx, dx, (size_t)SB * in, m->cfg.dropout, m->ctx->opts.seed,
-                                 s2s_dropout_stream(step, site, 0)));
-        }
+    if (m->dirs == 1) {
+        const s2s_rnn_w *w[S2S_MAX_LAYERS];
+        const s2s_rnn_run *run[S2S_MAX_LAYERS];
+        for (int l = 0; l < L; l++)
+            w[l] = &m->enc[l][0], run[l] = &es->run[l][0];
+        s2s_rnn_drop drop = layer_drop(m, train, step);
+        float *dx;
+        S2S_TRY(s2s_arena_floats(&m->arena, (size_t)SB * E, &dx));
+        S2S_TRY(s2s_rnn_stack_bwd(&m->arena, m->be, L, w, run, (const float *const *)es->in,
+                                  (const float *const *)dhfin, (const float *const *)dcfin, dy, &drop, dx));
         dy = dx;
     }
+    for (int l = L - 1; m->dirs == 2 && l >= 0; l--) {
+        int in = l == 0 ? E : H;
+        float *dyd[2], *dhd[2], *dcd[2], *dx;
+        S2S_TRY(s2s_split_dirs(&m->arena, m->be, m->Hd, dy, SB, &dyd[0], &dyd[1]));
+        S2S_TRY(s2s_split_dirs(&m->arena, m->be, m->Hd, dhfin ? dhfin[l] : NULL, B, &dhd[0], &dhd[1]));
+        S2S_TRY(s2s_split_dirs(&m->arena, m->be, m->Hd, dcfin ? dcfin[l] : NULL, B, &dcd[0], &dcd[1]));
+        S2S_TRY(s2s_arena_floats(&m->arena, (size_t)SB * in, &dx));
+        S2S_TRY(s2s_rnn_bidir_bwd(&m->arena, m->be, m->enc[l], es->run[l], (const float *const *)dyd,
+                                  (const float *const *)dhd, (const float *const *)dcd, es->in[l], in, dx));
+        if (l > 0 && s2s_dropout_on(m, train)) /* dx is the gradient at the layer input: undo its dropout */
+            S2S_TRY(OPS->dropout(m->be, dx, dx, (size_t)SB * in, m->cfg.dropout, m->ctx->opts.seed,
+                                 s2s_dropout_stream(step, SITE_ENC_LAYER + l - 1, 0)));
+        dy = dx;
+    }
+    if (s2s_dropout_on(m, train)) /* the embedding dropout */
+        S2S_TRY(OPS->dropout(m->be, dy, dy, (size_t)SB * E, m->cfg.dropout, m->ctx->opts.seed,
+                             s2s_dropout_stream(step, SITE_ENC_EMB, 0)));
     return OPS->embed_bwd(m->be, m->src_emb.g, dy, E, db->src, SB, E, m->cfg.src_vocab, S2S_PAD_ID);
 }

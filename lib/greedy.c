@@ -2,9 +2,8 @@
  *
  * Steps run in chunks of S2S_DECODE_CHUNK with the token ids kept on the device, so the host
  * looks at the output once per chunk. Where the backend records graphs (CUDA), each chunk's
- * fixed sequence of kernels is recorded once per (batch, source length, steps, chunk) and
- * replayed afterwards: the workspace arena hands out the same addresses for the same shapes,
- * until its generation changes. */
+ * fixed sequence of kernels is recorded per (batch, source length, steps, chunk) and replayed
+ * afterwards (graphs.c). */
 #include "model.h"
 #include <float.h>
 #include <stdlib.h>
@@ -31,66 +30,29 @@ static s2s_status greedy_step(s2s_model *m, const s2s_dev_batch *db, const s2s_e
     return be->ops->argmax(be, g->ids + (size_t)(t + 1) * B, g->logits, B, V);
 }
 
-static s2s_status run_chunk(s2s_model *m, const s2s_dev_batch *db, const s2s_enc_state *es, s2s_dec_state *ds,
-                            const greedy_bufs *g, int t0, int t1)
+typedef struct chunk_args {
+    const s2s_dev_batch *db;
+    const s2s_enc_state *es;
+    s2s_dec_state *ds;
+    const greedy_bufs *g;
+    int t0, t1;
+} chunk_args;
+
+static s2s_status run_chunk(s2s_model *m, void *arg)
 {
-    for (int t = t0; t < t1; t++)
-        S2S_TRY(greedy_step(m, db, es, ds, g, t));
+    chunk_args *a = arg;
+    for (int t = a->t0; t < a->t1; t++)
+        S2S_TRY(greedy_step(m, a->db, a->es, a->ds, a->g, t));
     return S2S_OK;
 }
 
-static struct s2s_graph_entry *find_graph(s2s_model *m, int B, int S, int T, int chunk)
-{
-    for (int i = 0; i < S2S_GRAPH_CACHE; i++) {
-        struct s2s_graph_entry *e = &m->graphs[i];
-        if (e->graph && e->B == B && e->S == S && e->T == T && e->chunk == chunk &&
-            e->generation == m->arena.generation)
-            return e;
-    }
-    return NULL;
-}
-
-/* Records chunk [t0, t1) into a graph (replacing the oldest entry) and returns it. */
-static s2s_status record_chunk(s2s_model *m, const s2s_dev_batch *db, const s2s_enc_state *es, s2s_dec_state *ds,
-                               const greedy_bufs *g, int t0, int t1, void **graph)
-{
-    s2s_backend *be = m->be;
-    S2S_TRY(be->ops->graph_begin(be));
-    s2s_status st = run_chunk(m, db, es, ds, g, t0, t1);
-    s2s_status end = be->ops->graph_end(be, graph); /* always ends the recording */
-    if (st != S2S_OK) {
-        be->ops->graph_free(be, *graph);
-        *graph = NULL;
-        return st;
-    }
-    S2S_TRY(end);
-    struct s2s_graph_entry *e = &m->graphs[m->graph_next];
-    m->graph_next = (m->graph_next + 1) % S2S_GRAPH_CACHE;
-    be->ops->graph_free(be, e->graph);
-    *e = (struct s2s_graph_entry){db->B, db->S, db->T, t0 / S2S_DECODE_CHUNK, m->arena.generation, *graph};
-    return S2S_OK;
-}
-
+/* Steps [t0, t1), replayed from a graph where one is recorded for this shape and chunk. */
 static s2s_status chunk(s2s_model *m, const s2s_dev_batch *db, const s2s_enc_state *es, s2s_dec_state *ds,
                         const greedy_bufs *g, int t0, int t1)
 {
-    s2s_backend *be = m->be;
-    if (!be->ops->graph_begin)
-        return run_chunk(m, db, es, ds, g, t0, t1);
-    struct s2s_graph_entry *e = find_graph(m, db->B, db->S, db->T, t0 / S2S_DECODE_CHUNK);
-    void *graph = e ? e->graph : NULL;
-    if (!graph)
-        S2S_TRY(record_chunk(m, db, es, ds, g, t0, t1, &graph));
-    return be->ops->graph_launch(be, graph);
-}
-
-void s2s_model_graphs_free(s2s_model *m)
-{
-    for (int i = 0; i < S2S_GRAPH_CACHE; i++) {
-        if (m->graphs[i].graph)
-            m->be->ops->graph_free(m->be, m->graphs[i].graph);
-        m->graphs[i].graph = NULL;
-    }
+    chunk_args a = {db, es, ds, g, t0, t1};
+    const int key[S2S_GRAPH_KEY] = {S2S_GRAPH_GREEDY, db->B, db->S, db->T, t0 / S2S_DECODE_CHUNK, 0};
+    return s2s_graph_run(m, key, run_chunk, &a);
 }
 
 /* Copies the tokens of steps [t0, t1) out of host ids [.., B], stopping rows at EOS or

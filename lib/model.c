@@ -155,9 +155,12 @@ S2S_API s2s_status s2s_model_create(s2s_context *ctx, const s2s_model_config *cf
     m->feed = cfg->attention != S2S_ATTN_NONE;
     s2s_params_init(&m->params, m->be);
     s2s_arena_init(&m->arena, m->be);
+    m->use_graphs = 1;
     s2s_status st = build(m);
     if (st == S2S_OK)
         st = init_weights(m, ctx->opts.seed);
+    if (st == S2S_OK)
+        st = m->be->ops->alloc(m->be, sizeof(uint64_t), (void **)&m->step_dev);
     if (st != S2S_OK) {
         s2s_model_free(m);
         return st;
@@ -171,6 +174,7 @@ S2S_API void s2s_model_free(s2s_model *m)
     if (!m)
         return;
     s2s_model_graphs_free(m);
+    m->be->ops->release(m->be, m->step_dev);
     s2s_arena_free(&m->arena);
     s2s_params_free(&m->params);
     free(m);

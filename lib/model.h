@@ -17,7 +17,9 @@
 #include "nn.h"
 
 #define S2S_MAX_LAYERS 16
-#define S2S_GRAPH_CACHE 64
+#define S2S_GRAPH_CACHE 128
+#define S2S_GRAPH_SEEN 256 /* keys remembered for record-on-second-sighting */
+#define S2S_GRAPH_KEY 6    /* ints per key: what, B, S, T, and two more */
 #define S2S_DECODE_CHUNK 8 /* greedy decoder steps recorded per graph */
 
 /* Dropout sites: with the training step and an index they key each mask (nn.h). */
@@ -36,13 +38,22 @@ struct s2s_model {
     s2s_rnn_w enc[S2S_MAX_LAYERS][2];
     s2s_rnn_w dec[S2S_MAX_LAYERS];
     s2s_arena arena;
-    /* Recorded decoder chunks for replay (GPU): keyed by shape, chunk and arena generation. */
+    /* Recorded op sequences for replay (GPU, graphs.c): keyed by what they are, shapes and the
+     * arena generation. */
     struct s2s_graph_entry {
-        int B, S, T, chunk;
+        int key[S2S_GRAPH_KEY];
         unsigned generation;
         void *graph;
     } graphs[S2S_GRAPH_CACHE];
     int graph_next; /* round-robin slot to replace */
+    struct s2s_graph_seen {
+        int key[S2S_GRAPH_KEY];
+        unsigned generation;
+        int used;
+    } seen[S2S_GRAPH_SEEN];
+    int seen_next;
+    int use_graphs; /* 1 unless switched off (tests compare with and without) */
+    uint64_t *step_dev; /* device: the training step, read by recorded dropout ops */
 };
 
 /* The optimizer: moments laid out like the parameter block (same offsets). */
@@ -111,6 +122,14 @@ s2s_status s2s_generator_loss(s2s_model *m, const float *ht, const int32_t *tgt,
 
 /* Frees every recorded graph (model teardown). */
 void s2s_model_graphs_free(s2s_model *m);
+/* What a recorded sequence is (the first int of its key). */
+enum { S2S_GRAPH_GREEDY = 1, S2S_GRAPH_DEC_FWD, S2S_GRAPH_DEC_BWD };
+typedef s2s_status (*s2s_graph_fn)(s2s_model *m, void *arg);
+/* Runs fn(m, arg): directly where the backend has no graphs, on the first sighting of key, or
+ * when recording is off; else replays the graph recorded for key (recording it first on the
+ * second sighting). fn must issue the same ops on the same addresses for the same key, and
+ * no op that waits for the device. */
+s2s_status s2s_graph_run(s2s_model *m, const int key[S2S_GRAPH_KEY], s2s_graph_fn fn, void *arg);
 
 /* Whether dropout is active for this pass. */
 static inline int s2s_dropout_on(const s2s_model *m, int train) { return train && m->cfg.dropout > 0.0f; }

@@ -137,6 +137,43 @@ s2s_status s2s_rnn_seq_bwd(s2s_backend *be, const s2s_rnn_w *w, const s2s_rnn_ru
                            const float *dy);
 /* dh0/dc0 after backward are g->dh / g->dc. */
 
+/* ---- stacks of layers, overlapped across the backend's lanes -------------------------------
+ * At most S2S_MAX_STACK layers.
+ * Dropout between stacked layers: the input of layer l+1 at step t is dropout(y_l[t]) with
+ * stream s2s_dropout_stream(step, site0 + l, t). p = 0 (or a NULL s2s_rnn_drop): no dropout. */
+#define S2S_MAX_STACK 16
+
+typedef struct s2s_rnn_drop {
+    float p;
+    uint64_t seed, step;
+    int site0;
+} s2s_rnn_drop;
+
+/* Forward of L stacked forward-direction layers as a wavefront (Appleyard et al. 2016): time is
+ * cut into chunks of be->wave_chunk steps; layer l runs on lane l % be->lanes, and its chunk k
+ * (input projection, steps, dropout) starts as soon as chunk k of layer l-1 is done. With one
+ * lane this is the plain layer-by-layer order. in[0] is the stack input ([T*B, w[0]->in]);
+ * in[1..L-1] are set to the inputs of the upper layers (new buffers when dropout is on, else
+ * the outputs of the layers below). Runs are initialised here (zero initial states). */
+s2s_status s2s_rnn_stack_fwd(s2s_arena *ar, s2s_backend *be, int L, const s2s_rnn_w *const w[], s2s_rnn_run *const run[],
+                             int T, int B, const int32_t *len, int save, const s2s_rnn_drop *drop, const float *in[]);
+/* Its backward, the wavefront top layer first: dy [T*B, H] (may be NULL) is the gradient at
+ * the top layer's output, dhT[l]/dcT[l] (arrays and entries may be NULL) at the final states.
+ * Accumulates every weight gradient; writes the gradient at the stack input into dx0 when it
+ * is not NULL. */
+s2s_status s2s_rnn_stack_bwd(s2s_arena *ar, s2s_backend *be, int L, const s2s_rnn_w *const w[],
+                             const s2s_rnn_run *const run[], const float *const in[], const float *const dhT[],
+                             const float *const dcT[], const float *dy, const s2s_rnn_drop *drop, float *dx0);
+/* One bidirectional layer: the two directions at once on lanes 0 and 1 (in turn with one
+ * lane). x [T*B, ldx] is the input of both. */
+s2s_status s2s_rnn_bidir_fwd(s2s_arena *ar, s2s_backend *be, const s2s_rnn_w *w, s2s_rnn_run *run, int T, int B,
+                             const int32_t *len, int save, const float *x, int ldx);
+/* Its backward: dy[d], dhT[d], dcT[d] per direction (each may be NULL). Accumulates the
+ * weight gradients; writes the gradient at x into dx (ldx) when dx is not NULL. */
+s2s_status s2s_rnn_bidir_bwd(s2s_arena *ar, s2s_backend *be, const s2s_rnn_w *w, const s2s_rnn_run *run,
+                             const float *const dy[2], const float *const dhT[2], const float *const dcT[2],
+                             const float *x, int ldx, float *dx);
+
 /* Bidirectional layers: [rows, Hd] blocks of the two directions to and from [rows, 2Hd]
  * (forward first), in new arena buffers. split_dirs of NULL gives two NULLs. */
 s2s_status s2s_concat_dirs(s2s_arena *ar, s2s_backend *be, int Hd, const float *a, const float *b, int rows,

@@ -229,3 +229,190 @@ s2s_status s2s_split_dirs(s2s_arena *ar, s2s_backend *be, int Hd, const float *x
     S2S_TRY(be->ops->axpby2d(be, *a, Hd, x, 2 * Hd, rows, Hd, 1.0f, 0.0f));
     return be->ops->axpby2d(be, *b, Hd, x + Hd, 2 * Hd, rows, Hd, 1.0f, 0.0f);
 }
+
+/* ---- stacks of layers across lanes ------------------------------------------------------ */
+
+/* Event slots: the fork from lane 0, each layer's latest finished chunk, each layer done. */
+enum { EV_FORK = 0, EV_CHUNK = 1, EV_DONE = 1 + S2S_MAX_STACK };
+
+static int lane_count(const s2s_backend *be, int want)
+{
+    int n = be->lanes < 1 ? 1 : be->lanes;
+    return n < want ? n : want;
+}
+
+/* Lanes 1.. wait for everything lane 0 has issued so far. */
+static s2s_status lanes_fork(s2s_backend *be, int lanes)
+{
+    if (lanes < 2)
+        return S2S_OK;
+    S2S_TRY(be->ops->lane_mark(be, EV_FORK));
+    for (int i = 1; i < lanes; i++) {
+        S2S_TRY(be->ops->lane(be, i));
+        S2S_TRY(be->ops->lane_wait(be, EV_FORK));
+    }
+    return be->ops->lane(be, 0);
+}
+
+/* Per-step dropout of rows [t0, t0+nt) of a [T*B, D] tensor: y = dropout(x). */
+static s2s_status drop_steps(s2s_backend *be, const s2s_rnn_drop *drop, int site, float *y, const float *x, int t0,
+                             int nt, int B, int D)
+{
+    size_t n = (size_t)B * D;
+    for (int t = t0; t < t0 + nt; t++)
+        S2S_TRY(be->ops->dropout(be, y + (size_t)t * n, x + (size_t)t * n, n, drop->p, drop->seed,
+                                 s2s_dropout_stream(drop->step, site, t)));
+    return S2S_OK;
+}
+
+static int drop_on(const s2s_rnn_drop *drop) { return drop && drop->p > 0.0f; }
+
+static int chunk_len(const s2s_backend *be, int T) { return be->wave_chunk > 0 && be->wave_chunk < T ? be->wave_chunk : T; }
+
+s2s_status s2s_rnn_stack_fwd(s2s_arena *ar, s2s_backend *be, int L, const s2s_rnn_w *const w[], s2s_rnn_run *const run[],
+                             int T, int B, const int32_t *len, int save, const s2s_rnn_drop *drop, const float *in[])
+{
+    if (L < 1 || L > S2S_MAX_STACK)
+        return S2S_FAIL(S2S_ERR_INVALID_ARG, "a stack of %d layers (1..%d)", L, S2S_MAX_STACK);
+    int C = chunk_len(be, T), K = (T + C - 1) / C, lanes = lane_count(be, L);
+    for (int l = 0; l < L; l++) {
+        S2S_TRY(s2s_rnn_run_init(ar, w[l], T, B, 0, len, NULL, NULL, save, run[l]));
+        S2S_TRY(s2s_rnn_bias(be, w[l], run[l]));
+        if (l + 1 < L) {
+            if (drop_on(drop)) {
+                float *buf;
+                S2S_TRY(s2s_arena_floats(ar, (size_t)T * B * w[l]->H, &buf));
+                in[l + 1] = buf;
+            } else {
+                in[l + 1] = run[l]->y;
+            }
+        }
+    }
+    S2S_TRY(lanes_fork(be, lanes));
+    for (int d = 0; d < K + L - 1; d++)
+        for (int l = L - 1; l >= 0; l--) { /* upper layers first: they wait on the previous diagonal */
+            int k = d - l;
+            if (k < 0 || k >= K)
+                continue;
+            int t0 = k * C, nt = T - t0 < C ? T - t0 : C, lane = l % lanes;
+            S2S_TRY(be->ops->lane(be, lane));
+            if (l > 0 && (l - 1) % lanes != lane)
+                S2S_TRY(be->ops->lane_wait(be, EV_CHUNK + l - 1));
+            const s2s_rnn_w *wl = w[l];
+            S2S_TRY(s2s_rnn_project(be, wl, run[l], ROW(in[l], t0, B, wl->in), wl->in, 0, wl->in, t0, nt));
+            for (int t = t0; t < t0 + nt; t++)
+                S2S_TRY(s2s_rnn_step_fwd(be, wl, run[l], t));
+            if (l + 1 < L && drop_on(drop))
+                S2S_TRY(drop_steps(be, drop, drop->site0 + l, (float *)in[l + 1], run[l]->y, t0, nt, B, wl->H));
+            if (lanes > 1)
+                S2S_TRY(be->ops->lane_mark(be, EV_CHUNK + l));
+        }
+    S2S_TRY(be->ops->lane(be, 0));
+    for (int l = 0; l < L; l++)
+        if (l % lanes)
+            S2S_TRY(be->ops->lane_wait(be, EV_CHUNK + l));
+    return S2S_OK;
+}
+
+/* dx rows [t0, t0+nt) = dpre W_ih over those rows. */
+static s2s_status input_grad_rows(s2s_backend *be, const s2s_rnn_w *w, const s2s_rnn_run *r, const s2s_rnn_grad *g,
+                                  float *dx, int t0, int nt)
+{
+    return be->ops->gemm(be, 0, 0, nt * r->B, w->in, GH(w), 1.0f, ROW(g->dpre, t0, r->B, GH(w)), GH(w), w->w_ih.w,
+                         w->in, 0.0f, ROW(dx, t0, r->B, w->in), w->in);
+}
+
+s2s_status s2s_rnn_stack_bwd(s2s_arena *ar, s2s_backend *be, int L, const s2s_rnn_w *const w[],
+                             const s2s_rnn_run *const run[], const float *const in[], const float *const dhT[],
+                             const float *const dcT[], const float *dy, const s2s_rnn_drop *drop, float *dx0)
+{
+    if (L < 1 || L > S2S_MAX_STACK)
+        return S2S_FAIL(S2S_ERR_INVALID_ARG, "a stack of %d layers (1..%d)", L, S2S_MAX_STACK);
+    int T = run[0]->T, B = run[0]->B, C = chunk_len(be, T), K = (T + C - 1) / C, lanes = lane_count(be, L);
+    s2s_rnn_grad g[S2S_MAX_STACK];
+    float *dx[S2S_MAX_STACK]; /* dx[l], l >= 1: gradient at in[l], then (dropout undone) at y[l-1] */
+    dx[0] = dx0;
+    for (int l = 0; l < L; l++) {
+        S2S_TRY(s2s_rnn_grad_init(ar, be, w[l], run[l], dhT ? dhT[l] : NULL, dcT ? dcT[l] : NULL, &g[l]));
+        if (l > 0)
+            S2S_TRY(s2s_arena_floats(ar, (size_t)T * B * w[l]->in, &dx[l]));
+    }
+    S2S_TRY(lanes_fork(be, lanes));
+    for (int d = 0; d < K + L - 1; d++)
+        for (int l = 0; l < L; l++) { /* lower layers first: they wait on the previous diagonal */
+            int k = K - 1 - (d - (L - 1 - l));
+            if (k < 0 || k >= K)
+                continue;
+            int t0 = k * C, nt = T - t0 < C ? T - t0 : C, lane = l % lanes;
+            S2S_TRY(be->ops->lane(be, lane));
+            if (l + 1 < L && (l + 1) % lanes != lane)
+                S2S_TRY(be->ops->lane_wait(be, EV_CHUNK + l + 1));
+            const s2s_rnn_w *wl = w[l];
+            const float *dyl = l + 1 < L ? dx[l + 1] : dy;
+            for (int t = t0 + nt - 1; t >= t0; t--)
+                S2S_TRY(s2s_rnn_step_bwd(be, wl, run[l], &g[l], dyl ? ROW(dyl, t, B, wl->H) : NULL, t));
+            if (dx[l]) {
+                S2S_TRY(input_grad_rows(be, wl, run[l], &g[l], dx[l], t0, nt));
+                if (l > 0 && drop_on(drop))
+                    S2S_TRY(drop_steps(be, drop, drop->site0 + l - 1, dx[l], dx[l], t0, nt, B, wl->in));
+            }
+            if (lanes > 1)
+                S2S_TRY(be->ops->lane_mark(be, EV_CHUNK + l));
+            if (k == 0) {
+                S2S_TRY(s2s_rnn_weight_grads(be, wl, run[l], &g[l], in[l], wl->in, 0, wl->in));
+                if (lanes > 1)
+                    S2S_TRY(be->ops->lane_mark(be, EV_DONE + l));
+            }
+        }
+    S2S_TRY(be->ops->lane(be, 0));
+    for (int l = 0; l < L; l++)
+        if (l % lanes)
+            S2S_TRY(be->ops->lane_wait(be, EV_DONE + l));
+    return S2S_OK;
+}
+
+s2s_status s2s_rnn_bidir_fwd(s2s_arena *ar, s2s_backend *be, const s2s_rnn_w *w, s2s_rnn_run *run, int T, int B,
+                             const int32_t *len, int save, const float *x, int ldx)
+{
+    int lanes = lane_count(be, 2);
+    for (int d = 0; d < 2; d++) {
+        S2S_TRY(s2s_rnn_run_init(ar, &w[d], T, B, d, len, NULL, NULL, save, &run[d]));
+        S2S_TRY(s2s_rnn_bias(be, &w[d], &run[d]));
+    }
+    S2S_TRY(lanes_fork(be, lanes));
+    for (int d = 0; d < 2; d++) {
+        S2S_TRY(be->ops->lane(be, d % lanes));
+        S2S_TRY(s2s_rnn_project(be, &w[d], &run[d], x, ldx, 0, w[d].in, 0, T));
+        S2S_TRY(s2s_rnn_seq_fwd(be, &w[d], &run[d]));
+    }
+    if (lanes < 2)
+        return S2S_OK;
+    S2S_TRY(be->ops->lane_mark(be, EV_DONE));
+    S2S_TRY(be->ops->lane(be, 0));
+    return be->ops->lane_wait(be, EV_DONE);
+}
+
+s2s_status s2s_rnn_bidir_bwd(s2s_arena *ar, s2s_backend *be, const s2s_rnn_w *w, const s2s_rnn_run *run,
+                             const float *const dy[2], const float *const dhT[2], const float *const dcT[2],
+                             const float *x, int ldx, float *dx)
+{
+    int lanes = lane_count(be, 2);
+    s2s_rnn_grad g[2];
+    for (int d = 0; d < 2; d++)
+        S2S_TRY(s2s_rnn_grad_init(ar, be, &w[d], &run[d], dhT[d], dcT[d], &g[d]));
+    S2S_TRY(lanes_fork(be, lanes));
+    for (int d = 0; d < 2; d++) {
+        S2S_TRY(be->ops->lane(be, d % lanes));
+        S2S_TRY(s2s_rnn_seq_bwd(be, &w[d], &run[d], &g[d], dy[d]));
+        S2S_TRY(s2s_rnn_weight_grads(be, &w[d], &run[d], &g[d], x, ldx, 0, w[d].in));
+    }
+    if (lanes > 1) {
+        S2S_TRY(be->ops->lane_mark(be, EV_DONE));
+        S2S_TRY(be->ops->lane(be, 0));
+        S2S_TRY(be->ops->lane_wait(be, EV_DONE));
+    }
+    /* Both directions add into dx: in turn, on lane 0. */
+    for (int d = 0; dx && d < 2; d++)
+        S2S_TRY(s2s_rnn_input_grad(be, &w[d], &run[d], &g[d], dx, ldx, 0, w[d].in, d ? 1.0f : 0.0f));
+    return S2S_OK;
+}

@@ -99,6 +99,8 @@ static s2s_status run_batch(s2s_model *m, const s2s_batch *batch, const s2s_loss
     int train = grad && o->train;
     int H = m->cfg.hidden;
     S2S_TRY(s2s_batch_upload(m, batch, 1, &db));
+    if (train) /* the recorded decoder loops read the step of their dropout masks from here */
+        S2S_TRY(m->be->ops->to_device(m->be, m->step_dev, &o->step, sizeof(uint64_t)));
     S2S_TRY(s2s_encoder_fwd(m, &db, train, o->step, &es));
     S2S_TRY(s2s_decoder_fwd(m, &db, &es, &ds, train, o->step));
     size_t N = (size_t)db.T * db.B;

@@ -5,7 +5,8 @@
  * Tolerances: FP32, per element |gpu - cpu| <= 2e-5 + 2e-3 |cpu| (both float32; the GPU sums
  * in other orders, and gradients pass through ~20 chained steps). TF32 rounds GEMM inputs to
  * 10 mantissa bits (~5e-4 relative each), so it is held norm-wise per tensor:
- * ||gpu - cpu|| <= 2e-2 ||cpu|| + 1e-5 and the loss within 1e-2 relative. */
+ * ||gpu - cpu|| <= 2e-2 ||cpu|| + 1e-5 and the loss within 1e-2 relative. BF16 rounds them to
+ * 8 bits (8x coarser): 8e-2 norm-wise and the loss within 4e-2. */
 #include "reverse_task.h"
 #include "test_util.h"
 #include <string.h>
@@ -72,8 +73,8 @@ static void step_parity(s2s_cell cell, int bidir, s2s_attention attn, s2s_precis
     float lc, lg;
     cr_assert_eq(s2s_model_forward_backward(cm, &x.b, &lo, &lc, NULL), S2S_OK, "%s", s2s_last_error());
     cr_assert_eq(s2s_model_forward_backward(gm, &x.b, &lo, &lg, NULL), S2S_OK, "%s", s2s_last_error());
-    int tf32 = prec == S2S_PRECISION_TF32;
-    cr_assert(fabs(lg - lc) <= (tf32 ? 1e-2 : 1e-5) * fabs(lc), "loss gpu %.8g cpu %.8g (seed %llu)", lg, lc,
+    int tf32 = prec != S2S_PRECISION_FP32, bf16 = prec == S2S_PRECISION_BF16;
+    cr_assert(fabs(lg - lc) <= (bf16 ? 4e-2 : tf32 ? 1e-2 : 1e-5) * fabs(lc), "loss gpu %.8g cpu %.8g (seed %llu)", lg, lc,
               (unsigned long long)seed);
     for (int i = 0; i < s2s_model_param_count(cm); i++) {
         s2s_param_info info;
@@ -89,7 +90,7 @@ static void step_parity(s2s_cell cell, int bidir, s2s_attention attn, s2s_precis
             ref += (double)gcpu[e] * gcpu[e];
         }
         if (tf32)
-            cr_assert(sqrt(diff) <= 2e-2 * sqrt(ref) + 1e-5, "%s: tf32 relative error %.3g (seed %llu)", info.name,
+            cr_assert(sqrt(diff) <= (bf16 ? 8e-2 : 2e-2) * sqrt(ref) + 1e-5, "%s: relative error %.3g (seed %llu)", info.name,
                       sqrt(diff / (ref + 1e-30)), (unsigned long long)seed);
         else
             tu_assert_close(info.name, ggpu, want, info.numel, 2e-5, 2e-3, seed);
@@ -103,6 +104,7 @@ Test(cuda_model, step_lstm_bidir_general_fp32) { step_parity(S2S_CELL_LSTM, 1, S
 Test(cuda_model, step_gru_dot_fp32) { step_parity(S2S_CELL_GRU, 0, S2S_ATTN_DOT, S2S_PRECISION_FP32); }
 Test(cuda_model, step_rnn_bidir_none_fp32) { step_parity(S2S_CELL_RNN_TANH, 1, S2S_ATTN_NONE, S2S_PRECISION_FP32); }
 Test(cuda_model, step_lstm_bidir_general_tf32) { step_parity(S2S_CELL_LSTM, 1, S2S_ATTN_GENERAL, S2S_PRECISION_TF32); }
+Test(cuda_model, step_lstm_bidir_general_bf16) { step_parity(S2S_CELL_LSTM, 1, S2S_ATTN_GENERAL, S2S_PRECISION_BF16); }
 
 Test(cuda_model, reverse_task_300_steps_matches_cpu_and_repeats, .timeout = 300)
 {

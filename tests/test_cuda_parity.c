@@ -306,6 +306,21 @@ Test(cuda_parity, gemm_tf32)
     pair_close(&P);
 }
 
+/* BF16 products round A and B to 8-bit mantissas (2^-9 relative per input, 8x TF32's), fp32
+ * accumulation: the TF32 bounds scaled by 8. */
+Test(cuda_parity, gemm_bf16)
+{
+    NEED_GPU();
+    pair P;
+    pair_open(&P, S2S_PRECISION_BF16);
+    for (int ta = 0; ta < 2; ta++)
+        for (int tb_ = 0; tb_ < 2; tb_++) {
+            gemm_case(&P, ta, tb_, 37, 29, 53, 0.0f, 1.2e-1, 1.6e-2);
+            gemm_case(&P, ta, tb_, 64, 128, 256, 1.0f, 3.2e-1, 1.6e-2);
+        }
+    pair_close(&P);
+}
+
 /* Exact: one float add per element on both sides. ldy > cols: the gap stays NaN. */
 Test(cuda_parity, bias_rows)
 {
@@ -760,7 +775,11 @@ Test(cuda_parity, dropout)
     RUN(&P, dropout, D(y), D(x), n, 0.3f, seed, stream);
     RUN(&P, dropout, D(z), D(z), n, 0.5f, seed + 1, stream);
     RUN(&P, dropout, (float *)D(w) + 1, (float *)D(x) + 1, n - 1, 0.1f, seed, stream + 7);
+    uint64_t step = 77;
+    tb stepb = both(&P, &step, sizeof step), u = nan_f(&P, n);
+    RUN(&P, dropout_at, D(u), D(x), n, 0.3f, seed, stream, (const uint64_t *)D(stepb));
     RUN(&P, dropout, D(x), D(x), n, 0.0f, seed, stream);
+    expect_exact(&P, "dropout_at", u);
     expect_exact(&P, "dropout", y);
     expect_exact(&P, "dropout in place", z);
     expect_exact(&P, "dropout unaligned", w);

@@ -5,6 +5,7 @@
  * in double, so truncation error is O(h^2 f''') ~ 1e-4 and rounding ~1e-6/h ~ 1e-4; we allow
  * atol 2e-3 + rtol 1e-2. Direct forward checks: atol 1e-5, rtol 1e-5 (float32 vs double). */
 #include "backend.h"
+#include "nn.h"
 #include "philox.h"
 #include "test_util.h"
 #include <string.h>
@@ -431,6 +432,11 @@ Test(ops_cpu, dropout_mask_rate_scale_and_backward)
     for (size_t i = 0; i < n; i++)
         same += (d[i] == 0.0f) == (y[i] == 0.0f);
     cr_assert(same < n * 0.7, "masks of two streams agree on %zu of %zu", same, n);
+    /* dropout_at reads the step at run time: the mask of stream ^ (step << 24) */
+    uint64_t step = 5;
+    cr_assert_eq(be->ops->dropout(be, y, x, n, p, 42, s2s_dropout_stream(5, 9, 3)), S2S_OK);
+    cr_assert_eq(be->ops->dropout_at(be, d, x, n, p, 42, s2s_dropout_stream(0, 9, 3), &step), S2S_OK);
+    cr_assert_eq(memcmp(d, y, n * sizeof(float)), 0, "dropout_at differs from dropout at step 5");
     free(x), free(y), free(d);
     s2s_backend_cpu_free(be);
 }
