@@ -104,13 +104,13 @@ typedef struct common_opts {
     int device;       /* 0 auto, 1 cpu, 2 cuda */
     int threads;
     long seed;
-    int precision;    /* 0 fp32, 1 tf32 */
+    int precision;    /* 0 fp32, 1 tf32, 2 bf16 */
     int quiet;
 } common_opts;
 
 #define COMMON_OPTS(c)                                                                                             \
     {"--device", OPT_CHOICE, &(c).device, 0, 0, "auto|cpu|cuda"}, {"--threads", OPT_INT, &(c).threads, 0, 1024, 0}, \
-        {"--seed", OPT_LONG, &(c).seed, 0, 2147483647, 0}, {"--precision", OPT_CHOICE, &(c).precision, 0, 0, "fp32|tf32"}, \
+        {"--seed", OPT_LONG, &(c).seed, 0, 2147483647, 0}, {"--precision", OPT_CHOICE, &(c).precision, 0, 0, "fp32|tf32|bf16"}, \
         {"--quiet", OPT_FLAG, &(c).quiet, 0, 0, 0}
 
 static void log_to_stderr(s2s_log_level level, const char *msg, void *user)
@@ -126,7 +126,8 @@ static s2s_context *make_context(const char *tool, const common_opts *c)
     o.device = dev[c->device];
     o.threads = c->threads;
     o.seed = (uint64_t)c->seed;
-    o.precision = c->precision ? S2S_PRECISION_TF32 : S2S_PRECISION_FP32;
+    static const s2s_precision prec[3] = {S2S_PRECISION_FP32, S2S_PRECISION_TF32, S2S_PRECISION_BF16};
+    o.precision = prec[c->precision];
     o.log = log_to_stderr;
     o.log_user = (void *)tool;
     o.log_level = c->quiet ? S2S_LOG_WARN : S2S_LOG_INFO;

@@ -71,7 +71,7 @@ static int cmd_train(int argc, char **argv)
     if (argc > 2 && !strcmp(argv[2], "--help")) {
         printf("usage: s2s-translate train (--train-src F --train-tgt F | --train-tsv F) --out PREFIX [options]\n"
                "  --valid-src F --valid-tgt F | --valid-tsv F   validation set (perplexity and BLEU)\n" TRAIN_OPTS_HELP
-               "  --device auto|cpu|cuda --threads N --seed N --precision fp32|tf32 --quiet\n"
+               "  --device auto|cpu|cuda --threads N --seed N --precision fp32|tf32|bf16 --quiet\n"
                "example: s2s-translate train --train-tsv data/tatoeba-eng-fra/eng-fra.tsv --out runs/enfr "
                "--minutes 5\n");
         return 0;

@@ -2,7 +2,8 @@
  *
  *   build/bench_lstm [--device cpu|cuda] [--impl fused|cudnn] [--cell lstm|gru] [--T N] [--B N]
  *                    [--I N] [--H N] [--layers N] [--bidirectional] [--backward]
- *                    [--precision fp32|tf32] [--warmup N] [--reps N] [--algo -1|0|1|2]
+ *                    [--precision fp32|tf32|bf16] [--warmup N] [--reps N] [--algo -1|0|1|2]
+ *                    [--lanes N] [--chunk N]
  *
  * FLOP count: 2*B*G*H*(in+H) per step, layer and direction forward (G gates: LSTM 4, GRU 3),
  * three times that for forward + backward. Uses only the public API. */
@@ -14,8 +15,10 @@
 static int usage(FILE *f, int code)
 {
     fputs("usage: bench_lstm [--device cpu|cuda] [--impl fused|cudnn] [--cell lstm|gru] [--T N] [--B N] [--I N]\n"
-          "                  [--H N] [--layers N] [--bidirectional] [--backward] [--precision fp32|tf32]\n"
-          "                  [--warmup N] [--reps N] [--algo -1|0|1|2] [--gemm M,N,K]\n"
+          "                  [--H N] [--layers N] [--bidirectional] [--backward] [--precision fp32|tf32|bf16]\n"
+          "                  [--warmup N] [--reps N] [--algo -1|0|1|2] [--lanes N] [--chunk N] [--gemm M,N,K]\n"
+          "--lanes N, --chunk N: the layer wavefront of --impl fused: N concurrent streams (1 = none; GPU\n"
+          "default 2), chunks of N time steps (GPU default 10).\n"
           "Times a recurrent layer stack on random data; prints one JSON line.\n"
           "--gemm M,N,K times one M x N x K GEMM (OpenBLAS or cuBLAS) instead: the ceiling.\n"
           "example: bench_lstm --device cuda --impl cudnn --T 100 --B 64 --I 1024 --H 1024 --backward\n",
@@ -57,8 +60,10 @@ static int parse(int argc, char **argv, args *a)
             a->o.impl = !strcmp(v, "fused") ? S2S_RNN_IMPL_FUSED : S2S_RNN_IMPL_CUDNN;
         else if (!strcmp(k, "--cell") && (!strcmp(v, "lstm") || !strcmp(v, "gru")) && ++i)
             a->o.cell = !strcmp(v, "lstm") ? S2S_CELL_LSTM : S2S_CELL_GRU;
-        else if (!strcmp(k, "--precision") && (!strcmp(v, "fp32") || !strcmp(v, "tf32")) && ++i)
-            a->precision = v, a->co.precision = !strcmp(v, "fp32") ? S2S_PRECISION_FP32 : S2S_PRECISION_TF32;
+        else if (!strcmp(k, "--precision") && (!strcmp(v, "fp32") || !strcmp(v, "tf32") || !strcmp(v, "bf16")) && ++i)
+            a->precision = v, a->co.precision = !strcmp(v, "fp32")   ? S2S_PRECISION_FP32
+                                                : !strcmp(v, "tf32") ? S2S_PRECISION_TF32
+                                                                     : S2S_PRECISION_BF16;
         else if (!strcmp(k, "--T")) ok = int_arg(v, 1, &a->o.T) && ++i;
         else if (!strcmp(k, "--B")) ok = int_arg(v, 1, &a->o.B) && ++i;
         else if (!strcmp(k, "--I")) ok = int_arg(v, 1, &a->o.I) && ++i;
@@ -66,6 +71,8 @@ static int parse(int argc, char **argv, args *a)
         else if (!strcmp(k, "--layers")) ok = int_arg(v, 1, &a->o.layers) && ++i;
         else if (!strcmp(k, "--warmup")) ok = int_arg(v, 0, &a->o.warmup) && ++i;
         else if (!strcmp(k, "--reps")) ok = int_arg(v, 1, &a->o.reps) && ++i;
+        else if (!strcmp(k, "--lanes")) ok = int_arg(v, 1, &a->o.lanes) && ++i;
+        else if (!strcmp(k, "--chunk")) ok = int_arg(v, 1, &a->o.wave_chunk) && ++i;
         else if (!strcmp(k, "--gemm") && sscanf(v, "%d,%d,%d", &a->gemm[0], &a->gemm[1], &a->gemm[2]) == 3 && ++i)
             ;
         else if (!strcmp(k, "--algo")) ok = int_arg(v, -1, &a->o.cudnn_algo) && a->o.cudnn_algo <= 2 && ++i;
@@ -136,9 +143,9 @@ int main(int argc, char **argv)
         return 1;
     }
     printf(",\"median_ms\":%.4f,\"min_ms\":%.4f,\"us_per_step\":%.2f,\"tflops\":%.3f,\"peak_mb\":%.1f,"
-           "\"cudnn_algo\":%d,\"note\":\"%s\"}\n",
+           "\"cudnn_algo\":%d,\"lanes\":%d,\"chunk\":%d,\"note\":\"%s\"}\n",
            r.median_ms, r.min_ms, 1e3 * r.median_ms / o->T, flops(o) / (r.median_ms * 1e-3) / 1e12,
-           r.peak_bytes / 1048576.0, r.cudnn_algo, r.note);
+           r.peak_bytes / 1048576.0, r.cudnn_algo, o->lanes, o->wave_chunk, r.note);
     s2s_context_free(ctx);
     return 0;
 }

@@ -1,14 +1,15 @@
-/* bench_seq2seq.c - a whole model: training tokens/s and greedy decoding latency, for named
- * configurations, printing one JSON object per measurement.
+/* bench_seq2seq.c - a whole model: training tokens/s and decoding latency (greedy and beam 5),
+ * for named configurations, printing one JSON object per measurement.
  *
- *   build/bench_seq2seq [--config small|medium|gnmt] [--device cpu|cuda] [--precision fp32|tf32]
- *                       [--mode all|train|greedy1|greedy64] [--B N] [--len N] [--reps N]
+ *   build/bench_seq2seq [--config small|medium|gnmt] [--device cpu|cuda] [--precision fp32|tf32|bf16]
+ *                       [--mode all|train|greedy1|greedy64|beam1|beam64] [--B N] [--len N] [--reps N]
  *
  * small: 1 layer, 256; medium: 2 layers, 512, bidirectional encoder; gnmt: 4 layers, 1024;
  * all LSTM with general attention, vocabularies of 8000, dropout 0.2. Training batches hold
  * B random pairs of `len` tokens each side; tokens/s counts target tokens (with EOS).
  * Decoding runs exactly `len` + 1 steps (the EOS logit is pushed down so that no row stops
- * early, in the peer too); latency per token = time / `len`. Uses only the public API. */
+ * early, in the peer too); latency per token = time / `len`. Beam search: beam 5, one
+ * hypothesis returned per sentence, no length penalty. Uses only the public API. */
 #include <seq2seq.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -140,14 +141,52 @@ static int bench_greedy(const opts *o, s2s_context *ctx, s2s_model *m, int B)
     return rc;
 }
 
+static int bench_beam(const opts *o, s2s_context *ctx, s2s_model *m, int B)
+{
+    int L = o->len;
+    int32_t *src = malloc(sizeof(int32_t) * (size_t)(B * L + B)), *len = src + B * L;
+    unsigned seed = 13;
+    random_ids(src, B * L, 8000, &seed);
+    for (int b = 0; b < B; b++)
+        len[b] = L;
+    s2s_batch bt = {B, L, 0, src, len, NULL, NULL};
+    s2s_decode_options d = s2s_decode_options_default();
+    d.mode = S2S_DECODE_BEAM;
+    d.beam_size = 5;
+    d.length_penalty = 0.0f;
+    d.max_len_a = 0.0f;
+    d.max_len_b = L;
+    double *ms = malloc(sizeof(double) * (size_t)o->reps);
+    int rc = 0;
+    for (int i = 0; i < 2 + o->reps && !rc; i++) {
+        s2s_hypothesis *h = NULL;
+        double t0 = now_ms();
+        if (s2s_model_decode(m, &bt, &d, &h) != S2S_OK)
+            rc = fail("beam search");
+        if (i >= 2)
+            ms[i - 2] = now_ms() - t0;
+        s2s_hypotheses_free(h, (size_t)B);
+    }
+    if (!rc) {
+        double med = median(ms, o->reps);
+        header(o, ctx, B == 1 ? "beam5_b1" : "beam5_batch");
+        printf(",\"B\":%d,\"len\":%d,\"median_ms\":%.3f,\"min_ms\":%.3f,\"ms_per_token\":%.4f,"
+               "\"sentences_per_s\":%.1f}\n",
+               B, L, med, ms[0], med / L, B / (med * 1e-3));
+    }
+    free(ms);
+    free(src);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     opts o = {"medium", "cpu", "fp32", "all", 64, 30, 10};
     for (int i = 1; i < argc; i++) {
         const char *k = argv[i], *v = i + 1 < argc ? argv[++i] : "";
         if (!strcmp(k, "--help") || !strcmp(k, "-h")) {
-            puts("usage: bench_seq2seq [--config small|medium|gnmt] [--device cpu|cuda] [--precision fp32|tf32]\n"
-                 "                     [--mode all|train|greedy1|greedy64] [--B N] [--len N] [--reps N]\n"
+            puts("usage: bench_seq2seq [--config small|medium|gnmt] [--device cpu|cuda] [--precision fp32|tf32|bf16]\n"
+                 "                     [--mode all|train|greedy1|greedy64|beam1|beam64] [--B N] [--len N] [--reps N]\n"
                  "example: bench_seq2seq --config medium --device cuda --mode all");
             return 0;
         }
@@ -155,10 +194,11 @@ int main(int argc, char **argv)
             o.config = v;
         else if (!strcmp(k, "--device") && (!strcmp(v, "cpu") || !strcmp(v, "cuda")))
             o.device = v;
-        else if (!strcmp(k, "--precision") && (!strcmp(v, "fp32") || !strcmp(v, "tf32")))
+        else if (!strcmp(k, "--precision") && (!strcmp(v, "fp32") || !strcmp(v, "tf32") || !strcmp(v, "bf16")))
             o.precision = v;
         else if (!strcmp(k, "--mode") &&
-                 (!strcmp(v, "all") || !strcmp(v, "train") || !strcmp(v, "greedy1") || !strcmp(v, "greedy64")))
+                 (!strcmp(v, "all") || !strcmp(v, "train") || !strcmp(v, "greedy1") || !strcmp(v, "greedy64") ||
+                  !strcmp(v, "beam1") || !strcmp(v, "beam64")))
             o.mode = v;
         else if (!strcmp(k, "--B") && atoi(v) > 0)
             o.B = atoi(v);
@@ -173,7 +213,9 @@ int main(int argc, char **argv)
     }
     s2s_context_options co = s2s_context_options_default();
     co.device = !strcmp(o.device, "cpu") ? S2S_DEVICE_CPU : S2S_DEVICE_CUDA;
-    co.precision = !strcmp(o.precision, "tf32") ? S2S_PRECISION_TF32 : S2S_PRECISION_FP32;
+    co.precision = !strcmp(o.precision, "tf32")   ? S2S_PRECISION_TF32
+                   : !strcmp(o.precision, "bf16") ? S2S_PRECISION_BF16
+                                                  : S2S_PRECISION_FP32;
     s2s_context *ctx = NULL;
     s2s_model *m = NULL;
     s2s_model_config c = config(o.config);
@@ -193,6 +235,10 @@ int main(int argc, char **argv)
         rc |= bench_greedy(&o, ctx, m, 1);
     if (all || !strcmp(o.mode, "greedy64"))
         rc |= bench_greedy(&o, ctx, m, 64);
+    if (all || !strcmp(o.mode, "beam1"))
+        rc |= bench_beam(&o, ctx, m, 1);
+    if (all || !strcmp(o.mode, "beam64"))
+        rc |= bench_beam(&o, ctx, m, 64);
     s2s_model_free(m);
     s2s_context_free(ctx);
     return rc;

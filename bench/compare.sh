@@ -3,7 +3,8 @@
 # ratio peer time / our time, written to bench/results/DATE-DEVICE.md (raw JSON lines beside it).
 #   bench/compare.sh [--device cpu|cuda] [--full] [--quick] [--build DIR] [--out DIR]
 # CPU: PyTorch's nn.LSTM (Debian python3-torch) with the same thread count.
-# GPU: cuDNN through our binding (best algorithm) and PyTorch's nn.LSTM (cuDNN), fp32 and tf32.
+# GPU: cuDNN through our binding (best algorithm) and PyTorch's nn.LSTM (cuDNN), fp32, tf32 and
+# bf16 (cuDNN's RNN API has none: ours against PyTorch's bf16 module); wavefront schedules.
 # The GEMM rate measured in the same run (OpenBLAS or cuBLAS) is the ceiling.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -47,12 +48,12 @@ else
 fi
 
 run() { "$@" >>"$raw" 2>>"$raw.err" || echo "compare.sh: failed: $*" >&2; }
-precisions=fp32; [ "$device" = cuda ] && precisions="fp32 tf32"
+precisions=fp32; [ "$device" = cuda ] && precisions="fp32 tf32 bf16"
 for prec in $precisions; do
   run "$build/bench_lstm" --device "$device" --precision "$prec" --gemm "$gemm" --reps "$reps"
   for s in $shapes; do
     IFS=, read -r T B I H L <<<"$s"
-    [ "$prec" = tf32 ] && [ "$s" != "100,64,1024,1024,1" ] && continue   # tf32: the headline shape only
+    [ "$prec" != fp32 ] && [ "$s" != "100,64,1024,1024,1" ] && continue   # tf32, bf16: the headline shape only
     for mode in fwd fwdbwd; do
       bw=""; [ $mode = fwdbwd ] && bw=--backward
       for impl in $impls; do
@@ -65,6 +66,14 @@ for prec in $precisions; do
     done
   done
 done
+# the layer wavefront: the 4-layer shape with one lane (no overlap), 3 and 4 lanes, other chunks
+if [ "$device" = cuda ]; then
+  for v in "1 10" "2 5" "2 25" "3 10" "4 10"; do
+    read -r ln ch <<<"$v"
+    run "$build/bench_lstm" --impl fused --device cuda --T 100 --B 64 --I 512 --H 512 --layers 4 --backward \
+        --reps "$reps" --lanes "$ln" --chunk "$ch"
+  done
+fi
 cfgs="small medium"; [ $quick = 1 ] && cfgs=medium
 for c in $cfgs; do
   run "$build/bench_seq2seq" --config "$c" --device "$device" --reps $((reps / 2 + 1))

@@ -25,7 +25,8 @@ def main(path):
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     ceiling = {g["precision"]: g["tflops"] for g in gemm}
     key = lambda r: (r["precision"], r["T"], r["B"], r["I"], r["H"], r["layers"], r["bidirectional"], r["mode"])
-    ours = {key(r): r for r in rnn if r["impl"] == "fused"}
+    default = lambda r: not r.get("lanes") and not r.get("chunk")  # the device's own schedule
+    ours = {key(r): r for r in rnn if r["impl"] == "fused" and default(r)}
     for k, o in ours.items():
         peers = [r for r in rnn if r["impl"] != "fused" and key(r) == k]
         pct = 100 * o["tflops"] / ceiling[o["precision"]] if o["precision"] in ceiling else None
@@ -35,6 +36,19 @@ def main(path):
                   f"{o['median_ms']:.3f} | {o['tflops']:.2f} | {fmt(pct, 0)} | {o['peak_mb']:.0f} | {name} | "
                   f"{fmt(p and p['median_ms'], 3)} | {fmt(p and p['peak_mb'], 0)} | "
                   f"{fmt(p and p['median_ms'] / o['median_ms'])} |")
+    variants = [r for r in rnn if r["impl"] == "fused" and not default(r)]
+    if variants:
+        print("\n## Layer wavefront schedules (ours; 0 = the device default), medians\n")
+        print("| precision | T | B | I=H | layers | mode | lanes | chunk | ms | default ms |")
+        print("|---|---|---|---|---|---|---|---|---|---|")
+        for v in variants:
+            o = ours.get(key(v))
+            print(f"| {v['precision']} | {v['T']} | {v['B']} | {v['H']} | {v['layers']} | {v['mode']} | "
+                  f"{v.get('lanes', 0)} | {v.get('chunk', 0)} | {v['median_ms']:.3f} | {fmt(o and o['median_ms'], 3)} |")
+    errors = [r for r in rows if r["bench"] == "rnn" and "error" in r]
+    for e in errors:
+        print(f"\n- {e['impl']} {e['precision']} T={e['T']} B={e['B']} H={e['H']} {e['mode']}: not measured "
+              f"({e['error']})")
     if s2s:
         print("\n## Whole seq2seq model, medians\n")
         print("| config | measure | ours | torch eager | torch/ours |")

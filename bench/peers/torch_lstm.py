@@ -9,6 +9,7 @@ import json
 import resource
 import statistics
 import time
+import sys
 
 import torch
 
@@ -21,7 +22,8 @@ def main():
         p.add_argument("--" + k, type=int, default=v)
     p.add_argument("--bidirectional", action="store_true")
     p.add_argument("--backward", action="store_true")
-    p.add_argument("--precision", choices=["fp32", "tf32"], default="fp32")
+    p.add_argument("--precision", choices=["fp32", "tf32", "bf16"], default="fp32",
+                   help="bf16: the module and tensors in bfloat16 (PyTorch's own bf16 path)")
     p.add_argument("--threads", type=int, default=0, help="CPU threads (0: PyTorch's default)")
     a = p.parse_args()
     if a.threads:
@@ -35,6 +37,8 @@ def main():
     rnn = cls(a.I, a.H, a.layers, bidirectional=a.bidirectional).to(dev)
     x = torch.rand(a.T, a.B, a.I, device=dev) * 2 - 1
     dy = torch.rand(a.T, a.B, a.H * (2 if a.bidirectional else 1), device=dev) * 2 - 1
+    if a.precision == "bf16":
+        rnn, x, dy = rnn.to(torch.bfloat16), x.to(torch.bfloat16), dy.to(torch.bfloat16)
     if a.backward:
         x.requires_grad_(True)  # cuDNN computes the input gradient, as ours does
 
@@ -53,13 +57,20 @@ def main():
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     times = []
-    for i in range(a.warmup + a.reps):
-        sync()
-        t0 = time.perf_counter()
-        once()
-        sync()
-        if i >= a.warmup:
-            times.append((time.perf_counter() - t0) * 1e3)
+    try:
+        for i in range(a.warmup + a.reps):
+            sync()
+            t0 = time.perf_counter()
+            once()
+            sync()
+            if i >= a.warmup:
+                times.append((time.perf_counter() - t0) * 1e3)
+    except RuntimeError as e:  # e.g. a precision this build of PyTorch cannot run here
+        print(json.dumps({"bench": "rnn", "impl": "torch", "device": a.device, "cell": a.cell, "T": a.T, "B": a.B,
+                          "I": a.I, "H": a.H, "layers": a.layers, "bidirectional": int(a.bidirectional),
+                          "mode": "fwdbwd" if a.backward else "fwd", "precision": a.precision,
+                          "error": str(e).splitlines()[0][:200]}))
+        return 1
     G = 4 if a.cell == "lstm" else 3
     dirs = 2 if a.bidirectional else 1
     fl = sum(dirs * 2.0 * a.B * G * a.H * ((a.I if l == 0 else a.H * dirs) + a.H) * a.T for l in range(a.layers))
@@ -80,4 +91,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
