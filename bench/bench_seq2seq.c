@@ -3,6 +3,7 @@
  *
  *   build/bench_seq2seq [--config small|medium|gnmt] [--device cpu|cuda] [--precision fp32|tf32|bf16]
  *                       [--mode all|train|greedy1|greedy64|beam1|beam64] [--B N] [--len N] [--reps N]
+ *                       [--impl fused|cudnn]
  *
  * small: 1 layer, 256; medium: 2 layers, 512, bidirectional encoder; gnmt: 4 layers, 1024;
  * all LSTM with general attention, vocabularies of 8000, dropout 0.2. Training batches hold
@@ -17,7 +18,7 @@
 #include <time.h>
 
 typedef struct opts {
-    const char *config, *device, *precision, *mode;
+    const char *config, *device, *precision, *mode, *impl;
     int B, len, reps;
 } opts;
 
@@ -69,9 +70,10 @@ static void random_ids(int32_t *ids, int n, int vocab, unsigned *seed)
 
 static void header(const opts *o, s2s_context *ctx, const char *what)
 {
-    printf("{\"bench\":\"seq2seq\",\"impl\":\"ours\",\"config\":\"%s\",\"device\":\"%s\",\"device_name\":\"%s\","
+    printf("{\"bench\":\"seq2seq\",\"impl\":\"%s\",\"config\":\"%s\",\"device\":\"%s\",\"device_name\":\"%s\","
            "\"precision\":\"%s\",\"what\":\"%s\"",
-           o->config, o->device, s2s_context_device_name(ctx), o->precision, what);
+           strcmp(o->impl, "cudnn") ? "ours" : "ours_cudnn_encoder", o->config, o->device, s2s_context_device_name(ctx),
+           o->precision, what);
 }
 
 static int bench_train(const opts *o, s2s_context *ctx, s2s_model *m)
@@ -181,12 +183,13 @@ static int bench_beam(const opts *o, s2s_context *ctx, s2s_model *m, int B)
 
 int main(int argc, char **argv)
 {
-    opts o = {"medium", "cpu", "fp32", "all", 64, 30, 10};
+    opts o = {"medium", "cpu", "fp32", "all", "fused", 64, 30, 10};
     for (int i = 1; i < argc; i++) {
         const char *k = argv[i], *v = i + 1 < argc ? argv[++i] : "";
         if (!strcmp(k, "--help") || !strcmp(k, "-h")) {
             puts("usage: bench_seq2seq [--config small|medium|gnmt] [--device cpu|cuda] [--precision fp32|tf32|bf16]\n"
                  "                     [--mode all|train|greedy1|greedy64|beam1|beam64] [--B N] [--len N] [--reps N]\n"
+                 "                     [--impl fused|cudnn]  (cudnn: the encoder's layers through cuDNN)\n"
                  "example: bench_seq2seq --config medium --device cuda --mode all");
             return 0;
         }
@@ -200,6 +203,8 @@ int main(int argc, char **argv)
                  (!strcmp(v, "all") || !strcmp(v, "train") || !strcmp(v, "greedy1") || !strcmp(v, "greedy64") ||
                   !strcmp(v, "beam1") || !strcmp(v, "beam64")))
             o.mode = v;
+        else if (!strcmp(k, "--impl") && (!strcmp(v, "fused") || !strcmp(v, "cudnn")))
+            o.impl = v;
         else if (!strcmp(k, "--B") && atoi(v) > 0)
             o.B = atoi(v);
         else if (!strcmp(k, "--len") && atoi(v) > 0)
@@ -213,6 +218,7 @@ int main(int argc, char **argv)
     }
     s2s_context_options co = s2s_context_options_default();
     co.device = !strcmp(o.device, "cpu") ? S2S_DEVICE_CPU : S2S_DEVICE_CUDA;
+    co.rnn_impl = !strcmp(o.impl, "cudnn") ? S2S_RNN_IMPL_CUDNN : S2S_RNN_IMPL_FUSED;
     co.precision = !strcmp(o.precision, "tf32")   ? S2S_PRECISION_TF32
                    : !strcmp(o.precision, "bf16") ? S2S_PRECISION_BF16
                                                   : S2S_PRECISION_FP32;

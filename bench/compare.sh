@@ -77,6 +77,8 @@ fi
 cfgs="small medium"; [ $quick = 1 ] && cfgs=medium
 for c in $cfgs; do
   run "$build/bench_seq2seq" --config "$c" --device "$device" --reps $((reps / 2 + 1))
+  [ "$device" = cuda ] && run "$build/bench_seq2seq" --config "$c" --device cuda --impl cudnn --mode train \
+      --reps $((reps / 2 + 1))
   run env -u LD_LIBRARY_PATH "$py" bench/peers/torch_seq2seq.py --config "$c" --device "$device" \
       --reps $((reps / 2 + 1)) --threads "$threads"
 done

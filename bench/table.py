@@ -56,6 +56,11 @@ def main(path):
         for o in (r for r in s2s if r["impl"] == "ours"):
             p = next((r for r in s2s if r["impl"] == "torch" and r["config"] == o["config"]
                       and r["what"] == o["what"]), None)
+            alt = next((r for r in s2s if r["impl"] == "ours_cudnn_encoder" and r["config"] == o["config"]
+                        and r["what"] == o["what"]), None)
+            if alt and o["what"] == "train":
+                print(f"| {o['config']} | train tokens/s, encoder layers through cuDNN | {alt['tokens_per_s']:.0f} | "
+                      f"{fmt(p and p['tokens_per_s'], 0)} | {fmt(p and alt['tokens_per_s'] / p['tokens_per_s'])} |")
             if o["what"] == "train":
                 print(f"| {o['config']} | train tokens/s (B={o['B']}, len {o['len']}) | {o['tokens_per_s']:.0f} | "
                       f"{fmt(p and p['tokens_per_s'], 0)} | {fmt(p and o['tokens_per_s'] / p['tokens_per_s'])} |")

@@ -81,6 +81,13 @@ typedef enum s2s_precision {
                                tensors stay float32 in memory (GPU only, as TF32) */
 } s2s_precision;
 
+/* How the encoder's recurrent layers run on the GPU. */
+typedef enum s2s_rnn_impl {
+    S2S_RNN_IMPL_FUSED = 0, /* this library's kernels (one GEMM + one fused kernel per step) */
+    S2S_RNN_IMPL_CUDNN      /* cuDNN's RNN API, one call per layer (GPU builds with cuDNN only;
+                               fp32 and tf32) */
+} s2s_rnn_impl;
+
 typedef enum s2s_log_level { S2S_LOG_DEBUG = 0, S2S_LOG_INFO, S2S_LOG_WARN, S2S_LOG_ERROR } s2s_log_level;
 
 /* Log callback: level, a NUL-terminated message without trailing newline, and user data. */
@@ -95,6 +102,9 @@ typedef struct s2s_context_options {
     s2s_log_fn log;          /* may be NULL: messages are dropped */
     void *log_user;          /* passed to log; may be NULL */
     s2s_log_level log_level; /* messages below this level are dropped; default INFO */
+    s2s_rnn_impl rnn_impl;   /* the encoder's layers; default FUSED. CUDNN needs the CUDA device
+                                and a build with cuDNN (else S2S_ERR_UNSUPPORTED); the decoder
+                                always runs step by step on the fused kernels */
 } s2s_context_options;
 
 /* The opaque handles (declared together so that any section may refer to them). */
@@ -573,11 +583,6 @@ S2S_API s2s_status s2s_trainer_validate(s2s_trainer *t, float *loss, float *ppl,
 S2S_API void s2s_train_progress_format(const s2s_train_progress *p, char *buf, size_t cap);
 
 /* ---- benchmarking ---------------------------------------------------------------------- */
-
-typedef enum s2s_rnn_impl {
-    S2S_RNN_IMPL_FUSED = 0, /* this library's kernels (one GEMM + one fused kernel per step) */
-    S2S_RNN_IMPL_CUDNN      /* cuDNN's RNN API (GPU builds with cuDNN only) */
-} s2s_rnn_impl;
 
 typedef struct s2s_bench_rnn_options {
     s2s_cell cell;      /* LSTM or GRU; default LSTM */

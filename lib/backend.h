@@ -23,6 +23,7 @@
 #include <stddef.h>
 
 typedef struct s2s_backend s2s_backend;
+typedef struct s2s_rnn_w s2s_rnn_w; /* nn.h */
 
 typedef struct s2s_ops {
     /* ---- memory ------------------------------------------------------------------ */
@@ -159,6 +160,25 @@ typedef struct s2s_ops {
      * training step. */
     s2s_status (*dropout_at)(s2s_backend *be, float *y, const float *x, size_t n, float p, uint64_t seed,
                              uint64_t stream, const uint64_t *step);
+
+    /* ---- whole recurrent layers through a vendor library (cuDNN) -------------------------
+     * NULL unless the context asked for it (s2s_context_options.rnn_impl). One layer of dirs
+     * directions (w[d]; d = 1 runs in reverse) over T steps of B rows; len (device) and
+     * len_host (host) may both be NULL (every row T steps), padding as in lstm_fwd; the initial
+     * states are zero. layer_bytes gives the size of `state`, device memory the caller keeps
+     * from layer_fwd to layer_bwd (weights in the library's layout, workspace, saved
+     * activations). layer_fwd: x [T*B, w->in] (ldx = w->in); writes y [T*B, dirs*H]
+     * (directions side by side, 0 on padded steps), hy and cy [dirs, B, H] (the states after
+     * each row's last step; cy for LSTM, may be NULL). layer_bwd: dy [T*B, dirs*H], dhy, dcy
+     * [dirs, B, H] (each may be NULL: zero); writes dx [T*B, w->in] (may be NULL) and adds the
+     * weight gradients into w[d]'s .g. */
+    s2s_status (*layer_bytes)(s2s_backend *be, const s2s_rnn_w *w, int dirs, int T, int B, int train, size_t *bytes);
+    s2s_status (*layer_fwd)(s2s_backend *be, const s2s_rnn_w *w, int dirs, int T, int B, const int32_t *len,
+                            const int32_t *len_host, const float *x, float *y, float *hy, float *cy, int train,
+                            void *state);
+    s2s_status (*layer_bwd)(s2s_backend *be, const s2s_rnn_w *w, int dirs, int T, int B, const int32_t *len,
+                            const int32_t *len_host, const float *x, const float *y, const float *dy,
+                            const float *dhy, const float *dcy, float *dx, void *state);
 
     /* ---- optimizers ---------------------------------------------------------------------
      * Adam (PyTorch's, with L2 weight decay added to the gradient) on n parameters, step >= 1.

@@ -81,6 +81,8 @@ typedef struct cuda_backend {
     cublasHandle_t lane_blas[S2S_LANES_MAX];
     void *lane_ws[S2S_LANES_MAX]; /* cuBLAS workspaces (from the cache), so GEMMs never allocate */
     cudaEvent_t ev[S2S_LANE_EVENTS];
+    s2s_ops ops;     /* cuda_ops, plus the cuDNN layer entries where the context asks for them */
+    void *dnn_layer; /* backend_cuda_cudnn_layer.c's state */
     cu_block *free_list[CU_CLASSES];
     cu_block *live[CU_LIVE_SLOTS];
     cu_block *spare_records;
@@ -298,6 +300,8 @@ static s2s_status cuda_lane_wait(s2s_backend *be, int ev)
 }
 
 void *s2s_cuda_stream_of(s2s_backend *be) { return cu(be)->stream; }
+
+void **s2s_cuda_dnn_slot(s2s_backend *be) { return &cu(be)->dnn_layer; }
 
 static s2s_status cuda_mem_stats(s2s_backend *be, size_t *current, size_t *peak)
 {
@@ -709,7 +713,8 @@ s2s_status s2s_backend_cuda_create(s2s_context *ctx, int device, s2s_precision p
     cuda_backend *cb = s2s_host_calloc(1, sizeof *cb, "the CUDA backend");
     if (!cb)
         return S2S_ERR_OUT_OF_MEMORY;
-    cb->head.ops = &cuda_ops;
+    cb->ops = cuda_ops;
+    cb->head.ops = &cb->ops;
     cb->head.ctx = ctx;
     cb->head.device = S2S_DEVICE_CUDA;
     cb->head.precision = precision;
@@ -719,6 +724,10 @@ s2s_status s2s_backend_cuda_create(s2s_context *ctx, int device, s2s_precision p
     cb->head.wave_chunk = S2S_CUDA_WAVE_CHUNK;
     cb->device = device;
     s2s_status st = cuda_init(cb);
+#ifdef S2S_HAVE_CUDNN
+    if (st == S2S_OK && ctx && ctx->opts.rnn_impl == S2S_RNN_IMPL_CUDNN)
+        st = s2s_cudnn_layers_enable(&cb->head, &cb->ops);
+#endif
     if (st != S2S_OK) {
         s2s_backend_cuda_free(&cb->head);
         return st;
@@ -739,6 +748,9 @@ void s2s_backend_cuda_free(s2s_backend *be)
         return;
     cuda_backend *cb = cu(be);
     cudaSetDevice(cb->device);
+#ifdef S2S_HAVE_CUDNN
+    s2s_cudnn_layers_free(be);
+#endif
     for (int i = 0; i < S2S_LANES_MAX; i++) {
         if (cb->lane_stream[i])
             cudaStreamSynchronize(cb->lane_stream[i]);

@@ -119,7 +119,7 @@ static s2s_status stack_run(stack *s)
         s2s_rnn_run *r[BENCH_MAX_LAYERS];
         for (int l = 0; l < L; l++)
             w[l] = &s->w[l][0], r[l] = &run[l][0];
-        S2S_TRY(s2s_rnn_stack_fwd(&s->arena, be, L, w, r, T, B, NULL, o->backward, NULL, in));
+        S2S_TRY(s2s_rnn_stack_fwd(&s->arena, be, L, w, r, T, B, NULL, NULL, o->backward, NULL, in));
         if (!o->backward)
             return S2S_OK;
         float *dx; /* the first layer's input gradient too, as cuDNN always computes it */
@@ -128,7 +128,7 @@ static s2s_status stack_run(stack *s)
     }
     for (int l = 0; l < L; l++) {
         float *out;
-        S2S_TRY(s2s_rnn_bidir_fwd(&s->arena, be, s->w[l], run[l], T, B, NULL, o->backward, in[l], s->w[l][0].in));
+        S2S_TRY(s2s_rnn_bidir_fwd(&s->arena, be, s->w[l], run[l], T, B, NULL, NULL, o->backward, in[l], s->w[l][0].in));
         S2S_TRY(s2s_concat_dirs(&s->arena, be, s->Hd, run[l][0].y, run[l][1].y, TB, &out));
         in[l + 1] = out;
     }

@@ -78,6 +78,13 @@ S2S_API s2s_status s2s_context_create(const s2s_context_options *opts, s2s_conte
         return S2S_FAIL(S2S_ERR_INVALID_ARG, "threads = %d; use 0 (all cores) or a positive count", o.threads);
     if (o.precision != S2S_PRECISION_FP32 && o.precision != S2S_PRECISION_TF32 && o.precision != S2S_PRECISION_BF16)
         return S2S_FAIL(S2S_ERR_INVALID_ARG, "unknown precision %d", (int)o.precision);
+    if (o.rnn_impl != S2S_RNN_IMPL_FUSED && o.rnn_impl != S2S_RNN_IMPL_CUDNN)
+        return S2S_FAIL(S2S_ERR_INVALID_ARG, "unknown recurrent-layer implementation %d", (int)o.rnn_impl);
+#ifndef S2S_HAVE_CUDNN
+    if (o.rnn_impl == S2S_RNN_IMPL_CUDNN)
+        return S2S_FAIL(S2S_ERR_UNSUPPORTED, "the cuDNN layer implementation was asked for, but this libseq2seq was "
+                                             "built without cuDNN; use S2S_RNN_IMPL_FUSED");
+#endif
     s2s_context *ctx = s2s_host_calloc(1, sizeof *ctx, "the context");
     if (!ctx)
         return S2S_ERR_OUT_OF_MEMORY;
@@ -88,6 +95,11 @@ S2S_API s2s_status s2s_context_create(const s2s_context_options *opts, s2s_conte
         return st;
     }
     ctx->be->precision = ctx->device == S2S_DEVICE_CUDA ? o.precision : S2S_PRECISION_FP32;
+    if (o.rnn_impl == S2S_RNN_IMPL_CUDNN && !ctx->be->ops->layer_fwd) {
+        s2s_context_free(ctx);
+        return S2S_FAIL(S2S_ERR_UNSUPPORTED, "the cuDNN layer implementation needs the CUDA device (this context "
+                                             "runs on the CPU); use S2S_RNN_IMPL_FUSED");
+    }
     s2s_log(ctx, S2S_LOG_DEBUG, "libseq2seq %s on %s", s2s_version(), ctx->device_name);
     *out = ctx;
     return S2S_OK;

@@ -41,7 +41,7 @@ s2s_status s2s_encoder_fwd(s2s_model *m, const s2s_dev_batch *db, int train, uin
             w[l] = &m->enc[l][0], run[l] = &es->run[l][0];
         in[0] = es->in[0];
         s2s_rnn_drop drop = layer_drop(m, train, step);
-        S2S_TRY(s2s_rnn_stack_fwd(&m->arena, m->be, L, w, run, S, B, db->src_len, train, &drop, in));
+        S2S_TRY(s2s_rnn_stack_fwd(&m->arena, m->be, L, w, run, S, B, db->src_len, db->src_len_host, train, &drop, in));
         for (int l = 0; l < L; l++) {
             es->in[l] = (float *)in[l];
             es->out[l] = run[l]->y;
@@ -52,7 +52,8 @@ s2s_status s2s_encoder_fwd(s2s_model *m, const s2s_dev_batch *db, int train, uin
     for (int l = 0; m->dirs == 2 && l < L; l++) {
         int in = l == 0 ? E : H;
         s2s_rnn_run *r = es->run[l];
-        S2S_TRY(s2s_rnn_bidir_fwd(&m->arena, m->be, m->enc[l], r, S, B, db->src_len, train, es->in[l], in));
+        S2S_TRY(s2s_rnn_bidir_fwd(&m->arena, m->be, m->enc[l], r, S, B, db->src_len, db->src_len_host, train, es->in[l],
+                                  in));
         S2S_TRY(s2s_concat_dirs(&m->arena, m->be, m->Hd, r[0].y, r[1].y, (int)SB, &es->out[l]));
         S2S_TRY(s2s_concat_dirs(&m->arena, m->be, m->Hd, s2s_rnn_h_final(&r[0]), s2s_rnn_h_final(&r[1]), B, &es->hfin[l]));
         es->cfin[l] = NULL;

@@ -69,6 +69,7 @@ typedef struct s2s_dev_batch {
     int B, S, T;        /* batch, source steps, decoder steps (max target length + 1) */
     int32_t *src;       /* [S*B] */
     int32_t *src_len;   /* [B] */
+    const int32_t *src_len_host; /* [B] the caller's host lengths (valid during the call) */
     int32_t *tgt_in;    /* [T*B]: BOS y1 .. yn PAD.. (NULL when decoding) */
     int32_t *tgt_out;   /* [T*B]: y1 .. yn EOS PAD.. */
     int ntokens;        /* non-pad entries of tgt_out */

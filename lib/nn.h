@@ -87,6 +87,11 @@ typedef struct s2s_rnn_run {
     float *hs;   /* [T,B,H] state h after step t */
     float *cs;   /* [T,B,H] LSTM: state c after step t */
     float *y;    /* [T,B,H] output: h where valid, 0 where padded */
+    /* Layers run by the backend's library (cuDNN, be->ops->layer_fwd): only y and the final
+     * rows of hs and cs are kept; the rest lives in lib_state. */
+    const int32_t *len_host; /* [B] host lengths, may be NULL */
+    void *lib_state;         /* the library's saved state (held by the first direction) */
+    float *lib_y;            /* two directions: the library's [T*B, 2H] output */
 } s2s_rnn_run;
 
 /* Allocates the run's buffers in the arena. h0/c0 may be NULL (zeros). save = 0 (inference)
@@ -156,7 +161,8 @@ typedef struct s2s_rnn_drop {
  * in[1..L-1] are set to the inputs of the upper layers (new buffers when dropout is on, else
  * the outputs of the layers below). Runs are initialised here (zero initial states). */
 s2s_status s2s_rnn_stack_fwd(s2s_arena *ar, s2s_backend *be, int L, const s2s_rnn_w *const w[], s2s_rnn_run *const run[],
-                             int T, int B, const int32_t *len, int save, const s2s_rnn_drop *drop, const float *in[]);
+                             int T, int B, const int32_t *len, const int32_t *len_host, int save,
+                             const s2s_rnn_drop *drop, const float *in[]);
 /* Its backward, the wavefront top layer first: dy [T*B, H] (may be NULL) is the gradient at
  * the top layer's output, dhT[l]/dcT[l] (arrays and entries may be NULL) at the final states.
  * Accumulates every weight gradient; writes the gradient at the stack input into dx0 when it
@@ -165,9 +171,12 @@ s2s_status s2s_rnn_stack_bwd(s2s_arena *ar, s2s_backend *be, int L, const s2s_rn
                              const s2s_rnn_run *const run[], const float *const in[], const float *const dhT[],
                              const float *const dcT[], const float *dy, const s2s_rnn_drop *drop, float *dx0);
 /* One bidirectional layer: the two directions at once on lanes 0 and 1 (in turn with one
- * lane). x [T*B, ldx] is the input of both. */
+ * lane). x [T*B, ldx] is the input of both.
+ * Where the backend runs whole layers through a library (be->ops->layer_fwd), the stack and
+ * bidirectional functions call it once per layer instead (no wavefront; len_host, the host
+ * copy of len, may be NULL when len is). */
 s2s_status s2s_rnn_bidir_fwd(s2s_arena *ar, s2s_backend *be, const s2s_rnn_w *w, s2s_rnn_run *run, int T, int B,
-                             const int32_t *len, int save, const float *x, int ldx);
+                             const int32_t *len, const int32_t *len_host, int save, const float *x, int ldx);
 /* Its backward: dy[d], dhT[d], dcT[d] per direction (each may be NULL). Accumulates the
  * weight gradients; writes the gradient at x into dx (ldx) when dx is not NULL. */
 s2s_status s2s_rnn_bidir_bwd(s2s_arena *ar, s2s_backend *be, const s2s_rnn_w *w, const s2s_rnn_run *run,

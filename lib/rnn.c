@@ -6,6 +6,7 @@
  * pointwise op plus one GEMM for dh, and the weight gradients are one large GEMM each after
  * the time loop. Buffers are indexed by time t; a reverse direction walks t downwards. */
 #include "nn.h"
+#include <string.h>
 
 int s2s_cell_gates(s2s_cell cell) { return cell == S2S_CELL_LSTM ? 4 : cell == S2S_CELL_GRU ? 3 : 1; }
 
@@ -23,6 +24,9 @@ s2s_status s2s_rnn_run_init(s2s_arena *ar, const s2s_rnn_w *w, int T, int B, int
     r->len = len;
     r->h0_zero = h0 == NULL;
     r->xp = r->hp = r->act = r->cs = NULL;
+    r->len_host = NULL;
+    r->lib_state = NULL;
+    r->lib_y = NULL;
     S2S_TRY(s2s_arena_floats(ar, tb * GH(w), &r->xp));
     if (w->cell == S2S_CELL_GRU)
         S2S_TRY(s2s_arena_floats(ar, tb * GH(w), &r->hp));
@@ -269,11 +273,142 @@ static int drop_on(const s2s_rnn_drop *drop) { return drop && drop->p > 0.0f; }
 
 static int chunk_len(const s2s_backend *be, int T) { return be->wave_chunk > 0 && be->wave_chunk < T ? be->wave_chunk : T; }
 
+/* ---- whole layers through the backend's library (cuDNN) --------------------------------- */
+
+/* The run of one direction as the library path keeps it: y, and hs/cs whose final rows get
+ * the final states. */
+static s2s_status lib_run_init(s2s_arena *ar, const s2s_rnn_w *w, int T, int B, int reverse, const int32_t *len,
+                               const int32_t *len_host, s2s_rnn_run *r)
+{
+    size_t tbh = (size_t)T * B * w->H;
+    memset(r, 0, sizeof *r);
+    r->T = T, r->B = B, r->H = w->H, r->reverse = reverse, r->len = len, r->len_host = len_host, r->h0_zero = 1;
+    S2S_TRY(s2s_arena_floats(ar, tbh, &r->y));
+    S2S_TRY(s2s_arena_floats(ar, tbh, &r->hs));
+    if (w->cell == S2S_CELL_LSTM)
+        S2S_TRY(s2s_arena_floats(ar, tbh, &r->cs));
+    return S2S_OK;
+}
+
+static s2s_status lib_state(s2s_arena *ar, s2s_backend *be, const s2s_rnn_w *w, int dirs, int T, int B, int save,
+                            void **state)
+{
+    size_t bytes;
+    float *p;
+    S2S_TRY(be->ops->layer_bytes(be, w, dirs, T, B, save, &bytes));
+    S2S_TRY(s2s_arena_floats(ar, (bytes + sizeof(float) - 1) / sizeof(float), &p));
+    *state = p;
+    return S2S_OK;
+}
+
+static s2s_status lib_stack_fwd(s2s_arena *ar, s2s_backend *be, int L, const s2s_rnn_w *const w[],
+                                s2s_rnn_run *const run[], int T, int B, const int32_t *len, const int32_t *len_host,
+                                int save, const s2s_rnn_drop *drop, const float *in[])
+{
+    for (int l = 0; l < L; l++) {
+        s2s_rnn_run *r = run[l];
+        S2S_TRY(lib_run_init(ar, w[l], T, B, 0, len, len_host, r));
+        S2S_TRY(lib_state(ar, be, w[l], 1, T, B, save, &r->lib_state));
+        S2S_TRY(be->ops->layer_fwd(be, w[l], 1, T, B, len, len_host, in[l], r->y, s2s_rnn_h_final(r),
+                                   s2s_rnn_c_final(r), save, r->lib_state));
+        if (l + 1 < L) {
+            if (drop_on(drop)) {
+                float *buf;
+                S2S_TRY(s2s_arena_floats(ar, (size_t)T * B * w[l]->H, &buf));
+                S2S_TRY(drop_steps(be, drop, drop->site0 + l, buf, r->y, 0, T, B, w[l]->H));
+                in[l + 1] = buf;
+            } else {
+                in[l + 1] = r->y;
+            }
+        }
+    }
+    return S2S_OK;
+}
+
+static s2s_status lib_stack_bwd(s2s_arena *ar, s2s_backend *be, int L, const s2s_rnn_w *const w[],
+                                const s2s_rnn_run *const run[], const float *const in[], const float *const dhT[],
+                                const float *const dcT[], const float *dy, const s2s_rnn_drop *drop, float *dx0)
+{
+    int T = run[0]->T, B = run[0]->B;
+    for (int l = L - 1; l >= 0; l--) {
+        const s2s_rnn_run *r = run[l];
+        float *dx = dx0;
+        if (l > 0)
+            S2S_TRY(s2s_arena_floats(ar, (size_t)T * B * w[l]->in, &dx));
+        S2S_TRY(be->ops->layer_bwd(be, w[l], 1, T, B, r->len, r->len_host, in[l], r->y, dy, dhT ? dhT[l] : NULL,
+                                   dcT ? dcT[l] : NULL, dx, r->lib_state));
+        if (l > 0 && drop_on(drop))
+            S2S_TRY(drop_steps(be, drop, drop->site0 + l - 1, dx, dx, 0, T, B, w[l]->in));
+        dy = dx;
+    }
+    return S2S_OK;
+}
+
+/* Both directions' [B, H] blocks side by side as [2, B, H] (NULL: zeros), or back. */
+static s2s_status pack2(s2s_arena *ar, s2s_backend *be, size_t n, const float *a, const float *b, float **out)
+{
+    S2S_TRY(s2s_arena_floats(ar, 2 * n, out));
+    if (a)
+        S2S_TRY(be->ops->copy(be, *out, a, n * sizeof(float)));
+    else
+        S2S_TRY(be->ops->fill(be, *out, n, 0.0f));
+    if (b)
+        return be->ops->copy(be, *out + n, b, n * sizeof(float));
+    return be->ops->fill(be, *out + n, n, 0.0f);
+}
+
+static s2s_status lib_bidir_fwd(s2s_arena *ar, s2s_backend *be, const s2s_rnn_w *w, s2s_rnn_run *run, int T, int B,
+                                const int32_t *len, const int32_t *len_host, int save, const float *x)
+{
+    int H = w[0].H, TB = T * B;
+    size_t bh = (size_t)B * H;
+    float *hy, *cy = NULL;
+    for (int d = 0; d < 2; d++)
+        S2S_TRY(lib_run_init(ar, &w[d], T, B, d, len, len_host, &run[d]));
+    S2S_TRY(lib_state(ar, be, w, 2, T, B, save, &run[0].lib_state));
+    S2S_TRY(s2s_arena_floats(ar, (size_t)TB * 2 * H, &run[0].lib_y));
+    S2S_TRY(s2s_arena_floats(ar, 2 * bh, &hy));
+    if (w[0].cell == S2S_CELL_LSTM)
+        S2S_TRY(s2s_arena_floats(ar, 2 * bh, &cy));
+    S2S_TRY(be->ops->layer_fwd(be, w, 2, T, B, len, len_host, x, run[0].lib_y, hy, cy, save, run[0].lib_state));
+    for (int d = 0; d < 2; d++) {
+        S2S_TRY(be->ops->axpby2d(be, run[d].y, H, run[0].lib_y + d * H, 2 * H, TB, H, 1.0f, 0.0f));
+        S2S_TRY(be->ops->copy(be, s2s_rnn_h_final(&run[d]), hy + d * bh, bh * sizeof(float)));
+        if (cy)
+            S2S_TRY(be->ops->copy(be, s2s_rnn_c_final(&run[d]), cy + d * bh, bh * sizeof(float)));
+    }
+    return S2S_OK;
+}
+
+static s2s_status lib_bidir_bwd(s2s_arena *ar, s2s_backend *be, const s2s_rnn_w *w, const s2s_rnn_run *run,
+                                const float *const dy[2], const float *const dhT[2], const float *const dcT[2],
+                                const float *x, float *dx)
+{
+    int H = w[0].H, T = run[0].T, B = run[0].B, TB = T * B;
+    size_t bh = (size_t)B * H;
+    float *dy2, *dhy, *dcy = NULL;
+    S2S_TRY(s2s_arena_floats(ar, (size_t)TB * 2 * H, &dy2));
+    for (int d = 0; d < 2; d++) {
+        if (dy[d])
+            S2S_TRY(be->ops->axpby2d(be, dy2 + d * H, 2 * H, dy[d], H, TB, H, 1.0f, 0.0f));
+        else
+            S2S_TRY(be->ops->axpby2d(be, dy2 + d * H, 2 * H, dy2 + d * H, 2 * H, TB, H, 0.0f, 0.0f));
+    }
+    S2S_TRY(pack2(ar, be, bh, dhT[0], dhT[1], &dhy));
+    if (w[0].cell == S2S_CELL_LSTM)
+        S2S_TRY(pack2(ar, be, bh, dcT[0], dcT[1], &dcy));
+    return be->ops->layer_bwd(be, w, 2, T, B, run[0].len, run[0].len_host, x, run[0].lib_y, dy2, dhy, dcy, dx,
+                              run[0].lib_state);
+}
+
 s2s_status s2s_rnn_stack_fwd(s2s_arena *ar, s2s_backend *be, int L, const s2s_rnn_w *const w[], s2s_rnn_run *const run[],
-                             int T, int B, const int32_t *len, int save, const s2s_rnn_drop *drop, const float *in[])
+                             int T, int B, const int32_t *len, const int32_t *len_host, int save,
+                             const s2s_rnn_drop *drop, const float *in[])
 {
     if (L < 1 || L > S2S_MAX_STACK)
         return S2S_FAIL(S2S_ERR_INVALID_ARG, "a stack of %d layers (1..%d)", L, S2S_MAX_STACK);
+    if (be->ops->layer_fwd)
+        return lib_stack_fwd(ar, be, L, w, run, T, B, len, len_host, save, drop, in);
     int C = chunk_len(be, T), K = (T + C - 1) / C, lanes = lane_count(be, L);
     for (int l = 0; l < L; l++) {
         S2S_TRY(s2s_rnn_run_init(ar, w[l], T, B, 0, len, NULL, NULL, save, run[l]));
@@ -328,6 +463,8 @@ s2s_status s2s_rnn_stack_bwd(s2s_arena *ar, s2s_backend *be, int L, const s2s_rn
 {
     if (L < 1 || L > S2S_MAX_STACK)
         return S2S_FAIL(S2S_ERR_INVALID_ARG, "a stack of %d layers (1..%d)", L, S2S_MAX_STACK);
+    if (be->ops->layer_bwd)
+        return lib_stack_bwd(ar, be, L, w, run, in, dhT, dcT, dy, drop, dx0);
     int T = run[0]->T, B = run[0]->B, C = chunk_len(be, T), K = (T + C - 1) / C, lanes = lane_count(be, L);
     s2s_rnn_grad g[S2S_MAX_STACK];
     float *dx[S2S_MAX_STACK]; /* dx[l], l >= 1: gradient at in[l], then (dropout undone) at y[l-1] */
@@ -372,8 +509,10 @@ s2s_status s2s_rnn_stack_bwd(s2s_arena *ar, s2s_backend *be, int L, const s2s_rn
 }
 
 s2s_status s2s_rnn_bidir_fwd(s2s_arena *ar, s2s_backend *be, const s2s_rnn_w *w, s2s_rnn_run *run, int T, int B,
-                             const int32_t *len, int save, const float *x, int ldx)
+                             const int32_t *len, const int32_t *len_host, int save, const float *x, int ldx)
 {
+    if (be->ops->layer_fwd)
+        return lib_bidir_fwd(ar, be, w, run, T, B, len, len_host, save, x);
     int lanes = lane_count(be, 2);
     for (int d = 0; d < 2; d++) {
         S2S_TRY(s2s_rnn_run_init(ar, &w[d], T, B, d, len, NULL, NULL, save, &run[d]));
@@ -396,6 +535,8 @@ s2s_status s2s_rnn_bidir_bwd(s2s_arena *ar, s2s_backend *be, const s2s_rnn_w *w,
                              const float *const dy[2], const float *const dhT[2], const float *const dcT[2],
                              const float *x, int ldx, float *dx)
 {
+    if (be->ops->layer_bwd)
+        return lib_bidir_bwd(ar, be, w, run, dy, dhT, dcT, x, dx);
     int lanes = lane_count(be, 2);
     s2s_rnn_grad g[2];
     for (int d = 0; d < 2; d++)

@@ -83,6 +83,7 @@ s2s_status s2s_batch_upload(s2s_model *m, const s2s_batch *bt, int need_tgt, s2s
     S2S_TRY(st);
     db->src = d;
     db->src_len = d + nsrc;
+    db->src_len_host = bt->src_len;
     if (need_tgt) {
         db->tgt_in = d + nsrc + B;
         db->tgt_out = db->tgt_in + ntgt;

@@ -6,7 +6,8 @@
 #      cuDNN from the toolkit or PyTorch's wheels; a build carried in build-gpu-prebuilt/
 #      (make CUDA_ARCH=90 CUDNN=0 BUILD=build-gpu-prebuilt) is the fallback if the build fails;
 #   2. the whole test suite with the GPU tests active;
-#   3. compute-sanitizer memcheck and racecheck on the GPU tests;
+#   3. compute-sanitizer memcheck on the GPU op, model, wavefront, graph and cuDNN-layer tests,
+#      racecheck on the GPU op tests;
 #   4. bench/compare.sh --device cuda: our LSTM against cuDNN and PyTorch, the whole model
 #      against PyTorch eager, with the cuBLAS GEMM rate as the ceiling;
 #   5. a short table, printed last and written to OUTDIR/summary.md.
@@ -23,7 +24,7 @@ mkdir -p "$out"
 out=$(cd "$out" && pwd)
 cd "$(dirname "$0")/.."
 start=$(date +%s)
-deadline=${GPU_CHECK_SECONDS:-520} # the whole run; each stage's limit is cut to what is left
+deadline=${GPU_CHECK_SECONDS:-500} # the whole run; each stage's limit is cut to what is left
 declare -A status
 stage() { # stage NAME LOG SECONDS COMMAND...: runs with a limit, appends to OUTDIR/LOG.log
   local name=$1 log=$2 limit=$3; shift 3
@@ -78,7 +79,7 @@ fi
 export S2S_BUILD=$B
 [ "$mode" = --train ] || stage tests tests 120 "$B/tests/test_suite" -j8 --verbose
 tests_line=$(grep -a "Synthesis" "$out/tests.log" | tail -1)
-gpu_skips=$(grep -a -c -E "^\[SKIP\] (cuda_|golden_cuda)" "$out/tests.log")
+gpu_skips=$(grep -a -c -E "^\[SKIP\] (cuda_|golden_cuda|wavefront::cuda|cudnn_layer)" "$out/tests.log")
 
 command -v compute-sanitizer >/dev/null || export PATH="$PATH:${CUDA_HOME:-/usr/local/cuda}/bin"
 
@@ -88,6 +89,8 @@ stage memcheck sanitizers 90 compute-sanitizer --tool memcheck --target-processe
   "$B/tests/test_suite" -j1 --filter "$san_filter"
 stage memcheck_model sanitizers 45 compute-sanitizer --tool memcheck --target-processes all --error-exitcode 9 \
   "$B/tests/test_suite" -j1 --filter 'cuda_model/@(step_lstm_bidir_general_fp32|greedy_graph_replay_is_exact)'
+stage memcheck_layers sanitizers 60 compute-sanitizer --tool memcheck --target-processes all --error-exitcode 9 \
+  "$B/tests/test_suite" -j1 --filter '@(wavefront/cuda_lstm_*|cuda_graphs/*general|cudnn_layer/lstm_*)'
 race_filter=$san_filter
 [ "$mode" = --train ] && race_filter='cuda_parity/attn_*'
 stage racecheck sanitizers 60 compute-sanitizer --tool racecheck --target-processes all --error-exitcode 9 \
@@ -105,7 +108,7 @@ if [ "$mode" = --train ]; then
       --ref $d/test.de --device cuda $dec
   done
 fi
-[ "$mode" = --train ] || stage bench bench 170 bench/compare.sh --device cuda --quick --build "$B" --out "$out/bench"
+[ "$mode" = --train ] || stage bench bench 240 bench/compare.sh --device cuda --quick --build "$B" --out "$out/bench"
 for f in "$out"/bench/*; do [ -f "$f" ] && mv "$f" "$out/bench-$(basename "$f")"; done
 rmdir "$out/bench" 2>/dev/null
 
@@ -115,7 +118,7 @@ rmdir "$out/bench" 2>/dev/null
   echo
   echo "| stage | result |"
   echo "|---|---|"
-  for s in build tests memcheck memcheck_model racecheck bench train "eval --greedy" "eval --beam 5"; do
+  for s in build tests memcheck memcheck_model memcheck_layers racecheck bench train "eval --greedy" "eval --beam 5"; do
     echo "| $s | ${status[$s]:-not run} |"
   done
   echo

@@ -1,5 +1,6 @@
-/* test_wavefront.c - stacked layers run as a wavefront (rnn.c: s2s_rnn_stack_fwd/bwd) and
- * bidirectional layers run with one direction per lane.
+/* test_layers.c - the ways the encoder's layers can run: stacked layers as a wavefront
+ * (rnn.c: s2s_rnn_stack_fwd/bwd), bidirectional layers with one direction per lane, and
+ * cuDNN's RNN API as the layer implementation (s2s_context_options.rnn_impl).
  *
  * The wavefront cuts time into chunks and overlaps layers across the backend's lanes; neither
  * may change the result. On the CPU (one lane) a chunked run of a whole training step (loss
@@ -8,9 +9,14 @@
  * to itself (a missing wait between lanes shows up as a difference there). Sources are longer
  * than a chunk and of mixed lengths, so partial chunks and padded rows are exercised.
  *
+ * cuDNN layers (suite cudnn_layer): a whole training step with cuDNN running the encoder is
+ * held to the fused path on the same GPU from the same weights, for stacked LSTM, GRU and
+ * tanh-RNN layers and bidirectional ones, with padded rows; asking for cuDNN where it cannot
+ * run (the CPU, a build without cuDNN, bf16) is a clear error.
+ *
  * Tolerances: CPU chunked vs whole, |x - ref| <= 1e-6 + 1e-5 |ref| (the same arithmetic, only
- * the input-projection GEMMs are cut into row blocks); GPU vs CPU in FP32 as test_cuda_model.c,
- * 2e-5 + 2e-3 |ref|. */
+ * the input-projection GEMMs are cut into row blocks); GPU vs CPU and cuDNN vs fused in FP32
+ * as test_cuda_model.c, 2e-5 + 2e-3 |ref|. */
 #include "backend.h"
 #include "internal.h"
 #include "test_util.h"
@@ -39,9 +45,10 @@ static void make_wbatch(wbatch *x, uint64_t *s, int vs, int vt)
     x->b = (s2s_batch){WB, WS, WT, x->src, x->sl, x->tgt, x->tl};
 }
 
-static s2s_context *wctx(s2s_device dev, uint64_t seed)
+static s2s_context *wctx_impl(s2s_device dev, uint64_t seed, s2s_rnn_impl impl)
 {
     s2s_context_options o = s2s_context_options_default();
+    o.rnn_impl = impl;
     o.device = dev;
     o.seed = seed;
     o.threads = 2;
@@ -52,6 +59,8 @@ static s2s_context *wctx(s2s_device dev, uint64_t seed)
     cr_assert_eq(st, S2S_OK, "%s", s2s_last_error());
     return ctx;
 }
+
+static s2s_context *wctx(s2s_device dev, uint64_t seed) { return wctx_impl(dev, seed, S2S_RNN_IMPL_FUSED); }
 
 static s2s_model_config wconfig(s2s_cell cell, int bidir)
 {
@@ -183,3 +192,56 @@ static void gpu_lanes(s2s_cell cell, int bidir)
 Test(wavefront, cuda_lstm_stack_matches_cpu_and_one_lane) { gpu_lanes(S2S_CELL_LSTM, 0); }
 Test(wavefront, cuda_gru_stack_matches_cpu_and_one_lane) { gpu_lanes(S2S_CELL_GRU, 0); }
 Test(wavefront, cuda_lstm_bidir_matches_cpu_and_one_lane) { gpu_lanes(S2S_CELL_LSTM, 1); }
+
+/* ---- cuDNN as the layer implementation ------------------------------------------------- */
+
+static void cudnn_case(s2s_cell cell, int bidir)
+{
+    uint64_t seed = tu_seed(), s = seed;
+    s2s_context *fc = wctx(S2S_DEVICE_CUDA, seed);
+    if (!fc)
+        cr_skip_test("no CUDA device: %s", s2s_last_error());
+#ifndef S2S_HAVE_CUDNN
+    s2s_context_free(fc);
+    cr_skip_test("built without cuDNN");
+#else
+    s2s_context *dc = wctx_impl(S2S_DEVICE_CUDA, seed, S2S_RNN_IMPL_CUDNN);
+    cr_assert(dc->be->ops->layer_fwd != NULL, "the cuDNN context runs its layers through cuDNN");
+    s2s_model_config c = wconfig(cell, bidir);
+    wbatch x;
+    make_wbatch(&x, &s, c.src_vocab, c.tgt_vocab);
+    wresult fused = train_step(fc, &c, &x);
+    wresult dnn = train_step(dc, &c, &x);
+    assert_close("cuDNN layers vs fused", &dnn, &fused, 2e-5, 2e-3, seed);
+    cr_log_info("cuDNN layers = fused within 2e-5 + 2e-3 |ref|: %s, %s", cell == S2S_CELL_LSTM ? "LSTM" : cell == S2S_CELL_GRU ? "GRU" : "RNN",
+                bidir ? "bidirectional, 3 layers" : "3 stacked layers");
+    free(fused.g), free(dnn.g);
+    s2s_context_free(dc);
+    s2s_context_free(fc);
+#endif
+}
+
+Test(cudnn_layer, lstm_stack_matches_fused) { cudnn_case(S2S_CELL_LSTM, 0); }
+Test(cudnn_layer, lstm_bidir_matches_fused) { cudnn_case(S2S_CELL_LSTM, 1); }
+Test(cudnn_layer, gru_bidir_matches_fused) { cudnn_case(S2S_CELL_GRU, 1); }
+Test(cudnn_layer, rnn_stack_matches_fused) { cudnn_case(S2S_CELL_RNN_TANH, 0); }
+
+/* Where cuDNN cannot run the layers, asking for it fails at context creation and says why. */
+Test(cudnn_layer, refused_where_it_cannot_run)
+{
+    s2s_context_options o = s2s_context_options_default();
+    o.device = S2S_DEVICE_CPU;
+    o.rnn_impl = S2S_RNN_IMPL_CUDNN;
+    s2s_context *ctx = NULL;
+    cr_assert_eq(s2s_context_create(&o, &ctx), S2S_ERR_UNSUPPORTED, "CPU + cuDNN layers: %s", s2s_last_error());
+    cr_assert_null(ctx);
+    cr_assert(strstr(s2s_last_error(), "cuDNN") != NULL, "the message names cuDNN: %s", s2s_last_error());
+    o.rnn_impl = (s2s_rnn_impl)7;
+    cr_assert_eq(s2s_context_create(&o, &ctx), S2S_ERR_INVALID_ARG);
+    o.device = S2S_DEVICE_CUDA;
+    o.rnn_impl = S2S_RNN_IMPL_CUDNN;
+    o.precision = S2S_PRECISION_BF16;
+    s2s_status st = s2s_context_create(&o, &ctx);
+    cr_assert(st == S2S_ERR_UNSUPPORTED || st == S2S_ERR_NO_DEVICE, "bf16 + cuDNN layers: %s", s2s_last_error());
+    cr_assert_null(ctx);
+}
