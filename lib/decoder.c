@@ -97,7 +97,7 @@ s2s_status s2s_decoder_fwd(s2s_model *m, const s2s_dev_batch *db, const s2s_enc_
     /* The embedding half of layer 0's input projection, for all steps in one GEMM. */
     S2S_TRY(s2s_rnn_project(m->be, &m->dec[0], &ds->run[0], emb, E, 0, E, 0, T));
     fwd_args a = {db, es, ds, train};
-    const int key[S2S_GRAPH_KEY] = {S2S_GRAPH_DEC_FWD, B, db->S, T, train, 0};
+    const int key[S2S_GRAPH_KEY] = {S2S_GRAPH_DEC_FWD, B, db->S, T, train, s2s_dropout_on(m, train)};
     return s2s_graph_run(m, key, fwd_loop, &a);
 }
 
@@ -206,7 +206,7 @@ s2s_status s2s_decoder_bwd(s2s_model *m, const s2s_dev_batch *db, const s2s_enc_
     }
     S2S_TRY(s2s_arena_floats(&m->arena, BH, &dx));
     bwd_args a = {db, es, ds, g, dht, dpre_c, dctx, dtop, dx, dkeys, dout, train};
-    const int key[S2S_GRAPH_KEY] = {S2S_GRAPH_DEC_BWD, B, db->S, T, train, 0};
+    const int key[S2S_GRAPH_KEY] = {S2S_GRAPH_DEC_BWD, B, db->S, T, train, s2s_dropout_on(m, train)};
     S2S_TRY(s2s_graph_run(m, key, bwd_loop, &a));
     if (m->feed) { /* dW_c: [ctx ; h] blocks, all steps in two GEMMs */
         S2S_TRY(OPS->gemm(m->be, 1, 0, H, H, (int)TB, 1.0f, dpre_c, H, ds->ctx, H, 1.0f, m->attn_out.g, 2 * H));

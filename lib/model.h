@@ -53,6 +53,8 @@ struct s2s_model {
     } seen[S2S_GRAPH_SEEN];
     int seen_next;
     int use_graphs; /* 1 unless switched off (tests compare with and without) */
+    int dropout_off; /* gradients without dropout (s2s_loss_options.train = 0): "train" then only
+                        keeps activations for backward */
     uint64_t *step_dev; /* device: the training step, read by recorded dropout ops */
 };
 
@@ -133,6 +135,9 @@ typedef s2s_status (*s2s_graph_fn)(s2s_model *m, void *arg);
 s2s_status s2s_graph_run(s2s_model *m, const int key[S2S_GRAPH_KEY], s2s_graph_fn fn, void *arg);
 
 /* Whether dropout is active for this pass. */
-static inline int s2s_dropout_on(const s2s_model *m, int train) { return train && m->cfg.dropout > 0.0f; }
+static inline int s2s_dropout_on(const s2s_model *m, int train)
+{
+    return train && !m->dropout_off && m->cfg.dropout > 0.0f;
+}
 
 #endif

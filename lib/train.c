@@ -97,10 +97,12 @@ static s2s_status run_batch(s2s_model *m, const s2s_batch *batch, const s2s_loss
     s2s_dev_batch db;
     s2s_enc_state es;
     s2s_dec_state ds;
-    int train = grad && o->train;
+    /* train: activations kept for backward; dropout only where o->train asks for it */
+    int train = grad;
+    m->dropout_off = !o->train;
     int H = m->cfg.hidden;
     S2S_TRY(s2s_batch_upload(m, batch, 1, &db));
-    if (train) /* the recorded decoder loops read the step of their dropout masks from here */
+    if (s2s_dropout_on(m, train)) /* the recorded decoder loops read their masks' step from here */
         S2S_TRY(m->be->ops->to_device(m->be, m->step_dev, &o->step, sizeof(uint64_t)));
     S2S_TRY(s2s_encoder_fwd(m, &db, train, o->step, &es));
     S2S_TRY(s2s_decoder_fwd(m, &db, &es, &ds, train, o->step));
