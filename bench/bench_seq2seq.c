@@ -3,7 +3,7 @@
  *
  *   build/bench_seq2seq [--config small|medium|gnmt] [--device cpu|cuda] [--precision fp32|tf32|bf16]
  *                       [--mode all|train|greedy1|greedy64|beam1|beam64] [--B N] [--len N] [--reps N]
- *                       [--impl fused|cudnn]
+ *                       [--impl fused|cudnn] [--streams N]
  *
  * small: 1 layer, 256; medium: 2 layers, 512, bidirectional encoder; gnmt: 4 layers, 1024;
  * all LSTM with general attention, vocabularies of 8000, dropout 0.2. Training batches hold
@@ -19,7 +19,7 @@
 
 typedef struct opts {
     const char *config, *device, *precision, *mode, *impl;
-    int B, len, reps;
+    int B, len, reps, streams;
 } opts;
 
 static double now_ms(void)
@@ -70,10 +70,16 @@ static void random_ids(int32_t *ids, int n, int vocab, unsigned *seed)
 
 static void header(const opts *o, s2s_context *ctx, const char *what)
 {
+    char impl[48];
+    if (!strcmp(o->impl, "cudnn"))
+        snprintf(impl, sizeof impl, "ours_cudnn_encoder");
+    else if (o->streams)
+        snprintf(impl, sizeof impl, "ours_%d_stream%s", o->streams, o->streams > 1 ? "s" : "");
+    else
+        snprintf(impl, sizeof impl, "ours");
     printf("{\"bench\":\"seq2seq\",\"impl\":\"%s\",\"config\":\"%s\",\"device\":\"%s\",\"device_name\":\"%s\","
            "\"precision\":\"%s\",\"what\":\"%s\"",
-           strcmp(o->impl, "cudnn") ? "ours" : "ours_cudnn_encoder", o->config, o->device, s2s_context_device_name(ctx),
-           o->precision, what);
+           impl, o->config, o->device, s2s_context_device_name(ctx), o->precision, what);
 }
 
 static int bench_train(const opts *o, s2s_context *ctx, s2s_model *m)
@@ -183,13 +189,14 @@ static int bench_beam(const opts *o, s2s_context *ctx, s2s_model *m, int B)
 
 int main(int argc, char **argv)
 {
-    opts o = {"medium", "cpu", "fp32", "all", "fused", 64, 30, 10};
+    opts o = {"medium", "cpu", "fp32", "all", "fused", 64, 30, 10, 0};
     for (int i = 1; i < argc; i++) {
         const char *k = argv[i], *v = i + 1 < argc ? argv[++i] : "";
         if (!strcmp(k, "--help") || !strcmp(k, "-h")) {
             puts("usage: bench_seq2seq [--config small|medium|gnmt] [--device cpu|cuda] [--precision fp32|tf32|bf16]\n"
                  "                     [--mode all|train|greedy1|greedy64|beam1|beam64] [--B N] [--len N] [--reps N]\n"
                  "                     [--impl fused|cudnn]  (cudnn: the encoder's layers through cuDNN)\n"
+                 "                     [--streams N]  (GPU streams for the encoder's layers, 1..4; default 2)\n"
                  "example: bench_seq2seq --config medium --device cuda --mode all");
             return 0;
         }
@@ -205,6 +212,8 @@ int main(int argc, char **argv)
             o.mode = v;
         else if (!strcmp(k, "--impl") && (!strcmp(v, "fused") || !strcmp(v, "cudnn")))
             o.impl = v;
+        else if (!strcmp(k, "--streams") && atoi(v) >= 1 && atoi(v) <= 4)
+            o.streams = atoi(v);
         else if (!strcmp(k, "--B") && atoi(v) > 0)
             o.B = atoi(v);
         else if (!strcmp(k, "--len") && atoi(v) > 0)
@@ -219,6 +228,7 @@ int main(int argc, char **argv)
     s2s_context_options co = s2s_context_options_default();
     co.device = !strcmp(o.device, "cpu") ? S2S_DEVICE_CPU : S2S_DEVICE_CUDA;
     co.rnn_impl = !strcmp(o.impl, "cudnn") ? S2S_RNN_IMPL_CUDNN : S2S_RNN_IMPL_FUSED;
+    co.streams = o.streams;
     co.precision = !strcmp(o.precision, "tf32")   ? S2S_PRECISION_TF32
                    : !strcmp(o.precision, "bf16") ? S2S_PRECISION_BF16
                                                   : S2S_PRECISION_FP32;

@@ -1,22 +1,24 @@
 #!/usr/bin/env bash
 # compare.sh - ours against the peers on the same shapes in one run: a Markdown table with the
 # ratio peer time / our time, written to bench/results/DATE-DEVICE.md (raw JSON lines beside it).
-#   bench/compare.sh [--device cpu|cuda] [--full] [--quick] [--build DIR] [--out DIR]
+#   bench/compare.sh [--device cpu|cuda] [--full] [--quick] [--model] [--build DIR] [--out DIR]
+# --model: the whole model only (and, on the GPU, the bf16 headline layer), for a short rerun.
 # CPU: PyTorch's nn.LSTM (Debian python3-torch) with the same thread count.
 # GPU: cuDNN through our binding (best algorithm) and PyTorch's nn.LSTM (cuDNN), fp32, tf32 and
 # bf16 (cuDNN's RNN API has none: ours against PyTorch's bf16 module); wavefront schedules.
 # The GEMM rate measured in the same run (OpenBLAS or cuBLAS) is the ceiling.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-device=cpu; full=0; quick=0; build=build; out=bench/results
+device=cpu; full=0; quick=0; model=0; build=build; out=bench/results
 while [ $# -gt 0 ]; do
   case "$1" in
     --device) device=$2; shift ;;
     --full) full=1 ;;
     --quick) quick=1 ;;
+    --model) model=1 ;;
     --build) build=$2; shift ;;
     --out) out=$2; shift ;;
-    -h|--help) sed -n '2,7p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
     *) echo "compare.sh: unknown option $1" >&2; exit 2 ;;
   esac
   shift
@@ -49,6 +51,7 @@ fi
 
 run() { "$@" >>"$raw" 2>>"$raw.err" || echo "compare.sh: failed: $*" >&2; }
 precisions=fp32; [ "$device" = cuda ] && precisions="fp32 tf32 bf16"
+[ $model = 1 ] && { precisions=""; [ "$device" = cuda ] && precisions=bf16; }
 for prec in $precisions; do
   run "$build/bench_lstm" --device "$device" --precision "$prec" --gemm "$gemm" --reps "$reps"
   for s in $shapes; do
@@ -67,7 +70,7 @@ for prec in $precisions; do
   done
 done
 # the layer wavefront: the 4-layer shape with one lane (no overlap), 3 and 4 lanes, other chunks
-if [ "$device" = cuda ]; then
+if [ "$device" = cuda ] && [ $model = 0 ]; then
   for v in "1 10" "2 5" "2 25" "3 10" "4 10"; do
     read -r ln ch <<<"$v"
     run "$build/bench_lstm" --impl fused --device cuda --T 100 --B 64 --I 512 --H 512 --layers 4 --backward \
@@ -78,6 +81,9 @@ cfgs="small medium"; [ $quick = 1 ] && cfgs=medium
 for c in $cfgs; do
   run "$build/bench_seq2seq" --config "$c" --device "$device" --reps $((reps / 2 + 1))
   [ "$device" = cuda ] && run "$build/bench_seq2seq" --config "$c" --device cuda --impl cudnn --mode train \
+      --reps $((reps / 2 + 1))
+  # decoding latency without the second stream (the encoder's two directions one after the other)
+  [ "$device" = cuda ] && run "$build/bench_seq2seq" --config "$c" --device cuda --streams 1 --mode greedy1 \
       --reps $((reps / 2 + 1))
   run env -u LD_LIBRARY_PATH "$py" bench/peers/torch_seq2seq.py --config "$c" --device "$device" \
       --reps $((reps / 2 + 1)) --threads "$threads"

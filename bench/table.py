@@ -56,11 +56,15 @@ def main(path):
         for o in (r for r in s2s if r["impl"] == "ours"):
             p = next((r for r in s2s if r["impl"] == "torch" and r["config"] == o["config"]
                       and r["what"] == o["what"]), None)
-            alt = next((r for r in s2s if r["impl"] == "ours_cudnn_encoder" and r["config"] == o["config"]
-                        and r["what"] == o["what"]), None)
-            if alt and o["what"] == "train":
-                print(f"| {o['config']} | train tokens/s, encoder layers through cuDNN | {alt['tokens_per_s']:.0f} | "
-                      f"{fmt(p and p['tokens_per_s'], 0)} | {fmt(p and alt['tokens_per_s'] / p['tokens_per_s'])} |")
+            for alt in (r for r in s2s if r["impl"].startswith("ours_") and r["config"] == o["config"]
+                        and r["what"] == o["what"]):
+                how = alt["impl"][5:].replace("_", " ")
+                if o["what"] == "train":
+                    print(f"| {o['config']} | train tokens/s ({how}) | {alt['tokens_per_s']:.0f} | "
+                          f"{fmt(p and p['tokens_per_s'], 0)} | {fmt(p and alt['tokens_per_s'] / p['tokens_per_s'])} |")
+                else:
+                    print(f"| {o['config']} | {o['what']} ms/token ({how}) | {alt['ms_per_token']:.3f} | "
+                          f"{fmt(p and p['ms_per_token'], 3)} | {fmt(p and p['ms_per_token'] / alt['ms_per_token'])} |")
             if o["what"] == "train":
                 print(f"| {o['config']} | train tokens/s (B={o['B']}, len {o['len']}) | {o['tokens_per_s']:.0f} | "
                       f"{fmt(p and p['tokens_per_s'], 0)} | {fmt(p and o['tokens_per_s'] / p['tokens_per_s'])} |")

@@ -102,6 +102,9 @@ typedef struct s2s_context_options {
     s2s_log_fn log;          /* may be NULL: messages are dropped */
     void *log_user;          /* passed to log; may be NULL */
     s2s_log_level log_level; /* messages below this level are dropped; default INFO */
+    int streams;             /* GPU: concurrent streams for the encoder's layers (a wavefront over
+                                stacked layers, the two directions of a bidirectional layer at
+                                once); 0 = the default (2), 1 = none, at most 4. The CPU has 1 */
     s2s_rnn_impl rnn_impl;   /* the encoder's layers; default FUSED. CUDNN needs the CUDA device
                                 and a build with cuDNN (else S2S_ERR_UNSUPPORTED); the decoder
                                 always runs step by step on the fused kernels */

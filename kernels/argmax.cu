@@ -6,40 +6,13 @@
  * column 0 gives 0; any other NaN is never chosen (an all-NaN tail gives 0). */
 #include "common.cuh"
 #include "launchers.cuh"
-#include <limits.h>
-
-struct best_t {
-    float v;
-    int i; /* INT_MAX: none yet */
-};
-
-/* a wins over b: b is empty, or a is larger, or equal with a smaller index. */
-static __device__ __forceinline__ best_t better(best_t a, best_t b)
-{
-    if (a.i == INT_MAX)
-        return b;
-    if (b.i == INT_MAX)
-        return a;
-    return (a.v > b.v || (a.v == b.v && a.i < b.i)) ? a : b;
-}
-
-static __device__ __forceinline__ best_t warp_best(best_t a)
-{
-    for (int o = 16; o > 0; o >>= 1) {
-        best_t b;
-        b.v = __shfl_xor_sync(0xffffffffu, a.v, o);
-        b.i = __shfl_xor_sync(0xffffffffu, a.i, o);
-        a = better(a, b);
-    }
-    return a;
-}
 
 static __global__ void argmax_kernel(int32_t *__restrict__ out, const float *__restrict__ x, int cols)
 {
-    __shared__ best_t red[32];
+    __shared__ s2s_best red[32];
     const float *xr = x + (size_t)blockIdx.x * cols;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nwarps = blockDim.x >> 5;
-    best_t a = {-INFINITY, INT_MAX};
+    s2s_best a = {-INFINITY, INT_MAX};
     for (int c = threadIdx.x; c < cols; c += blockDim.x) {
         float v = xr[c];
         if (!isnan(v) && (a.i == INT_MAX || v > a.v)) {
@@ -47,15 +20,15 @@ static __global__ void argmax_kernel(int32_t *__restrict__ out, const float *__r
             a.i = c;
         }
     }
-    a = warp_best(a);
+    a = s2s_warp_best(a);
     if (lane == 0)
         red[warp] = a;
     __syncthreads();
     if (warp == 0) {
-        best_t w = {-INFINITY, INT_MAX};
+        s2s_best w = {-INFINITY, INT_MAX};
         if (lane < nwarps)
             w = red[lane];
-        w = warp_best(w);
+        w = s2s_warp_best(w);
         if (lane == 0)
             out[blockIdx.x] = (isnan(xr[0]) || w.i == INT_MAX) ? 0 : w.i;
     }

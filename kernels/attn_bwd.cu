@@ -17,24 +17,6 @@
 
 #define ATTN_THREADS 512
 
-template <bool V4> static __device__ __forceinline__ float lane_dot(const float *a, const float *b, int H, int lane)
-{
-    float d = 0.0f;
-    if constexpr (V4) {
-        const float4 *a4 = (const float4 *)a, *b4 = (const float4 *)b;
-        for (int j = lane; j < H / 4; j += 32) {
-            const float4 x = a4[j], y = b4[j];
-            d += x.x * y.x;
-            d += x.y * y.y;
-            d += x.z * y.z;
-            d += x.w * y.w;
-        }
-    } else {
-        for (int j = lane; j < H; j += 32)
-            d += a[j] * b[j];
-    }
-    return d;
-}
 
 /* Phase 3 for W consecutive columns (W = 4: one float4; W = 1: one float) starting at j. */
 template <int W>
@@ -107,7 +89,7 @@ static __global__ void attn_bwd_kernel(int S, int B, int H, const float *__restr
     for (int s = threadIdx.x; s < L; s += blockDim.x)
         ab[s] = alpha[(size_t)b * S + s];
     for (int s = warp; s < L; s += nwarps) {
-        float d = s2s_warp_sum(lane_dot<V4>(gb, vals + ((size_t)s * B + b) * H, H, lane));
+        float d = s2s_warp_sum(s2s_lane_dot<V4>(gb, vals + ((size_t)s * B + b) * H, H, lane));
         if (lane == 0)
             ds[s] = d;
     }

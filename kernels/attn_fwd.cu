@@ -17,24 +17,6 @@
 
 #define ATTN_THREADS 512
 
-template <bool V4> static __device__ __forceinline__ float lane_dot(const float *a, const float *b, int H, int lane)
-{
-    float d = 0.0f;
-    if constexpr (V4) {
-        const float4 *a4 = (const float4 *)a, *b4 = (const float4 *)b;
-        for (int j = lane; j < H / 4; j += 32) {
-            const float4 x = a4[j], y = b4[j];
-            d += x.x * y.x;
-            d += x.y * y.y;
-            d += x.z * y.z;
-            d += x.w * y.w;
-        }
-    } else {
-        for (int j = lane; j < H; j += 32)
-            d += a[j] * b[j];
-    }
-    return d;
-}
 
 template <bool V4>
 static __global__ void attn_fwd_kernel(int S, int B, int H, const float *__restrict__ keys,
@@ -51,7 +33,7 @@ static __global__ void attn_fwd_kernel(int S, int B, int H, const float *__restr
     const float *qb = q + (size_t)b * H;
 
     for (int s = warp; s < L; s += nwarps) {
-        float d = s2s_warp_sum(lane_dot<V4>(qb, keys + ((size_t)s * B + b) * H, H, lane));
+        float d = s2s_warp_sum(s2s_lane_dot<V4>(qb, keys + ((size_t)s * B + b) * H, H, lane));
         if (lane == 0)
             sc[s] = d;
     }

@@ -8,6 +8,7 @@
 #ifndef S2S_KERNELS_COMMON_CUH
 #define S2S_KERNELS_COMMON_CUH
 
+#include <limits.h>
 #include <cuda_runtime.h>
 #include <math.h>
 #include <stddef.h>
@@ -192,5 +193,58 @@ static inline unsigned s2s_reduce_blocks(size_t n, unsigned threads, unsigned ma
         b = max_blocks;
     return b ? (unsigned)b : 1u;
 }
+
+/* ---- warp helpers shared by the attention kernels ---------------------------------- */
+
+/* This lane's part of the dot product of a and b [H] (a warp's 32 lanes stride over H; with
+ * V4, H % 4 == 0 and both 16-byte aligned, as float4). Sum the lanes with s2s_warp_sum. */
+template <bool V4> static __device__ __forceinline__ float s2s_lane_dot(const float *a, const float *b, int H, int lane)
+{
+    float d = 0.0f;
+    if constexpr (V4) {
+        const float4 *a4 = (const float4 *)a, *b4 = (const float4 *)b;
+        for (int j = lane; j < H / 4; j += 32) {
+            const float4 x = a4[j], y = b4[j];
+            d += x.x * y.x;
+            d += x.y * y.y;
+            d += x.z * y.z;
+            d += x.w * y.w;
+        }
+    } else {
+        for (int j = lane; j < H; j += 32)
+            d += a[j] * b[j];
+    }
+    return d;
+}
+
+/* ---- (value, index) arg-max reductions (argmax, topk) --------------------------------- */
+
+/* A candidate: value and column; INT_MAX: none yet. */
+struct s2s_best {
+    float v;
+    int i; /* INT_MAX: none yet */
+};
+
+/* a wins over b: b is empty, or a is larger, or equal with a smaller index. */
+static __device__ __forceinline__ s2s_best s2s_better(s2s_best a, s2s_best b)
+{
+    if (a.i == INT_MAX)
+        return b;
+    if (b.i == INT_MAX)
+        return a;
+    return (a.v > b.v || (a.v == b.v && a.i < b.i)) ? a : b;
+}
+
+static __device__ __forceinline__ s2s_best s2s_warp_best(s2s_best a)
+{
+    for (int o = 16; o > 0; o >>= 1) {
+        s2s_best b;
+        b.v = __shfl_xor_sync(0xffffffffu, a.v, o);
+        b.i = __shfl_xor_sync(0xffffffffu, a.i, o);
+        a = s2s_better(a, b);
+    }
+    return a;
+}
+
 
 #endif

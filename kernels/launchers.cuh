@@ -75,6 +75,8 @@ cudaError_t s2s_k_xent(float *logits, const int32_t *tgt, int N, int V, int pad_
                        float *row_loss, cudaStream_t st);
 cudaError_t s2s_k_log_softmax(float *y, const float *x, int rows, int cols, cudaStream_t st);
 cudaError_t s2s_k_argmax(int32_t *out, const float *x, int rows, int cols, cudaStream_t st);
+#define S2S_K_TOPK_MAX 256
+cudaError_t s2s_k_topk(float *vals, int32_t *idx, const float *x, int rows, int cols, int k, cudaStream_t st);
 
 /* ---- dropout ---------------------------------------------------------------------- */
 /* step (device, nullable): XORed into stream as *step << 24 when the kernel runs. */

@@ -56,7 +56,8 @@ typedef struct s2s_ops {
      * wait(ev) holds the current lane's later ops until the work before the latest mark(ev)
      * is done. Work on another lane must be joined into lane 0 (wait) before lane 0 uses its
      * results or memory it used is released; other lanes must wait for lane 0's earlier work
-     * before they read what it wrote. Not while a graph is being recorded. */
+     * before they read what it wrote. While a graph is recorded on lane 0, other lanes join
+     * the recording through these waits, and must be joined back before it ends. */
     s2s_status (*lane)(s2s_backend *be, int i);
     s2s_status (*lane_mark)(s2s_backend *be, int ev);
     s2s_status (*lane_wait)(s2s_backend *be, int ev);
@@ -148,6 +149,10 @@ typedef struct s2s_ops {
     s2s_status (*log_softmax)(s2s_backend *be, float *y, const float *x, int rows, int cols);
     /* out[r] = the first index of the largest value of x[r,:] (int32, device). */
     s2s_status (*argmax)(s2s_backend *be, int32_t *out, const float *x, int rows, int cols);
+    /* vals [rows, k], idx [rows, k] (int32): each row's k largest values of x[r, :], largest
+     * first, the smaller column first among equal values; NaN is never chosen and slots past
+     * a row's non-NaN count get -inf and column -1. 1 <= k <= S2S_TOPK_MAX. */
+    s2s_status (*topk)(s2s_backend *be, float *vals, int32_t *idx, const float *x, int rows, int cols, int k);
 
     /* ---- dropout ------------------------------------------------------------------------
      * y[e] = x[e] * s2s_dropout_scale(seed, stream, e, p) for e < n (kernels/philox.h); y may
@@ -203,6 +208,7 @@ struct s2s_backend {
 };
 
 #define S2S_LANES_MAX 4
+#define S2S_TOPK_MAX 256 /* = S2S_K_TOPK_MAX (kernels/launchers.cuh) */
 #define S2S_LANE_EVENTS 40
 
 /* Backend constructors (each file's only exported entry). */

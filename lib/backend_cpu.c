@@ -517,6 +517,34 @@ static s2s_status cpu_argmax(s2s_backend *be, int32_t *out, const float *x, int 
     return S2S_OK;
 }
 
+/* Insertion into each row's sorted list of k: most columns fail the first comparison. */
+static s2s_status cpu_topk(s2s_backend *be, float *vals, int32_t *idx, const float *x, int rows, int cols, int k)
+{
+    if (k < 1 || k > S2S_TOPK_MAX || cols < 1)
+        return S2S_FAIL(S2S_ERR_INVALID_ARG, "topk: k = %d (1..%d), cols = %d", k, S2S_TOPK_MAX, cols);
+    OMP_FOR((size_t)rows * cols)
+    for (int r = 0; r < rows; r++) {
+        const float *xr = x + (size_t)r * cols;
+        float *vr = vals + (size_t)r * k;
+        int32_t *ir = idx + (size_t)r * k;
+        int n = 0;
+        for (int c = 0; c < cols; c++) {
+            float v = xr[c];
+            if (isnan(v) || (n == k && !(v > vr[k - 1]))) /* equal: the earlier column stays */
+                continue;
+            int i = n < k ? n++ : k - 1;
+            while (i > 0 && vr[i - 1] < v) {
+                vr[i] = vr[i - 1], ir[i] = ir[i - 1];
+                i--;
+            }
+            vr[i] = v, ir[i] = c;
+        }
+        for (int j = n; j < k; j++)
+            vr[j] = -INFINITY, ir[j] = -1;
+    }
+    return S2S_OK;
+}
+
 static s2s_status cpu_dropout(s2s_backend *be, float *y, const float *x, size_t n, float p, uint64_t seed,
                               uint64_t stream)
 {
@@ -598,6 +626,7 @@ static const s2s_ops cpu_ops = {
     .xent = cpu_xent,
     .log_softmax = cpu_log_softmax,
     .argmax = cpu_argmax,
+    .topk = cpu_topk,
     .dropout = cpu_dropout,
     .dropout_at = cpu_dropout_at,
     .adam = cpu_adam,

@@ -580,6 +580,14 @@ static s2s_status cuda_argmax(s2s_backend *be, int32_t *out, const float *x, int
     return S2S_OK;
 }
 
+static s2s_status cuda_topk(s2s_backend *be, float *vals, int32_t *idx, const float *x, int rows, int cols, int k)
+{
+    ARG_CHECK(k >= 1 && k <= S2S_TOPK_MAX && cols >= 1 && rows >= 0, "topk: k = %d (1..%d), rows = %d, cols = %d", k,
+              S2S_TOPK_MAX, rows, cols);
+    CU_LAUNCH("topk", s2s_k_topk(vals, idx, x, rows, cols, k, cu(be)->stream));
+    return S2S_OK;
+}
+
 static s2s_status cuda_dropout(s2s_backend *be, float *y, const float *x, size_t n, float p, uint64_t seed,
                                uint64_t stream)
 {
@@ -652,6 +660,7 @@ static const s2s_ops cuda_ops = {
     .xent = cuda_xent,
     .log_softmax = cuda_log_softmax,
     .argmax = cuda_argmax,
+    .topk = cuda_topk,
     .dropout = cuda_dropout,
     .dropout_at = cuda_dropout_at,
     .adam = cuda_adam,

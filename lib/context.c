@@ -78,6 +78,8 @@ S2S_API s2s_status s2s_context_create(const s2s_context_options *opts, s2s_conte
         return S2S_FAIL(S2S_ERR_INVALID_ARG, "threads = %d; use 0 (all cores) or a positive count", o.threads);
     if (o.precision != S2S_PRECISION_FP32 && o.precision != S2S_PRECISION_TF32 && o.precision != S2S_PRECISION_BF16)
         return S2S_FAIL(S2S_ERR_INVALID_ARG, "unknown precision %d", (int)o.precision);
+    if (o.streams < 0 || o.streams > S2S_LANES_MAX)
+        return S2S_FAIL(S2S_ERR_INVALID_ARG, "streams = %d; use 0 (the default) to %d", o.streams, S2S_LANES_MAX);
     if (o.rnn_impl != S2S_RNN_IMPL_FUSED && o.rnn_impl != S2S_RNN_IMPL_CUDNN)
         return S2S_FAIL(S2S_ERR_INVALID_ARG, "unknown recurrent-layer implementation %d", (int)o.rnn_impl);
 #ifndef S2S_HAVE_CUDNN
@@ -95,6 +97,8 @@ S2S_API s2s_status s2s_context_create(const s2s_context_options *opts, s2s_conte
         return st;
     }
     ctx->be->precision = ctx->device == S2S_DEVICE_CUDA ? o.precision : S2S_PRECISION_FP32;
+    if (o.streams > 0) /* the CPU has one lane whatever is asked */
+        ctx->be->lanes = o.streams < ctx->be->lanes_max ? o.streams : ctx->be->lanes_max;
     if (o.rnn_impl == S2S_RNN_IMPL_CUDNN && !ctx->be->ops->layer_fwd) {
         s2s_context_free(ctx);
         return S2S_FAIL(S2S_ERR_UNSUPPORTED, "the cuDNN layer implementation needs the CUDA device (this context "

@@ -49,7 +49,13 @@ typedef struct search {
     int B, K, S, T, V;
     hyp *live, *next; /* [B*K] each */
     sentence *sent;
-    float *lp_host, *alpha_host; /* [BK, V], [BK, S] */
+    float *lp_host, *alpha_host; /* [BK, V] (unless top-M), [BK, S] */
+    /* Beam search without n-gram blocking sees only each row's M = 2K + 3 best tokens (found
+     * on the device): the 2K candidates a sentence keeps are among them, even when PAD, BOS
+     * and EOS (the only tokens it may refuse) are too. */
+    int M;
+    float *top_v;   /* [BK, M] */
+    int32_t *top_i; /* [BK, M] */
     int32_t *tok_host, *parent;  /* [BK] */
     void *pool;                  /* all host arrays of the hyps */
 } search;
@@ -73,7 +79,13 @@ static s2s_status search_alloc(search *s)
     s->sent = s2s_host_calloc((size_t)s->B, sizeof(sentence), "sentences");
     hyp *fin = s2s_host_calloc(BK, sizeof(hyp), "finished hypotheses");
     float *fs = s2s_host_calloc(BK, sizeof(float), "scores");
-    s->lp_host = s2s_host_alloc(BK * (size_t)s->V * sizeof(float), "log-probabilities");
+    s->lp_host = s2s_host_alloc(BK * (size_t)(s->M ? s->M : s->V) * sizeof(float), "log-probabilities");
+    if (s->M) {
+        s->top_v = s->lp_host;
+        s->top_i = s2s_host_alloc(BK * (size_t)s->M * sizeof(int32_t), "candidate tokens");
+        if (!s->top_i)
+            return S2S_ERR_OUT_OF_MEMORY;
+    }
     s->alpha_host = s2s_host_alloc(BK * S * sizeof(float) + 4, "attention");
     s->tok_host = s2s_host_alloc(BK * sizeof(int32_t), "tokens");
     s->parent = s2s_host_alloc(BK * sizeof(int32_t), "beam parents");
@@ -105,7 +117,7 @@ static void search_free(search *s)
         free(s->sent[0].fin_score);
     }
     free(s->pool), free(s->live), free(s->next), free(s->sent), free(s->lp_host), free(s->alpha_host);
-    free(s->tok_host), free(s->parent);
+    free(s->tok_host), free(s->parent), free(s->top_i);
 }
 
 static void hyp_copy(const search *s, hyp *dst, const hyp *src)
@@ -199,6 +211,14 @@ static void beam_sentence(search *s, int b, int t, cand *top)
         const hyp *h = &s->live[b * K + k];
         if (h->logp == -INFINITY)
             continue;
+        if (s->M) {
+            const float *tv = s->top_v + (size_t)(b * K + k) * s->M;
+            const int32_t *ti = s->top_i + (size_t)(b * K + k) * s->M;
+            for (int j = 0; j < s->M && ti[j] >= 0; j++)
+                if (allowed(s, h, ti[j]))
+                    keep_top(top, &n, 2 * K, (cand){h->logp + tv[j], k, ti[j]});
+            continue;
+        }
         const float *lp = s->lp_host + (size_t)(b * K + k) * V;
         for (int32_t v = 0; v < V; v++)
             if (allowed(s, h, v))
@@ -332,8 +352,8 @@ typedef struct dev {
     s2s_dev_batch xb;  /* K-fold batch */
     s2s_enc_state xs;  /* K-fold encoder outputs and states */
     s2s_dec_state ds;
-    int32_t *ids, *parent;
-    float *emb, *logits, *tmp;
+    int32_t *ids, *parent, *top_i;
+    float *emb, *logits, *tmp, *top_v;
 } dev;
 
 /* Repeats each sentence's encoder outputs, final states and length K times. */
@@ -399,6 +419,11 @@ static s2s_status device_step(s2s_model *m, search *s, dev *d, int t)
                                  sizeof(float) * (size_t)BK * s->S));
     else
         memset(s->alpha_host, 0, sizeof(float) * (size_t)BK * s->S);
+    if (s->M) { /* only each row's M best leave the device */
+        S2S_TRY(be->ops->topk(be, d->top_v, d->top_i, d->logits, BK, V, s->M));
+        S2S_TRY(be->ops->to_host(be, s->top_i, d->top_i, sizeof(int32_t) * (size_t)BK * s->M));
+        return be->ops->to_host(be, s->top_v, d->top_v, sizeof(float) * (size_t)BK * s->M);
+    }
     return be->ops->to_host(be, s->lp_host, d->logits, sizeof(float) * (size_t)BK * V);
 }
 
@@ -511,6 +536,8 @@ static s2s_status run_search(s2s_model *m, const s2s_batch *bt, const s2s_decode
     S2S_TRY(s2s_batch_upload(m, bt, 0, &db));
     s.m = m, s.o = o, s.B = db.B, s.S = db.S, s.V = m->cfg.tgt_vocab;
     s.K = o->mode == S2S_DECODE_BEAM ? o->beam_size : 1;
+    if (o->mode == S2S_DECODE_BEAM && o->no_repeat_ngram <= 0 && 2 * s.K + 3 < s.V)
+        s.M = 2 * s.K + 3;
     int longest = 0;
     for (int b = 0; b < s.B; b++) {
         int ml = (int)(o->max_len_a * bt->src_len[b]) + o->max_len_b;
@@ -531,7 +558,7 @@ static s2s_status run_search(s2s_model *m, const s2s_batch *bt, const s2s_decode
         s.live[r].len = 0, s.live[r].logp = 0, s.tok_host[r] = S2S_BOS_ID;
     db.T = s.T;
     if (st == S2S_OK)
-        st = s2s_encoder_fwd(m, &db, 0, 0, &es);
+        st = s2s_encoder_infer(m, &db, &es);
     if (st == S2S_OK)
         st = expand(m, bt, &db, &es, s.K, &d);
     if (st == S2S_OK)
@@ -546,6 +573,10 @@ static s2s_status run_search(s2s_model *m, const s2s_batch *bt, const s2s_decode
         st = s2s_arena_floats(&m->arena, (size_t)BK * s.V, &d.logits);
     if (st == S2S_OK)
         st = s2s_arena_floats(&m->arena, (size_t)BK * m->cfg.hidden, &d.tmp);
+    if (st == S2S_OK && s.M)
+        st = s2s_arena_floats(&m->arena, (size_t)BK * s.M, &d.top_v);
+    if (st == S2S_OK && s.M)
+        st = s2s_arena_ints(&m->arena, (size_t)BK * s.M, &d.top_i);
     for (int t = 0; t < s.T && st == S2S_OK; t++) {
         st = device_step(m, &s, &d, t);
         if (st != S2S_OK)

@@ -118,3 +118,27 @@ s2s_status s2s_encoder_bwd(s2s_model *m, const s2s_dev_batch *db, s2s_enc_state 
                              s2s_dropout_stream(step, SITE_ENC_EMB, 0)));
     return OPS->embed_bwd(m->be, m->src_emb.g, dy, E, db->src, SB, E, m->cfg.src_vocab, S2S_PAD_ID);
 }
+
+typedef struct infer_args {
+    const s2s_dev_batch *db;
+    s2s_enc_state *es;
+} infer_args;
+
+static s2s_status infer_run(s2s_model *m, void *arg)
+{
+    infer_args *a = arg;
+    return s2s_encoder_fwd(m, a->db, 0, 0, a->es);
+}
+
+s2s_status s2s_encoder_infer(s2s_model *m, const s2s_dev_batch *db, s2s_enc_state *es)
+{
+    if (m->be->ops->layer_fwd) /* a library's layers: their host-side setup cannot be replayed */
+        return s2s_encoder_fwd(m, db, 0, 0, es);
+    infer_args a = {db, es};
+    const int key[S2S_GRAPH_KEY] = {S2S_GRAPH_ENC, db->B, db->S, 0, 0, 0};
+    S2S_TRY(s2s_graph_run_state(m, key, infer_run, &a, es, sizeof *es));
+    for (int l = 0; l < m->cfg.layers; l++) /* host pointers are this call's, not the recording's */
+        for (int d = 0; d < 2; d++)
+            es->run[l][d].len_host = db->src_len_host;
+    return S2S_OK;
+}

@@ -85,7 +85,7 @@ static s2s_status greedy(s2s_model *m, const s2s_batch *batch, int max_len, int3
     S2S_TRY(s2s_batch_upload(m, batch, 0, &db));
     int B = db.B, T = max_len + 1; /* max_len tokens, then room for EOS */
     db.T = T;
-    S2S_TRY(s2s_encoder_fwd(m, &db, 0, 0, &es));
+    S2S_TRY(s2s_encoder_infer(m, &db, &es));
     S2S_TRY(s2s_decoder_init(m, &es, T, B, 0, &ds));
     S2S_TRY(s2s_arena_ints(&m->arena, (size_t)(T + 1) * B, &g.ids));
     S2S_TRY(s2s_arena_floats(&m->arena, (size_t)B * m->cfg.embed, &g.emb));

@@ -44,7 +44,12 @@ struct s2s_model {
         int key[S2S_GRAPH_KEY];
         unsigned generation;
         void *graph;
+        int nchunks;                 /* the arena's position before and after the recorded */
+        size_t used_before, used_after; /* sequence (it may allocate) */
+        void *host;                  /* host state the sequence fills, restored on replay */
+        size_t host_bytes;
     } graphs[S2S_GRAPH_CACHE];
+    int graph_broken[8]; /* by what: recording failed once, so that kind runs directly */
     int graph_next; /* round-robin slot to replace */
     struct s2s_graph_seen {
         int key[S2S_GRAPH_KEY];
@@ -126,13 +131,21 @@ s2s_status s2s_generator_loss(s2s_model *m, const float *ht, const int32_t *tgt,
 /* Frees every recorded graph (model teardown). */
 void s2s_model_graphs_free(s2s_model *m);
 /* What a recorded sequence is (the first int of its key). */
-enum { S2S_GRAPH_GREEDY = 1, S2S_GRAPH_DEC_FWD, S2S_GRAPH_DEC_BWD };
+enum { S2S_GRAPH_GREEDY = 1, S2S_GRAPH_DEC_FWD, S2S_GRAPH_DEC_BWD, S2S_GRAPH_ENC };
 typedef s2s_status (*s2s_graph_fn)(s2s_model *m, void *arg);
 /* Runs fn(m, arg): directly where the backend has no graphs, on the first sighting of key, or
  * when recording is off; else replays the graph recorded for key (recording it first on the
  * second sighting). fn must issue the same ops on the same addresses for the same key, and
  * no op that waits for the device. */
 s2s_status s2s_graph_run(s2s_model *m, const int key[S2S_GRAPH_KEY], s2s_graph_fn fn, void *arg);
+/* The same for a sequence that also allocates from the arena and fills `bytes` of host state
+ * at `host` (pointers into the arena, sizes): both are kept with the recording and restored
+ * when it is replayed. */
+s2s_status s2s_graph_run_state(s2s_model *m, const int key[S2S_GRAPH_KEY], s2s_graph_fn fn, void *arg, void *host,
+                               size_t bytes);
+/* The encoder forward for decoding (no dropout, nothing kept for backward), recorded per
+ * (batch, source length) where the backend records graphs and runs the fused layers. */
+s2s_status s2s_encoder_infer(s2s_model *m, const s2s_dev_batch *db, s2s_enc_state *es);
 
 /* Whether dropout is active for this pass. */
 static inline int s2s_dropout_on(const s2s_model *m, int train)

@@ -14,6 +14,9 @@
 # Every stage has a time limit and the script goes on after a failing stage; the summary says
 # which stages failed. Logs go to OUTDIR.
 #
+# scripts/gpu-check.sh OUTDIR --recheck (about 4 minutes): the same without the layer
+# benchmarks (compare.sh --model), for a second run after fixes.
+#
 # scripts/gpu-check.sh OUTDIR --train (about 4 minutes): the build, the sanitizers on the GPU
 # tests, then the translator trained on the GPU on Multi30k (data/multi30k, carried or fetched)
 # for 90 seconds and evaluated on its test set, greedy and beam 5.
@@ -90,10 +93,11 @@ stage memcheck sanitizers 90 compute-sanitizer --tool memcheck --target-processe
 stage memcheck_model sanitizers 45 compute-sanitizer --tool memcheck --target-processes all --error-exitcode 9 \
   "$B/tests/test_suite" -j1 --filter 'cuda_model/@(step_lstm_bidir_general_fp32|greedy_graph_replay_is_exact)'
 stage memcheck_layers sanitizers 60 compute-sanitizer --tool memcheck --target-processes all --error-exitcode 9 \
-  "$B/tests/test_suite" -j1 --filter '@(wavefront/cuda_lstm_*|cuda_graphs/*general|cudnn_layer/lstm_*)'
-race_filter=$san_filter
+  "$B/tests/test_suite" -j1 --filter '@(wavefront/cuda_lstm_*|cuda_graphs/*|cudnn_layer/lstm_*)'
+# racecheck looks at shared memory: the kernels that use it
+race_filter='cuda_parity/@(colsum|sum_sumsq|embed_bwd|attn_fwd|attn_bwd|xent|log_softmax|argmax|topk)'
 [ "$mode" = --train ] && race_filter='cuda_parity/attn_*'
-stage racecheck sanitizers 60 compute-sanitizer --tool racecheck --target-processes all --error-exitcode 9 \
+stage racecheck sanitizers 90 compute-sanitizer --tool racecheck --target-processes all --error-exitcode 9 \
   "$B/tests/test_suite" -j1 --filter "$race_filter"
 
 # --- 4. benchmarks, or (--train) the translator trained and evaluated on the GPU ---
@@ -108,7 +112,10 @@ if [ "$mode" = --train ]; then
       --ref $d/test.de --device cuda $dec
   done
 fi
-[ "$mode" = --train ] || stage bench bench 240 bench/compare.sh --device cuda --quick --build "$B" --out "$out/bench"
+case $mode in
+  full) stage bench bench 240 bench/compare.sh --device cuda --quick --build "$B" --out "$out/bench" ;;
+  --recheck) stage bench bench 120 bench/compare.sh --device cuda --quick --model --build "$B" --out "$out/bench" ;;
+esac
 for f in "$out"/bench/*; do [ -f "$f" ] && mv "$f" "$out/bench-$(basename "$f")"; done
 rmdir "$out/bench" 2>/dev/null
 

@@ -759,6 +759,43 @@ Test(cuda_parity, argmax)
     pair_close(&P);
 }
 
+/* Exact: a total order (value, then column), so both sides pick the same entries. Rows with
+ * many ties (values on a grid of 50), all equal, all -inf, NaN in places, and fewer non-NaN
+ * values than k (the -inf / -1 tail); k = 13 (beam 5) and k = 131 (beam 64). */
+Test(cuda_parity, topk)
+{
+    NEED_GPU();
+    pair P;
+    pair_open(&P, S2S_PRECISION_FP32);
+    const int rows = 21, cols = 1001, ks[2] = {13, 131};
+    float *h = malloc(sizeof *h * (size_t)rows * cols);
+    for (int i = 0; i < rows * cols; i++)
+        h[i] = (float)irand(&P, 50) / 7.0f;
+    for (int c = 0; c < cols; c++) {
+        h[1 * cols + c] = 0.25f;
+        h[2 * cols + c] = -INFINITY;
+        h[5 * cols + c] = c < 20 ? (float)c : NAN; /* 20 values, then NaN */
+    }
+    h[3 * cols + 0] = NAN;
+    h[4 * cols + 17] = NAN;
+    h[4 * cols + cols - 1] = 100.0f;
+    tb x = both(&P, h, sizeof *h * (size_t)rows * cols);
+    free(h);
+    for (int j = 0; j < 2; j++) {
+        int k = ks[j];
+        tb v = nan_f(&P, (size_t)rows * k);
+        int32_t *init = malloc(sizeof *init * (size_t)rows * k);
+        for (int i = 0; i < rows * k; i++)
+            init[i] = -7;
+        tb idx = ints(&P, init, (size_t)rows * k);
+        free(init);
+        RUN(&P, topk, D(v), D(idx), D(x), rows, cols, k);
+        expect_exact(&P, "topk values", v);
+        expect_exact(&P, "topk columns", idx);
+    }
+    pair_close(&P);
+}
+
 /* ---- dropout ------------------------------------------------------------------------------ */
 
 /* Exact: the same Philox words and the same scale, so masks and outputs match bit for bit.

@@ -473,3 +473,50 @@ Test(ops_cpu, adam_and_sgd_match_formulas)
     tu_assert_close("sgd momentum", q, Q, N, 1e-6, 1e-5, seed);
     s2s_backend_cpu_free(be);
 }
+
+/* topk against a full sort by (value descending, column ascending) with NaN removed: ties,
+ * -inf, NaN and rows with fewer values than k. */
+static int cmp_vi(const void *a, const void *b)
+{
+    const float *x = a, *y = b; /* [value, column] pairs */
+    if (x[0] != y[0])
+        return x[0] > y[0] ? -1 : 1;
+    return (x[1] > y[1]) - (x[1] < y[1]);
+}
+
+Test(ops_cpu, topk_matches_sort)
+{
+    s2s_backend *be = cpu();
+    uint64_t seed = tu_seed(), s = seed;
+    enum { R = 6, C = 300 };
+    static float x[R * C], pairs[C][2], vals[R * 40];
+    static int32_t idx[R * 40];
+    for (int i = 0; i < R * C; i++)
+        x[i] = (float)(tu_next(&s) % 20) - 10.0f;
+    for (int c = 0; c < C; c++) {
+        x[1 * C + c] = -INFINITY;
+        x[2 * C + c] = c % 11 == 0 ? NAN : x[2 * C + c];
+        x[3 * C + c] = c < 7 ? (float)c : NAN;
+    }
+    int ks[3] = {1, 13, 40};
+    for (int j = 0; j < 3; j++) {
+        int k = ks[j];
+        cr_assert_eq(be->ops->topk(be, vals, idx, x, R, C, k), S2S_OK, "%s", s2s_last_error());
+        for (int r = 0; r < R; r++) {
+            int n = 0;
+            for (int c = 0; c < C; c++)
+                if (!isnan(x[r * C + c]))
+                    pairs[n][0] = x[r * C + c], pairs[n][1] = (float)c, n++;
+            qsort(pairs, (size_t)n, sizeof pairs[0], cmp_vi);
+            for (int i = 0; i < k; i++) {
+                float wv = i < n ? pairs[i][0] : -INFINITY;
+                int wi = i < n ? (int)pairs[i][1] : -1;
+                cr_assert(vals[r * k + i] == wv && idx[r * k + i] == wi,
+                          "k %d row %d slot %d: (%g, %d) vs (%g, %d) (seed %llu)", k, r, i, vals[r * k + i],
+                          idx[r * k + i], wv, wi, (unsigned long long)seed);
+            }
+        }
+    }
+    cr_assert_neq(be->ops->topk(be, vals, idx, x, R, C, 0), S2S_OK);
+    s2s_backend_cpu_free(be);
+}
