@@ -82,6 +82,16 @@ static void header(const opts *o, s2s_context *ctx, const char *what)
            impl, o->config, o->device, s2s_context_device_name(ctx), o->precision, what);
 }
 
+/* One decoding measurement: ms[0..reps) per call of len tokens per row. */
+static void decode_line(const opts *o, s2s_context *ctx, const char *what, int B, double *ms)
+{
+    double med = median(ms, o->reps);
+    header(o, ctx, what);
+    printf(",\"B\":%d,\"len\":%d,\"median_ms\":%.3f,\"min_ms\":%.3f,\"ms_per_token\":%.4f,"
+           "\"sentences_per_s\":%.1f}\n",
+           B, o->len, med, ms[0], med / o->len, B / (med * 1e-3));
+}
+
 static int bench_train(const opts *o, s2s_context *ctx, s2s_model *m)
 {
     s2s_optimizer *opt = NULL;
@@ -137,13 +147,8 @@ static int bench_greedy(const opts *o, s2s_context *ctx, s2s_model *m, int B)
         if (i >= 2)
             ms[i - 2] = now_ms() - t0;
     }
-    if (!rc) {
-        double med = median(ms, o->reps);
-        header(o, ctx, B == 1 ? "greedy_b1" : "greedy_batch");
-        printf(",\"B\":%d,\"len\":%d,\"median_ms\":%.3f,\"min_ms\":%.3f,\"ms_per_token\":%.4f,"
-               "\"sentences_per_s\":%.1f}\n",
-               B, L, med, ms[0], med / L, B / (med * 1e-3));
-    }
+    if (!rc)
+        decode_line(o, ctx, B == 1 ? "greedy_b1" : "greedy_batch", B, ms);
     free(ms);
     free(src);
     return rc;
@@ -175,13 +180,8 @@ static int bench_beam(const opts *o, s2s_context *ctx, s2s_model *m, int B)
             ms[i - 2] = now_ms() - t0;
         s2s_hypotheses_free(h, (size_t)B);
     }
-    if (!rc) {
-        double med = median(ms, o->reps);
-        header(o, ctx, B == 1 ? "beam5_b1" : "beam5_batch");
-        printf(",\"B\":%d,\"len\":%d,\"median_ms\":%.3f,\"min_ms\":%.3f,\"ms_per_token\":%.4f,"
-               "\"sentences_per_s\":%.1f}\n",
-               B, L, med, ms[0], med / L, B / (med * 1e-3));
-    }
+    if (!rc)
+        decode_line(o, ctx, B == 1 ? "beam5_b1" : "beam5_batch", B, ms);
     free(ms);
     free(src);
     return rc;

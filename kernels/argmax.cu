@@ -9,9 +9,8 @@
 
 static __global__ void argmax_kernel(int32_t *__restrict__ out, const float *__restrict__ x, int cols)
 {
-    __shared__ s2s_best red[32];
+    __shared__ s2s_best red[33];
     const float *xr = x + (size_t)blockIdx.x * cols;
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nwarps = blockDim.x >> 5;
     s2s_best a = {-INFINITY, INT_MAX};
     for (int c = threadIdx.x; c < cols; c += blockDim.x) {
         float v = xr[c];
@@ -20,18 +19,9 @@ static __global__ void argmax_kernel(int32_t *__restrict__ out, const float *__r
             a.i = c;
         }
     }
-    a = s2s_warp_best(a);
-    if (lane == 0)
-        red[warp] = a;
-    __syncthreads();
-    if (warp == 0) {
-        s2s_best w = {-INFINITY, INT_MAX};
-        if (lane < nwarps)
-            w = red[lane];
-        w = s2s_warp_best(w);
-        if (lane == 0)
-            out[blockIdx.x] = (isnan(xr[0]) || w.i == INT_MAX) ? 0 : w.i;
-    }
+    s2s_best w = s2s_block_best(a, red);
+    if (threadIdx.x == 0)
+        out[blockIdx.x] = (isnan(xr[0]) || w.i == INT_MAX) ? 0 : w.i;
 }
 
 extern "C" cudaError_t s2s_k_argmax(int32_t *out, const float *x, int rows, int cols, cudaStream_t st)

@@ -246,5 +246,28 @@ static __device__ __forceinline__ s2s_best s2s_warp_best(s2s_best a)
     return a;
 }
 
+/* The best candidate of the whole block (blockDim a multiple of 32), returned to every thread;
+ * red: __shared__ s2s_best[33], free again when this returns. */
+static __device__ __forceinline__ s2s_best s2s_block_best(s2s_best a, s2s_best *red)
+{
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nwarps = blockDim.x >> 5;
+    a = s2s_warp_best(a);
+    if (lane == 0)
+        red[warp] = a;
+    __syncthreads();
+    if (warp == 0) {
+        s2s_best w = {-INFINITY, INT_MAX};
+        if (lane < nwarps)
+            w = red[lane];
+        w = s2s_warp_best(w);
+        if (lane == 0)
+            red[32] = w;
+    }
+    __syncthreads();
+    s2s_best r = red[32];
+    __syncthreads();
+    return r;
+}
+
 
 #endif

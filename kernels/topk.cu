@@ -20,10 +20,8 @@ static __device__ __forceinline__ bool below(float v, int i, float pv, int pi)
 static __global__ void topk_kernel(float *__restrict__ vals, int32_t *__restrict__ idx, const float *__restrict__ x,
                                    int cols, int k)
 {
-    __shared__ s2s_best red[32];
-    __shared__ s2s_best pick;
+    __shared__ s2s_best red[33];
     const float *xr = x + (size_t)blockIdx.x * cols;
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nwarps = blockDim.x >> 5;
     float pv = INFINITY;
     int pi = -1;
     for (int j = 0; j < k; j++) {
@@ -33,27 +31,13 @@ static __global__ void topk_kernel(float *__restrict__ vals, int32_t *__restrict
             if (below(v, c, pv, pi) && (a.i == INT_MAX || v > a.v)) /* NaN fails below() */
                 a.v = v, a.i = c;
         }
-        a = s2s_warp_best(a);
-        if (lane == 0)
-            red[warp] = a;
-        __syncthreads();
-        if (warp == 0) {
-            s2s_best w = {-INFINITY, INT_MAX};
-            if (lane < nwarps)
-                w = red[lane];
-            w = s2s_warp_best(w);
-            if (lane == 0)
-                pick = w;
-        }
-        __syncthreads();
-        s2s_best p = pick;
+        s2s_best p = s2s_block_best(a, red);
         if (threadIdx.x == 0) {
             vals[(size_t)blockIdx.x * k + j] = p.i == INT_MAX ? -INFINITY : p.v;
             idx[(size_t)blockIdx.x * k + j] = p.i == INT_MAX ? -1 : p.i;
         }
         if (p.i != INT_MAX)
             pv = p.v, pi = p.i;
-        __syncthreads(); /* red and pick are rewritten next round */
     }
 }
 

@@ -4,20 +4,11 @@
  * best of those that run. Memory comes from the CUDA backend's allocator, so the reported peak
  * counts cuDNN's weight, work and reserve spaces. Built with cuDNN only. */
 #ifdef S2S_HAVE_CUDNN
-#include "bench.h"
-#include <cuda_runtime_api.h>
-#include <cudnn.h>
+#include "cudnn_describe.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define DNN_TRY(call)                                                                                            \
-    do {                                                                                                         \
-        cudnnStatus_t dnn_s_ = (call);                                                                           \
-        if (dnn_s_ != CUDNN_STATUS_SUCCESS)                                                                      \
-            return S2S_FAIL(S2S_ERR_CUDNN, "%s: %s", #call, cudnnGetErrorString(dnn_s_));                       \
-    } while (0)
 
 typedef struct dnn_run {
     s2s_backend *be;
@@ -52,35 +43,17 @@ static s2s_status dnn_setup(dnn_run *d, uint64_t seed, int algo)
     DNN_TRY(cudnnDropoutGetStatesSize(d->h, &d->states_size));
     S2S_TRY(dnn_alloc(d, d->states_size, &d->states));
     DNN_TRY(cudnnSetDropoutDescriptor(d->drop, d->h, 0.0f, d->states, d->states_size, seed));
-    DNN_TRY(cudnnCreateRNNDescriptor(&d->rnn));
-    cudnnRNNMode_t mode = o->cell == S2S_CELL_LSTM ? CUDNN_LSTM : o->cell == S2S_CELL_GRU ? CUDNN_GRU : CUDNN_RNN_TANH;
-    /* matched precision: FMA-only kernels for fp32; tensor-core TF32 allowed for tf32. The RNN
-     * API has no bfloat16 math (data half, float or double): bf16 is refused. */
-    if (be->precision == S2S_PRECISION_BF16)
-        return S2S_FAIL(S2S_ERR_UNSUPPORTED, "cuDNN's RNN API has no bfloat16 mode; compare bf16 with --impl fused only");
-    cudnnMathType_t math = be->precision == S2S_PRECISION_TF32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH;
-    DNN_TRY(cudnnSetRNNDescriptor_v8(d->rnn, (cudnnRNNAlgo_t)algo, mode, CUDNN_RNN_DOUBLE_BIAS,
-                                     dirs == 2 ? CUDNN_BIDIRECTIONAL : CUDNN_UNIDIRECTIONAL, CUDNN_LINEAR_INPUT,
-                                     CUDNN_DATA_FLOAT, CUDNN_DATA_FLOAT, math, o->I, o->H, o->H, o->layers, d->drop,
-                                     0));
-    if (algo == CUDNN_RNN_ALGO_PERSIST_DYNAMIC)
-        DNN_TRY(cudnnBuildRNNDynamic(d->h, d->rnn, o->B));
     d->seq_host = s2s_host_alloc(sizeof(int) * (size_t)o->B, "cuDNN sequence lengths");
     if (!d->seq_host)
         return S2S_ERR_OUT_OF_MEMORY;
     for (int b = 0; b < o->B; b++)
         d->seq_host[b] = o->T;
+    s2s_dnn_shape sh = {o->cell, o->I, o->H, o->layers, dirs, o->T, o->B, algo, 0, d->seq_host};
+    S2S_TRY(s2s_dnn_describe(be->precision, d->drop, &sh, &d->rnn, &d->xd, &d->yd, &d->hd));
+    if (algo == CUDNN_RNN_ALGO_PERSIST_DYNAMIC)
+        DNN_TRY(cudnnBuildRNNDynamic(d->h, d->rnn, o->B));
     S2S_TRY(dnn_alloc(d, sizeof(int32_t) * (size_t)o->B, (void **)&d->seq));
     S2S_TRY(be->ops->to_device(be, d->seq, d->seq_host, sizeof(int32_t) * (size_t)o->B));
-    DNN_TRY(cudnnCreateRNNDataDescriptor(&d->xd));
-    DNN_TRY(cudnnCreateRNNDataDescriptor(&d->yd));
-    DNN_TRY(cudnnSetRNNDataDescriptor(d->xd, CUDNN_DATA_FLOAT, CUDNN_RNN_DATA_LAYOUT_SEQ_MAJOR_PACKED, o->T, o->B, o->I,
-                                      d->seq_host, NULL));
-    DNN_TRY(cudnnSetRNNDataDescriptor(d->yd, CUDNN_DATA_FLOAT, CUDNN_RNN_DATA_LAYOUT_SEQ_MAJOR_PACKED, o->T, o->B, out,
-                                      d->seq_host, NULL));
-    DNN_TRY(cudnnCreateTensorDescriptor(&d->hd));
-    int dims[3] = {o->layers * dirs, o->B, o->H}, strides[3] = {o->B * o->H, o->H, 1};
-    DNN_TRY(cudnnSetTensorNdDescriptor(d->hd, CUDNN_DATA_FLOAT, 3, dims, strides));
     DNN_TRY(cudnnGetRNNWeightSpaceSize(d->h, d->rnn, &d->wsize));
     DNN_TRY(cudnnGetRNNTempSpaceSizes(d->h, d->rnn, o->backward ? CUDNN_FWD_MODE_TRAINING : CUDNN_FWD_MODE_INFERENCE,
                                       d->xd, &d->work_size, &d->reserve_size));

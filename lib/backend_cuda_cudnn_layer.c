@@ -14,18 +14,9 @@
  * (CUDNN_DEFAULT_MATH); the RNN API has no bfloat16 mode, so bf16 contexts refuse this path.
  * Built with cuDNN only; never runs without a GPU. */
 #ifdef S2S_HAVE_CUDNN
-#include "bench.h"
-#include <cuda_runtime_api.h>
-#include <cudnn.h>
+#include "cudnn_describe.h"
 #include <stdlib.h>
 #include <string.h>
-
-#define DNN_TRY(call)                                                                                            \
-    do {                                                                                                         \
-        cudnnStatus_t dnn_s_ = (call);                                                                           \
-        if (dnn_s_ != CUDNN_STATUS_SUCCESS)                                                                      \
-            return S2S_FAIL(S2S_ERR_CUDNN, "%s: %s", #call, cudnnGetErrorString(dnn_s_));                       \
-    } while (0)
 
 /* Per backend: the handle and a dropout descriptor (the RNN descriptor wants one; dropout 0). */
 typedef struct dnn_layers {
@@ -87,23 +78,8 @@ static s2s_status call_make(s2s_backend *be, const s2s_rnn_w *w, int dirs, int T
             return S2S_FAIL(S2S_ERR_INVALID_ARG, "cuDNN layer: row %d has length %d (1..%d)", b, c->lens[b], T);
     }
     DNN_TRY(cudnnSetStream(d->h, (cudaStream_t)s2s_cuda_stream_of(be)));
-    cudnnRNNMode_t mode = w->cell == S2S_CELL_LSTM ? CUDNN_LSTM : w->cell == S2S_CELL_GRU ? CUDNN_GRU : CUDNN_RNN_TANH;
-    cudnnMathType_t math = be->precision == S2S_PRECISION_TF32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH;
-    DNN_TRY(cudnnCreateRNNDescriptor(&c->rnn));
-    DNN_TRY(cudnnSetRNNDescriptor_v8(c->rnn, CUDNN_RNN_ALGO_STANDARD, mode, CUDNN_RNN_DOUBLE_BIAS,
-                                     dirs == 2 ? CUDNN_BIDIRECTIONAL : CUDNN_UNIDIRECTIONAL, CUDNN_LINEAR_INPUT,
-                                     CUDNN_DATA_FLOAT, CUDNN_DATA_FLOAT, math, w->in, w->H, w->H, 1, d->drop,
-                                     CUDNN_RNN_PADDED_IO_ENABLED));
-    float zero = 0.0f;
-    DNN_TRY(cudnnCreateRNNDataDescriptor(&c->xd));
-    DNN_TRY(cudnnCreateRNNDataDescriptor(&c->yd));
-    DNN_TRY(cudnnSetRNNDataDescriptor(c->xd, CUDNN_DATA_FLOAT, CUDNN_RNN_DATA_LAYOUT_SEQ_MAJOR_UNPACKED, T, B, w->in,
-                                      c->lens, &zero));
-    DNN_TRY(cudnnSetRNNDataDescriptor(c->yd, CUDNN_DATA_FLOAT, CUDNN_RNN_DATA_LAYOUT_SEQ_MAJOR_UNPACKED, T, B,
-                                      dirs * w->H, c->lens, &zero));
-    DNN_TRY(cudnnCreateTensorDescriptor(&c->hd));
-    int dims[3] = {dirs, B, w->H}, strides[3] = {B * w->H, w->H, 1};
-    DNN_TRY(cudnnSetTensorNdDescriptor(c->hd, CUDNN_DATA_FLOAT, 3, dims, strides));
+    s2s_dnn_shape sh = {w->cell, w->in, w->H, 1, dirs, T, B, CUDNN_RNN_ALGO_STANDARD, 1, c->lens};
+    S2S_TRY(s2s_dnn_describe(be->precision, d->drop, &sh, &c->rnn, &c->xd, &c->yd, &c->hd));
     DNN_TRY(cudnnCreateTensorDescriptor(&c->mdesc));
     DNN_TRY(cudnnCreateTensorDescriptor(&c->bdesc));
     DNN_TRY(cudnnGetRNNWeightSpaceSize(d->h, c->rnn, &c->wsize));
@@ -153,38 +129,27 @@ static s2s_status block(s2s_backend *be, dnn_call *c, const s2s_rnn_w *w, int di
     return S2S_OK;
 }
 
-static s2s_status copy_weights(s2s_backend *be, dnn_call *c, const s2s_rnn_w *w, int dirs, void *space)
+/* Every gate block of every direction: to_lib copies the model's weights into cuDNN's weight
+ * space; else adds cuDNN's gradient space into the model's gradients. */
+static s2s_status blocks(s2s_backend *be, dnn_call *c, const s2s_rnn_w *w, int dirs, void *space, int to_lib)
 {
     for (int dir = 0; dir < dirs; dir++) {
         const s2s_rnn_w *wd = &w[dir];
         int G = wd->G, H = wd->H;
         for (int k = 0; k < 2 * G; k++) {
-            float *lm, *lb;
-            size_t n;
-            S2S_TRY(block(be, c, wd, dir, k, space, &lm, &lb, &n));
-            const float *mm = k < G ? wd->w_ih.w + (size_t)k * H * wd->in : wd->w_hh.w + (size_t)(k - G) * H * H;
-            const float *mb = k < G ? wd->b_ih.w + (size_t)k * H : wd->b_hh.w + (size_t)(k - G) * H;
-            S2S_TRY(be->ops->copy(be, lm, mm, n * sizeof(float)));
-            S2S_TRY(be->ops->copy(be, lb, mb, (size_t)H * sizeof(float)));
-        }
-    }
-    return S2S_OK;
-}
-
-static s2s_status add_grads(s2s_backend *be, dnn_call *c, const s2s_rnn_w *w, int dirs, void *space)
-{
-    for (int dir = 0; dir < dirs; dir++) {
-        const s2s_rnn_w *wd = &w[dir];
-        int G = wd->G, H = wd->H;
-        for (int k = 0; k < 2 * G; k++) {
-            float *lm, *lb;
-            size_t n;
+            float *lm = NULL, *lb = NULL;
+            size_t n = 0;
             S2S_TRY(block(be, c, wd, dir, k, space, &lm, &lb, &n));
             int cols = k < G ? wd->in : H;
-            float *gm = k < G ? wd->w_ih.g + (size_t)k * H * wd->in : wd->w_hh.g + (size_t)(k - G) * H * H;
-            float *gb = k < G ? wd->b_ih.g + (size_t)k * H : wd->b_hh.g + (size_t)(k - G) * H;
-            S2S_TRY(be->ops->axpby2d(be, gm, cols, lm, cols, H, cols, 1.0f, 1.0f));
-            S2S_TRY(be->ops->axpby2d(be, gb, H, lb, H, 1, H, 1.0f, 1.0f));
+            size_t m_off = k < G ? (size_t)k * H * wd->in : (size_t)(k - G) * H * H, b_off = (size_t)(k % G) * H;
+            const s2s_pview *mv = k < G ? &wd->w_ih : &wd->w_hh, *bv = k < G ? &wd->b_ih : &wd->b_hh;
+            if (to_lib) {
+                S2S_TRY(be->ops->copy(be, lm, mv->w + m_off, n * sizeof(float)));
+                S2S_TRY(be->ops->copy(be, lb, bv->w + b_off, (size_t)H * sizeof(float)));
+            } else {
+                S2S_TRY(be->ops->axpby2d(be, mv->g + m_off, cols, lm, cols, H, cols, 1.0f, 1.0f));
+                S2S_TRY(be->ops->axpby2d(be, bv->g + b_off, H, lb, H, 1, H, 1.0f, 1.0f));
+            }
         }
     }
     return S2S_OK;
@@ -205,7 +170,7 @@ static s2s_status fwd(s2s_backend *be, dnn_call *c, const s2s_rnn_w *w, int dirs
 {
     dnn_layers *d = layers_of(be);
     dnn_parts p = parts(c, state, train);
-    S2S_TRY(copy_weights(be, c, w, dirs, p.w));
+    S2S_TRY(blocks(be, c, w, dirs, p.w, 1));
     S2S_TRY(be->ops->to_device(be, p.lens, c->lens, sizeof(int32_t) * (size_t)B));
     DNN_TRY(cudnnRNNForward(d->h, c->rnn, train ? CUDNN_FWD_MODE_TRAINING : CUDNN_FWD_MODE_INFERENCE, p.lens, c->xd, x,
                             c->yd, y, c->hd, NULL, hy, c->hd, NULL, w->cell == S2S_CELL_LSTM ? cy : NULL, c->wsize,
@@ -259,7 +224,7 @@ static s2s_status bwd(s2s_backend *be, dnn_call *c, const s2s_rnn_w *w, int dirs
     if (st == S2S_OK && ds != CUDNN_STATUS_SUCCESS)
         st = S2S_FAIL(S2S_ERR_CUDNN, "%s: %s", what, cudnnGetErrorString(ds));
     if (st == S2S_OK)
-        st = add_grads(be, c, w, dirs, p.dw);
+        st = blocks(be, c, w, dirs, p.dw, 0);
     /* stream-ordered release: later work on this stream may reuse them */
     be->ops->release(be, dy_buf);
     be->ops->release(be, dx_buf);
@@ -280,7 +245,7 @@ static s2s_status dnn_layer_bwd(s2s_backend *be, const s2s_rnn_w *w, int dirs, i
 
 s2s_status s2s_cudnn_layers_enable(s2s_backend *be, s2s_ops *ops)
 {
-    if (be->precision == S2S_PRECISION_BF16)
+    if (be->precision == S2S_PRECISION_BF16) /* as s2s_dnn_describe would say at the first layer */
         return S2S_FAIL(S2S_ERR_UNSUPPORTED, "the cuDNN layer implementation has no bf16 mode (cuDNN's RNN API takes "
                                              "half, float or double); use fp32 or tf32, or the fused layers");
     dnn_layers *d = s2s_host_calloc(1, sizeof *d, "the cuDNN layer state");

@@ -8,22 +8,12 @@
  * ||gpu - cpu|| <= 2e-2 ||cpu|| + 1e-5 and the loss within 1e-2 relative. BF16 rounds them to
  * 8 bits (8x coarser): 8e-2 norm-wise and the loss within 4e-2. */
 #include "reverse_task.h"
-#include "test_util.h"
+#include "model_util.h"
 #include <string.h>
 
 static s2s_context *make_ctx(s2s_device dev, s2s_precision prec, uint64_t seed)
 {
-    s2s_context_options o = s2s_context_options_default();
-    o.device = dev;
-    o.precision = prec;
-    o.seed = seed;
-    o.threads = 2;
-    s2s_context *ctx = NULL;
-    s2s_status st = s2s_context_create(&o, &ctx);
-    if (dev == S2S_DEVICE_CUDA && st == S2S_ERR_NO_DEVICE)
-        return NULL;
-    cr_assert_eq(st, S2S_OK, "%s", s2s_last_error());
-    return ctx;
+    return tu_context(dev, prec, S2S_RNN_IMPL_FUSED, seed);
 }
 
 static void skip_without_gpu(void)

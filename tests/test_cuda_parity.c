@@ -290,36 +290,26 @@ Test(cuda_parity, gemm_fp32)
     pair_close(&P);
 }
 
-/* TF32 tensor cores round A and B to 10-bit mantissas (relative 2^-11 .. 2^-10 per input),
- * fp32 accumulation: per element about 2e-3 * sqrt(k) * |a||b| in the worst case seen, so
- * atol 1.5e-2 (k = 53, |a|, |b| <= 1), rtol 2e-3, against the fp32 CPU result. */
-Test(cuda_parity, gemm_tf32)
+/* Reduced-precision GEMM products against the fp32 CPU result; fp32 accumulation. TF32 rounds
+ * A and B to 10-bit mantissas (relative 2^-11 .. 2^-10 per input): per element about
+ * 2e-3 * sqrt(k) * |a||b| in the worst case seen, so atol 1.5e-2 (k = 53, |a|, |b| <= 1) and
+ * 4e-2 (k = 256), rtol 2e-3. BF16 rounds them to 8-bit mantissas (2^-9 relative per input, 8x
+ * TF32's): the same bounds scaled by 8. */
+static void gemm_reduced(s2s_precision prec, double scale)
 {
     NEED_GPU();
     pair P;
-    pair_open(&P, S2S_PRECISION_TF32);
+    pair_open(&P, prec);
     for (int ta = 0; ta < 2; ta++)
         for (int tb_ = 0; tb_ < 2; tb_++) {
-            gemm_case(&P, ta, tb_, 37, 29, 53, 0.0f, 1.5e-2, 2e-3);
-            gemm_case(&P, ta, tb_, 64, 128, 256, 1.0f, 4e-2, 2e-3);
+            gemm_case(&P, ta, tb_, 37, 29, 53, 0.0f, 1.5e-2 * scale, 2e-3 * scale);
+            gemm_case(&P, ta, tb_, 64, 128, 256, 1.0f, 4e-2 * scale, 2e-3 * scale);
         }
     pair_close(&P);
 }
 
-/* BF16 products round A and B to 8-bit mantissas (2^-9 relative per input, 8x TF32's), fp32
- * accumulation: the TF32 bounds scaled by 8. */
-Test(cuda_parity, gemm_bf16)
-{
-    NEED_GPU();
-    pair P;
-    pair_open(&P, S2S_PRECISION_BF16);
-    for (int ta = 0; ta < 2; ta++)
-        for (int tb_ = 0; tb_ < 2; tb_++) {
-            gemm_case(&P, ta, tb_, 37, 29, 53, 0.0f, 1.2e-1, 1.6e-2);
-            gemm_case(&P, ta, tb_, 64, 128, 256, 1.0f, 3.2e-1, 1.6e-2);
-        }
-    pair_close(&P);
-}
+Test(cuda_parity, gemm_tf32) { gemm_reduced(S2S_PRECISION_TF32, 1.0); }
+Test(cuda_parity, gemm_bf16) { gemm_reduced(S2S_PRECISION_BF16, 8.0); }
 
 /* Exact: one float add per element on both sides. ldy > cols: the gap stays NaN. */
 Test(cuda_parity, bias_rows)

@@ -6,48 +6,20 @@
  * the step it was made in would differ from the third step on), and the CPU's result within
  * the FP32 tolerance of test_cuda_model.c (2e-5 + 2e-3 |ref|). Skips without a GPU. */
 #include "model.h"
-#include "test_util.h"
+#include "model_util.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 static s2s_context *gctx(s2s_device dev, uint64_t seed)
 {
-    s2s_context_options o = s2s_context_options_default();
-    o.device = dev;
-    o.seed = seed;
-    o.threads = 2;
-    s2s_context *ctx = NULL;
-    s2s_status st = s2s_context_create(&o, &ctx);
-    if (dev == S2S_DEVICE_CUDA && st == S2S_ERR_NO_DEVICE)
-        return NULL;
-    cr_assert_eq(st, S2S_OK, "%s", s2s_last_error());
-    return ctx;
+    return tu_context(dev, S2S_PRECISION_FP32, S2S_RNN_IMPL_FUSED, seed);
 }
 
 enum { GB = 5, GS = 11, GT = 8 };
 
-typedef struct {
-    int32_t src[GB * GS], sl[GB], tgt[GB * GT], tl[GB];
-    s2s_batch b;
-} gbatch;
-
-static void make_gbatch(gbatch *x, uint64_t *s, int vs, int vt)
-{
-    memset(x, 0, sizeof *x);
-    for (int b = 0; b < GB; b++) {
-        x->sl[b] = b == 0 ? GS : 1 + (int)(tu_next(s) % GS);
-        x->tl[b] = b == 1 ? GT : 1 + (int)(tu_next(s) % GT);
-        for (int i = 0; i < x->sl[b]; i++)
-            x->src[b * GS + i] = 4 + (int)(tu_next(s) % (uint64_t)(vs - 4));
-        for (int i = 0; i < x->tl[b]; i++)
-            x->tgt[b * GT + i] = 4 + (int)(tu_next(s) % (uint64_t)(vt - 4));
-    }
-    x->b = (s2s_batch){GB, GS, GT, x->src, x->sl, x->tgt, x->tl};
-}
-
 /* Loss and all gradients of one forward_backward at training step `step`. */
-static float *grads(s2s_model *m, const gbatch *x, uint64_t step, float *loss, size_t *n)
+static float *grads(s2s_model *m, const tu_batch *x, uint64_t step, float *loss, size_t *n)
 {
     s2s_loss_options lo = s2s_loss_options_default();
     lo.step = step;
@@ -79,8 +51,8 @@ static void replay_case(s2s_attention attn, int layers)
     cr_assert_eq(s2s_model_create(gc, &c, &direct), S2S_OK, "%s", s2s_last_error());
     cr_assert_eq(s2s_model_create(cc, &c, &cpu), S2S_OK, "%s", s2s_last_error());
     direct->use_graphs = 0;
-    gbatch x;
-    make_gbatch(&x, &s, c.src_vocab, c.tgt_vocab);
+    tu_batch x;
+    tu_make_batch(&x, &s, GB, GS, GT, c.src_vocab, c.tgt_vocab);
     for (uint64_t step = 1; step <= 5; step++) { /* recorded at step 2, replayed from step 3 */
         float lr, ld, lc;
         size_t n, n2, n3;
@@ -125,16 +97,16 @@ Test(cuda_graphs, decoding_replays_exactly)
     cr_assert_eq(s2s_model_create(gc, &c, &rec), S2S_OK, "%s", s2s_last_error());
     cr_assert_eq(s2s_model_create(gc, &c, &direct), S2S_OK, "%s", s2s_last_error());
     direct->use_graphs = 0;
-    gbatch x, y;
-    make_gbatch(&x, &s, c.src_vocab, c.tgt_vocab);
-    make_gbatch(&y, &s, c.src_vocab, c.tgt_vocab);
+    tu_batch x, y;
+    tu_make_batch(&x, &s, GB, GS, GT, c.src_vocab, c.tgt_vocab);
+    tu_make_batch(&y, &s, GB, GS, GT, c.src_vocab, c.tgt_vocab);
     y.b.batch = 3;
     enum { L = 12 };
     int32_t a[GB * L], al[GB], b[GB * L], bl[GB];
     s2s_decode_options d = s2s_decode_options_default();
     d.beam_size = 4;
     for (int round = 0; round < 4; round++) {
-        const gbatch *z = round == 2 ? &y : &x;
+        const tu_batch *z = round == 2 ? &y : &x;
         cr_assert_eq(s2s_model_greedy_decode(rec, &z->b, L, a, al), S2S_OK, "%s", s2s_last_error());
         cr_assert_eq(s2s_model_greedy_decode(direct, &z->b, L, b, bl), S2S_OK, "%s", s2s_last_error());
         for (int r = 0; r < z->b.batch; r++) {

@@ -19,45 +19,16 @@
  * as test_cuda_model.c, 2e-5 + 2e-3 |ref|. */
 #include "backend.h"
 #include "internal.h"
-#include "test_util.h"
+#include "model_util.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 enum { WB = 6, WS = 37, WT = 9 };
 
-typedef struct {
-    int32_t src[WB * WS], sl[WB], tgt[WB * WT], tl[WB];
-    s2s_batch b;
-} wbatch;
-
-static void make_wbatch(wbatch *x, uint64_t *s, int vs, int vt)
-{
-    memset(x, 0, sizeof *x);
-    for (int b = 0; b < WB; b++) {
-        x->sl[b] = b == 0 ? WS : 1 + (int)(tu_next(s) % WS);
-        x->tl[b] = b == 1 ? WT : 1 + (int)(tu_next(s) % WT);
-        for (int i = 0; i < x->sl[b]; i++)
-            x->src[b * WS + i] = 4 + (int)(tu_next(s) % (uint64_t)(vs - 4));
-        for (int i = 0; i < x->tl[b]; i++)
-            x->tgt[b * WT + i] = 4 + (int)(tu_next(s) % (uint64_t)(vt - 4));
-    }
-    x->b = (s2s_batch){WB, WS, WT, x->src, x->sl, x->tgt, x->tl};
-}
-
 static s2s_context *wctx_impl(s2s_device dev, uint64_t seed, s2s_rnn_impl impl)
 {
-    s2s_context_options o = s2s_context_options_default();
-    o.rnn_impl = impl;
-    o.device = dev;
-    o.seed = seed;
-    o.threads = 2;
-    s2s_context *ctx = NULL;
-    s2s_status st = s2s_context_create(&o, &ctx);
-    if (dev == S2S_DEVICE_CUDA && st == S2S_ERR_NO_DEVICE)
-        return NULL;
-    cr_assert_eq(st, S2S_OK, "%s", s2s_last_error());
-    return ctx;
+    return tu_context(dev, S2S_PRECISION_FP32, impl, seed);
 }
 
 static s2s_context *wctx(s2s_device dev, uint64_t seed) { return wctx_impl(dev, seed, S2S_RNN_IMPL_FUSED); }
@@ -77,7 +48,7 @@ typedef struct {
     float *g;
 } wresult;
 
-static wresult train_step(s2s_context *ctx, const s2s_model_config *c, const wbatch *x)
+static wresult train_step(s2s_context *ctx, const s2s_model_config *c, const tu_batch *x)
 {
     s2s_model *m = NULL;
     cr_assert_eq(s2s_model_create(ctx, c, &m), S2S_OK, "%s", s2s_last_error());
@@ -124,8 +95,8 @@ static void cpu_chunked(s2s_cell cell)
     uint64_t seed = tu_seed(), s = seed;
     s2s_context *ctx = wctx(S2S_DEVICE_CPU, seed);
     s2s_model_config c = wconfig(cell, 0);
-    wbatch x;
-    make_wbatch(&x, &s, c.src_vocab, c.tgt_vocab);
+    tu_batch x;
+    tu_make_batch(&x, &s, WB, WS, WT, c.src_vocab, c.tgt_vocab);
     cr_assert_eq(ctx->be->wave_chunk, 0, "the CPU runs whole sequences by default");
     wresult whole = train_step(ctx, &c, &x);
     int chunks[] = {1, 4, 10, 36};
@@ -166,8 +137,8 @@ static void gpu_lanes(s2s_cell cell, int bidir)
         cr_skip_test("no CUDA device: %s", s2s_last_error());
     s2s_context *cc = wctx(S2S_DEVICE_CPU, seed);
     s2s_model_config c = wconfig(cell, bidir);
-    wbatch x;
-    make_wbatch(&x, &s, c.src_vocab, c.tgt_vocab);
+    tu_batch x;
+    tu_make_batch(&x, &s, WB, WS, WT, c.src_vocab, c.tgt_vocab);
     cr_assert(gc->be->lanes >= 2 && gc->be->wave_chunk > 0 && gc->be->wave_chunk < WS,
               "the GPU schedule under test: %d lanes, chunks of %d", gc->be->lanes, gc->be->wave_chunk);
     wresult cpu = train_step(cc, &c, &x);
@@ -208,8 +179,8 @@ static void cudnn_case(s2s_cell cell, int bidir)
     s2s_context *dc = wctx_impl(S2S_DEVICE_CUDA, seed, S2S_RNN_IMPL_CUDNN);
     cr_assert(dc->be->ops->layer_fwd != NULL, "the cuDNN context runs its layers through cuDNN");
     s2s_model_config c = wconfig(cell, bidir);
-    wbatch x;
-    make_wbatch(&x, &s, c.src_vocab, c.tgt_vocab);
+    tu_batch x;
+    tu_make_batch(&x, &s, WB, WS, WT, c.src_vocab, c.tgt_vocab);
     wresult fused = train_step(fc, &c, &x);
     wresult dnn = train_step(dc, &c, &x);
     assert_close("cuDNN layers vs fused", &dnn, &fused, 2e-5, 2e-3, seed);

@@ -166,21 +166,15 @@ def main():
         print(json.dumps({**head, "what": "train", "B": a.B, "len": a.len, "median_ms": round(med, 3),
                           "min_ms": round(mn, 3), "tokens_per_s": round(ntok / (med * 1e-3))}))
     m.eval()
-    for B, key in ((1, "greedy1"), (64, "greedy64")):
+    runs = (("greedy1", 1, "greedy_b1", m.greedy), ("greedy64", 64, "greedy_batch", m.greedy),
+            ("beam1", 1, "beam5_b1", m.beam), ("beam64", 64, "beam5_batch", m.beam))
+    for key, B, what, fn in runs:
         if a.mode not in ("all", key):
             continue
         src = torch.randint(4, V, (a.len, B), device=dev)
-        med, mn = timed(lambda: m.greedy(src, a.len + 1), 2)
-        print(json.dumps({**head, "what": "greedy_b1" if B == 1 else "greedy_batch", "B": B, "len": a.len,
-                          "median_ms": round(med, 3), "min_ms": round(mn, 3), "ms_per_token": round(med / a.len, 4),
-                          "sentences_per_s": round(B / (med * 1e-3), 1)}))
-    for B, key in ((1, "beam1"), (64, "beam64")):
-        if a.mode not in ("all", key):
-            continue
-        src = torch.randint(4, V, (a.len, B), device=dev)
-        med, mn = timed(lambda: m.beam(src, a.len + 1), 2)
-        print(json.dumps({**head, "what": "beam5_b1" if B == 1 else "beam5_batch", "B": B, "len": a.len,
-                          "median_ms": round(med, 3), "min_ms": round(mn, 3), "ms_per_token": round(med / a.len, 4),
+        med, mn = timed(lambda: fn(src, a.len + 1), 2)
+        print(json.dumps({**head, "what": what, "B": B, "len": a.len, "median_ms": round(med, 3),
+                          "min_ms": round(mn, 3), "ms_per_token": round(med / a.len, 4),
                           "sentences_per_s": round(B / (med * 1e-3), 1)}))
 
 
