@@ -127,6 +127,20 @@ Test(wavefront, cpu_has_one_lane)
     cr_assert_eq(be->ops->lane_mark(be, S2S_LANE_EVENTS - 1), S2S_OK);
     cr_assert_neq(be->ops->lane_wait(be, S2S_LANE_EVENTS), S2S_OK);
     s2s_context_free(ctx);
+    /* the streams option: 0..4; the CPU keeps its one lane whatever is asked */
+    s2s_context_options o = s2s_context_options_default();
+    o.device = S2S_DEVICE_CPU;
+    o.streams = 3;
+    cr_assert_eq(s2s_context_create(&o, &ctx), S2S_OK, "%s", s2s_last_error());
+    cr_assert_eq(ctx->be->lanes, 1);
+    s2s_context_free(ctx);
+    int bad[2] = {-1, S2S_LANES_MAX + 1};
+    for (int i = 0; i < 2; i++) {
+        o.streams = bad[i];
+        ctx = NULL;
+        cr_assert_eq(s2s_context_create(&o, &ctx), S2S_ERR_INVALID_ARG, "streams = %d accepted", bad[i]);
+        cr_assert(strstr(s2s_last_error(), "streams") != NULL, "%s", s2s_last_error());
+    }
 }
 
 static void gpu_lanes(s2s_cell cell, int bidir)
