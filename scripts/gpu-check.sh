@@ -27,7 +27,7 @@ mkdir -p "$out"
 out=$(cd "$out" && pwd)
 cd "$(dirname "$0")/.."
 start=$(date +%s)
-deadline=${GPU_CHECK_SECONDS:-500} # the whole run; each stage's limit is cut to what is left
+deadline=${GPU_CHECK_SECONDS:-420} # 7 minutes for the whole run; each stage's limit is cut to what is left
 declare -A status
 stage() { # stage NAME LOG SECONDS COMMAND...: runs with a limit, appends to OUTDIR/LOG.log
   local name=$1 log=$2 limit=$3; shift 3
