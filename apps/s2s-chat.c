@@ -219,13 +219,25 @@ static int cmd_chat(int argc, char **argv)
     memset(&z, 0, sizeof z);
     z.o = s2s_translate_options_default();
     z.o.decode.no_repeat_ngram = 3;
-    int beam = 5;
-    opt table[] = {COMMON_OPTS(c), {"--model", OPT_STR, &model, 0, 0, 0}, {"--beam", OPT_INT, &beam, 1, 64, 0}};
+    int beam = 5, greedy = 0, sample = 0;
+    s2s_decode_options *d = &z.o.decode;
+    opt table[] = {COMMON_OPTS(c),
+                   {"--model", OPT_STR, &model, 0, 0, 0},
+                   {"--beam", OPT_INT, &beam, 1, 64, 0},
+                   {"--greedy", OPT_FLAG, &greedy, 0, 0, 0},
+                   {"--sample", OPT_FLAG, &sample, 0, 0, 0},
+                   {"--temp", OPT_FLOAT, &d->temperature, 0.01, 100, 0},
+                   {"--topk", OPT_INT, &d->top_k, 0, 1000000, 0},
+                   {"--topp", OPT_FLOAT, &d->top_p, 0.01, 1, 0}};
     if (argc > 2 && !strcmp(argv[2], "--help")) {
-        printf("usage: s2s-chat chat --model FILE [--beam N] [--device auto|cpu|cuda]\n"
+        printf("usage: s2s-chat chat --model FILE [--beam N | --greedy | --sample [--temp X] [--topk K] [--topp P]]\n"
+               "                     [--device auto|cpu|cuda]\n"
                "  on a terminal: a prompt with line editing and history; :help lists the commands\n"
-               "  with piped input: one reply per input line\n"
-               "example: echo 'How are you?' | s2s-chat chat --model runs/chat.best.safetensors\n");
+               "  with piped input: one reply per input line (the options set the decoding)\n"
+               "  decoding: beam search, beam 5 (default); --greedy; --sample: sampling with temperature\n"
+               "  --temp (1), top-k --topk (0: off), top-p --topp (1: off); replies never repeat a 3-gram\n"
+               "example: echo 'How are you?' | s2s-chat chat --model runs/chat.best.safetensors\n"
+               "         s2s-chat chat --model runs/chat.best.safetensors --sample --temp 0.8 --topp 0.9 < lines.txt\n");
         return 0;
     }
     if (!parse_opts(TOOL, argc, argv, 2, table, sizeof table / sizeof table[0]))
@@ -233,6 +245,12 @@ static int cmd_chat(int argc, char **argv)
     if (!model)
         return cli_fail(TOOL, "chat needs --model FILE"), 2;
     z.o.decode.beam_size = beam;
+    if (greedy && sample)
+        return cli_fail(TOOL, "choose one of --greedy and --sample"), 2;
+    if (greedy)
+        d->mode = S2S_DECODE_GREEDY;
+    if (sample)
+        d->mode = S2S_DECODE_SAMPLE;
     z.o.batch_size = 1;
     z.interactive = isatty(0) && isatty(1);
     int rc = 1;

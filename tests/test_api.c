@@ -4,6 +4,7 @@
 #include "model.h"
 #include "test_util.h"
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static s2s_context *cpu_ctx(void)
@@ -267,4 +268,29 @@ Test(api, readme_example_is_current_compiles_and_runs, .timeout = 120)
     int rc = run(cmd, out, sizeof out);
     cr_assert_eq(rc, 0, "%s", out);
     cr_assert(strstr(out, "the dog sleeps -> "), "%s", out);
+}
+
+/* The tools refuse bad arguments with one line and exit status 2, and every command has --help
+ * (the chat command's decoding options among them). */
+Test(api, tools_refuse_bad_arguments, .timeout = 60)
+{
+    struct {
+        const char *args, *needle;
+        int help;
+    } rows[] = {
+        {"s2s-chat chat --help", "--sample", 1},
+        {"s2s-chat chat --model x --greedy --sample", "choose one of --greedy and --sample", 0},
+        {"s2s-chat chat --model x --topp 2", "--topp", 0},
+        {"s2s-chat chat --sample", "--model", 0},
+        {"s2s-translate translate --help", "--beam", 1},
+        {"s2s-translate frobnicate", "unknown command", 0},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        char cmd[512], out[8192];
+        snprintf(cmd, sizeof cmd, "%s/%s 2>&1 </dev/null", build_dir(), rows[i].args);
+        int rc = run(cmd, out, sizeof out);
+        int status = WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+        cr_assert_eq(status, rows[i].help ? 0 : 2, "%s: exit %d\n%s", rows[i].args, status, out);
+        cr_assert(strstr(out, rows[i].needle), "%s: no '%s' in:\n%s", rows[i].args, rows[i].needle, out);
+    }
 }
