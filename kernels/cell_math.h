@@ -24,8 +24,9 @@
 S2S_HD float s2s_expf(float x) { return expf(x); }
 S2S_HD float s2s_tanhf(float x) { return tanhf(x); }
 #else
-S2S_HD float s2s_expf(float x)
+S2S_HD float s2s_expf(float xin)
 {
+    float x = xin != xin ? 0.0f : xin; /* NaN: computed on 0 (no undefined conversion), returned below */
     x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
     float kf = x * 1.44269504088896341f;
     int k = (int)(kf + (kf >= 0.0f ? 0.5f : -0.5f)); /* round to nearest */
@@ -37,7 +38,7 @@ S2S_HD float s2s_expf(float x)
         float f;
     } u;
     u.i = (k + 127) << 23;
-    return p * u.f;
+    return xin != xin ? xin : p * u.f;
 }
 S2S_HD float s2s_tanhf(float x)
 {

@@ -316,7 +316,7 @@ static s2s_status cuda_mem_stats(s2s_backend *be, size_t *current, size_t *peak)
  * they happen at once and the graph records only the stream work. */
 static s2s_status cuda_graph_begin(s2s_backend *be)
 {
-    CU_TRY(cudaStreamBeginCapture(cu(be)->stream, cudaStreamCaptureModeRelaxed));
+    CU_TRY(cudaStreamBeginCapture(cu(be)->lane_stream[0], cudaStreamCaptureModeRelaxed));
     return S2S_OK;
 }
 
@@ -325,7 +325,7 @@ static s2s_status cuda_graph_end(s2s_backend *be, void **graph)
     cudaGraph_t g = NULL;
     cudaGraphExec_t exec = NULL;
     *graph = NULL;
-    CU_TRY(cudaStreamEndCapture(cu(be)->stream, &g));
+    CU_TRY(cudaStreamEndCapture(cu(be)->lane_stream[0], &g)); /* where it began, whatever lane is current */
     cudaError_t e = cudaGraphInstantiate(&exec, g, 0);
     cudaGraphDestroy(g);
     CU_TRY(e);
@@ -335,7 +335,7 @@ static s2s_status cuda_graph_end(s2s_backend *be, void **graph)
 
 static s2s_status cuda_graph_launch(s2s_backend *be, void *graph)
 {
-    CU_TRY(cudaGraphLaunch((cudaGraphExec_t)graph, cu(be)->stream));
+    CU_TRY(cudaGraphLaunch((cudaGraphExec_t)graph, cu(be)->lane_stream[0]));
     return S2S_OK;
 }
 

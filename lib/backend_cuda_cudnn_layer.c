@@ -254,6 +254,7 @@ s2s_status s2s_cudnn_layers_enable(s2s_backend *be, s2s_ops *ops)
     *(dnn_layers **)s2s_cuda_dnn_slot(be) = d;
     size_t states = 0;
     DNN_TRY(cudnnCreate(&d->h));
+    DNN_TRY(cudnnSetStream(d->h, (cudaStream_t)s2s_cuda_stream_of(be))); /* its state init: lane 0 */
     DNN_TRY(cudnnCreateDropoutDescriptor(&d->drop));
     DNN_TRY(cudnnDropoutGetStatesSize(d->h, &states));
     S2S_TRY(be->ops->alloc(be, states, &d->drop_states));

@@ -52,7 +52,8 @@ typedef struct search {
     float *lp_host, *alpha_host; /* [BK, V] (unless top-M), [BK, S] */
     /* Beam search without n-gram blocking sees only each row's M = 2K + 3 best tokens (found
      * on the device): the 2K candidates a sentence keeps are among them, even when PAD, BOS
-     * and EOS (the only tokens it may refuse) are too. */
+     * and EOS (the only tokens it may refuse) are too. NaN log-probabilities are never
+     * candidates there (the full scan could keep one). */
     int M;
     float *top_v;   /* [BK, M] */
     int32_t *top_i; /* [BK, M] */

@@ -388,12 +388,11 @@ static s2s_status lib_bidir_bwd(s2s_arena *ar, s2s_backend *be, const s2s_rnn_w 
     size_t bh = (size_t)B * H;
     float *dy2, *dhy, *dcy = NULL;
     S2S_TRY(s2s_arena_floats(ar, (size_t)TB * 2 * H, &dy2));
-    for (int d = 0; d < 2; d++) {
+    if (!dy[0] || !dy[1]) /* a missing half is zeros (not 0 times whatever the arena held) */
+        S2S_TRY(be->ops->fill(be, dy2, (size_t)TB * 2 * H, 0.0f));
+    for (int d = 0; d < 2; d++)
         if (dy[d])
             S2S_TRY(be->ops->axpby2d(be, dy2 + d * H, 2 * H, dy[d], H, TB, H, 1.0f, 0.0f));
-        else
-            S2S_TRY(be->ops->axpby2d(be, dy2 + d * H, 2 * H, dy2 + d * H, 2 * H, TB, H, 0.0f, 0.0f));
-    }
     S2S_TRY(pack2(ar, be, bh, dhT[0], dhT[1], &dhy));
     if (w[0].cell == S2S_CELL_LSTM)
         S2S_TRY(pack2(ar, be, bh, dcT[0], dcT[1], &dcy));
@@ -401,7 +400,7 @@ static s2s_status lib_bidir_bwd(s2s_arena *ar, s2s_backend *be, const s2s_rnn_w 
                               run[0].lib_state);
 }
 
-s2s_status s2s_rnn_stack_fwd(s2s_arena *ar, s2s_backend *be, int L, const s2s_rnn_w *const w[], s2s_rnn_run *const run[],
+static s2s_status rnn_stack_fwd_lanes(s2s_arena *ar, s2s_backend *be, int L, const s2s_rnn_w *const w[], s2s_rnn_run *const run[],
                              int T, int B, const int32_t *len, const int32_t *len_host, int save,
                              const s2s_rnn_drop *drop, const float *in[])
 {
@@ -457,7 +456,7 @@ static s2s_status input_grad_rows(s2s_backend *be, const s2s_rnn_w *w, const s2s
                          w->in, 0.0f, ROW(dx, t0, r->B, w->in), w->in);
 }
 
-s2s_status s2s_rnn_stack_bwd(s2s_arena *ar, s2s_backend *be, int L, const s2s_rnn_w *const w[],
+static s2s_status rnn_stack_bwd_lanes(s2s_arena *ar, s2s_backend *be, int L, const s2s_rnn_w *const w[],
                              const s2s_rnn_run *const run[], const float *const in[], const float *const dhT[],
                              const float *const dcT[], const float *dy, const s2s_rnn_drop *drop, float *dx0)
 {
@@ -508,7 +507,7 @@ s2s_status s2s_rnn_stack_bwd(s2s_arena *ar, s2s_backend *be, int L, const s2s_rn
     return S2S_OK;
 }
 
-s2s_status s2s_rnn_bidir_fwd(s2s_arena *ar, s2s_backend *be, const s2s_rnn_w *w, s2s_rnn_run *run, int T, int B,
+static s2s_status rnn_bidir_fwd_lanes(s2s_arena *ar, s2s_backend *be, const s2s_rnn_w *w, s2s_rnn_run *run, int T, int B,
                              const int32_t *len, const int32_t *len_host, int save, const float *x, int ldx)
 {
     if (be->ops->layer_fwd)
@@ -531,7 +530,7 @@ s2s_status s2s_rnn_bidir_fwd(s2s_arena *ar, s2s_backend *be, const s2s_rnn_w *w,
     return be->ops->lane_wait(be, EV_DONE);
 }
 
-s2s_status s2s_rnn_bidir_bwd(s2s_arena *ar, s2s_backend *be, const s2s_rnn_w *w, const s2s_rnn_run *run,
+static s2s_status rnn_bidir_bwd_lanes(s2s_arena *ar, s2s_backend *be, const s2s_rnn_w *w, const s2s_rnn_run *run,
                              const float *const dy[2], const float *const dhT[2], const float *const dcT[2],
                              const float *x, int ldx, float *dx)
 {
@@ -556,4 +555,44 @@ s2s_status s2s_rnn_bidir_bwd(s2s_arena *ar, s2s_backend *be, const s2s_rnn_w *w,
     for (int d = 0; dx && d < 2; d++)
         S2S_TRY(s2s_rnn_input_grad(be, &w[d], &run[d], &g[d], dx, ldx, 0, w[d].in, d ? 1.0f : 0.0f));
     return S2S_OK;
+}
+
+/* ---- the public entries: on an error part-way through a lane program, the backend is put
+ * back on lane 0 and every lane is drained, so that later ops (and the caller releasing the
+ * workspace) find the state they expect. ---------------------------------------------------- */
+
+static s2s_status lanes_recover(s2s_backend *be, s2s_status st)
+{
+    if (st != S2S_OK && be->lanes > 1) {
+        (void)be->ops->lane(be, 0);
+        (void)be->ops->sync(be); /* may fail too (a recording in progress): the first error stands */
+    }
+    return st;
+}
+
+s2s_status s2s_rnn_stack_fwd(s2s_arena *ar, s2s_backend *be, int L, const s2s_rnn_w *const w[], s2s_rnn_run *const run[],
+                             int T, int B, const int32_t *len, const int32_t *len_host, int save,
+                             const s2s_rnn_drop *drop, const float *in[])
+{
+    return lanes_recover(be, rnn_stack_fwd_lanes(ar, be, L, w, run, T, B, len, len_host, save, drop, in));
+}
+
+s2s_status s2s_rnn_stack_bwd(s2s_arena *ar, s2s_backend *be, int L, const s2s_rnn_w *const w[],
+                             const s2s_rnn_run *const run[], const float *const in[], const float *const dhT[],
+                             const float *const dcT[], const float *dy, const s2s_rnn_drop *drop, float *dx0)
+{
+    return lanes_recover(be, rnn_stack_bwd_lanes(ar, be, L, w, run, in, dhT, dcT, dy, drop, dx0));
+}
+
+s2s_status s2s_rnn_bidir_fwd(s2s_arena *ar, s2s_backend *be, const s2s_rnn_w *w, s2s_rnn_run *run, int T, int B,
+                             const int32_t *len, const int32_t *len_host, int save, const float *x, int ldx)
+{
+    return lanes_recover(be, rnn_bidir_fwd_lanes(ar, be, w, run, T, B, len, len_host, save, x, ldx));
+}
+
+s2s_status s2s_rnn_bidir_bwd(s2s_arena *ar, s2s_backend *be, const s2s_rnn_w *w, const s2s_rnn_run *run,
+                             const float *const dy[2], const float *const dhT[2], const float *const dcT[2],
+                             const float *x, int ldx, float *dx)
+{
+    return lanes_recover(be, rnn_bidir_bwd_lanes(ar, be, w, run, dy, dhT, dcT, x, ldx, dx));
 }
