@@ -309,14 +309,10 @@ typedef struct reading {
 static void say(const reading *rd, s2s_log_level level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static void say(const reading *rd, s2s_log_level level, const char *fmt, ...)
 {
-    if (!rd->o.log)
-        return;
-    char buf[1200];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt, ap);
+    s2s_vlog_to(rd->o.log, rd->o.log_user, level, fmt, ap);
     va_end(ap);
-    rd->o.log(level, buf, rd->o.log_user);
 }
 
 /* Counts a skipped line and logs "FILE:LINE: what; skipped" for the first few of its kind. */

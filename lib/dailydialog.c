@@ -56,14 +56,10 @@ enum { SHOW_WARNINGS = 20 }; /* problems logged one by one per file; the rest ar
 
 void s2s_dialogue_say(const reader *rd, s2s_log_level level, const char *fmt, ...)
 {
-    if (!rd->o.log)
-        return;
-    char buf[1200];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt, ap);
+    s2s_vlog_to(rd->o.log, rd->o.log_user, level, fmt, ap);
     va_end(ap);
-    rd->o.log(level, buf, rd->o.log_user);
 }
 
 /* Counts a problem and logs "FILE:LINE: what" for the first few in a file. */

@@ -36,6 +36,8 @@ s2s_status s2s_fail_at(const char *file, int line, s2s_status st, const char *fm
     } while (0)
 
 void s2s_log(const s2s_context *ctx, s2s_log_level level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Formats a message and hands it to log (nothing when log is NULL): the readers' callbacks. */
+void s2s_vlog_to(s2s_log_fn log, void *user, s2s_log_level level, const char *fmt, va_list ap);
 
 /* Host allocation that records an out-of-memory error naming the size and what it was for. */
 void *s2s_host_alloc(size_t bytes, const char *what);

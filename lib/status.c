@@ -43,16 +43,23 @@ s2s_status s2s_fail_at(const char *file, int line, s2s_status st, const char *fm
     return st;
 }
 
+void s2s_vlog_to(s2s_log_fn log, void *user, s2s_log_level level, const char *fmt, va_list ap)
+{
+    if (!log)
+        return;
+    char buf[1200];
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    log(level, buf, user);
+}
+
 void s2s_log(const s2s_context *ctx, s2s_log_level level, const char *fmt, ...)
 {
-    if (!ctx || !ctx->opts.log || level < ctx->opts.log_level)
+    if (!ctx || level < ctx->opts.log_level)
         return;
-    char buf[1024];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt, ap);
+    s2s_vlog_to(ctx->opts.log, ctx->opts.log_user, level, fmt, ap);
     va_end(ap);
-    ctx->opts.log(level, buf, ctx->opts.log_user);
 }
 
 void *s2s_host_alloc(size_t bytes, const char *what)
