@@ -74,4 +74,13 @@ __attribute__((unused)) static s2s_corpus_options opts_with(logcap *lc)
     return o;
 }
 
+/* Pair i of c is (src, tgt). */
+static inline void expect_pair(const s2s_corpus *c, size_t i, const char *src, const char *tgt)
+{
+    const char *s = NULL, *t = NULL;
+    cr_assert_eq(s2s_corpus_get(c, i, &s, &t), S2S_OK, "%s", s2s_last_error());
+    cr_assert_str_eq(s, src, "pair %zu source", i);
+    cr_assert_str_eq(t, tgt, "pair %zu target", i);
+}
+
 #endif

@@ -39,14 +39,6 @@ static s2s_corpus *aligned(const char *a, const char *b, const s2s_corpus_option
     return c;
 }
 
-static void expect_pair(const s2s_corpus *c, size_t i, const char *src, const char *tgt)
-{
-    const char *s = NULL, *t = NULL;
-    cr_assert_eq(s2s_corpus_get(c, i, &s, &t), S2S_OK, "%s", s2s_last_error());
-    cr_assert_str_eq(s, src, "pair %zu source", i);
-    cr_assert_str_eq(t, tgt, "pair %zu target", i);
-}
-
 static void expect_error(s2s_status got, s2s_status want, const char *needle)
 {
     cr_assert_eq(got, want, "status %s, want %s: %s", s2s_status_string(got), s2s_status_string(want),

@@ -46,14 +46,6 @@ static s2s_corpus *cb(const char *path, const s2s_corpus_options *o)
     return c;
 }
 
-static void expect_pair(const s2s_corpus *c, size_t i, const char *src, const char *tgt)
-{
-    const char *s = NULL, *t = NULL;
-    cr_assert_eq(s2s_corpus_get(c, i, &s, &t), S2S_OK, "%s", s2s_last_error());
-    cr_assert_str_eq(s, src, "pair %zu source", i);
-    cr_assert_str_eq(t, tgt, "pair %zu target", i);
-}
-
 static void expect_size(const s2s_corpus *c, size_t n, const logcap *lc)
 {
     cr_assert_eq(s2s_corpus_size(c), n, "%zu pairs, want %zu; log:\n%s", s2s_corpus_size(c), n, lc ? lc->text : "");

@@ -26,30 +26,11 @@ enum { STEPS = 40, VALID_EVERY = 5, STEP_SLEEP_US = 15000 };
 
 /* What every run shares: data and tokenizer (made before the fork: no OpenMP or BLAS thread
  * has run yet, so the child starts clean) and the output directory. */
-typedef struct world {
-    s2s_corpus *train, *valid;
-    s2s_tokenizer *tok;
-    char dir[64];
-} world;
+typedef toy_world world;
 
-static void world_make(world *w)
-{
-    w->train = toy_corpus(11, 300);
-    w->valid = toy_corpus(12, 20);
-    w->tok = toy_tokenizer(w->train, 40);
-    strcpy(w->dir, "/tmp/s2s-killresume-XXXXXX");
-    cr_assert_not_null(mkdtemp(w->dir));
-}
+static void world_make(world *w) { toy_world_make(w, 11, 300, 20, "killresume"); }
 
-static void world_free(world *w)
-{
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", w->dir);
-    cr_assert_eq(system(cmd), 0);
-    s2s_tokenizer_free(w->tok);
-    s2s_corpus_free(w->train);
-    s2s_corpus_free(w->valid);
-}
+static void world_free(world *w) { toy_world_free(w); }
 
 /* One run: a context, a model and a trainer writing PREFIX = dir/name. NULL on failure (the
  * child cannot use cr_assert: it is not the test process). */

@@ -11,10 +11,8 @@
 
 
 typedef struct world {
+    toy_world t; /* data, tokenizer, scratch directory */
     s2s_context *ctx;
-    s2s_corpus *train, *valid;
-    s2s_tokenizer *tok;
-    char dir[64];
 } world;
 
 static void world_make(world *w)
@@ -22,21 +20,12 @@ static void world_make(world *w)
     s2s_context_options o = s2s_context_options_default();
     o.device = S2S_DEVICE_CPU, o.seed = 3, o.threads = 2;
     cr_assert_eq(s2s_context_create(&o, &w->ctx), S2S_OK);
-    w->train = toy_corpus(1, 400);
-    w->valid = toy_corpus(2, 40);
-    w->tok = toy_tokenizer(w->train, 40);
-    strcpy(w->dir, "/tmp/s2s-trainer-XXXXXX");
-    cr_assert_not_null(mkdtemp(w->dir));
+    toy_world_make(&w->t, 1, 400, 40, "trainer");
 }
 
 static void world_free(world *w)
 {
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", w->dir);
-    cr_assert_eq(system(cmd), 0);
-    s2s_tokenizer_free(w->tok);
-    s2s_corpus_free(w->train);
-    s2s_corpus_free(w->valid);
+    toy_world_free(&w->t);
     s2s_context_free(w->ctx);
 }
 
@@ -44,7 +33,7 @@ static s2s_model *toy_model(world *w)
 {
     s2s_model_config c = s2s_model_config_default();
     c.hidden = 32, c.embed = 16, c.dropout = 0.2f;
-    c.src_vocab = c.tgt_vocab = s2s_tokenizer_vocab_size(w->tok);
+    c.src_vocab = c.tgt_vocab = s2s_tokenizer_vocab_size(w->t.tok);
     s2s_model *m = NULL;
     cr_assert_eq(s2s_model_create(w->ctx, &c, &m), S2S_OK, "%s", s2s_last_error());
     return m;
@@ -57,7 +46,7 @@ static s2s_trainer_options toy_options(world *w, const char *name, long steps)
     s2s_trainer_options o = s2s_trainer_options_default();
     o.batch_tokens = 300, o.warmup_steps = 5, o.lr = 3e-3f, o.valid_every = 10, o.report_every = 5;
     o.max_steps = steps, o.keep_last = 2, o.valid_max = 40;
-    snprintf(prefix[k % 4], sizeof prefix[0], "%s/%s", w->dir, name);
+    snprintf(prefix[k % 4], sizeof prefix[0], "%s/%s", w->t.dir, name);
     o.out_prefix = prefix[k++ % 4];
     return o;
 }
@@ -90,7 +79,7 @@ Test(trainer, resume_gives_bit_identical_weights_and_files, .timeout = 120)
     s2s_model *a = toy_model(&w);
     s2s_trainer *ta = NULL;
     s2s_trainer_options oa = toy_options(&w, "a", 40);
-    cr_assert_eq(s2s_trainer_create(a, w.tok, w.tok, w.train, w.valid, &oa, &ta), S2S_OK, "%s", s2s_last_error());
+    cr_assert_eq(s2s_trainer_create(a, w.t.tok, w.t.tok, w.t.train, w.t.valid, &oa, &ta), S2S_OK, "%s", s2s_last_error());
     cr_assert_eq(s2s_trainer_run(ta), S2S_OK, "%s", s2s_last_error());
     long pairs, skipped, batches;
     s2s_trainer_data_counts(ta, &pairs, &skipped, &batches);
@@ -99,7 +88,7 @@ Test(trainer, resume_gives_bit_identical_weights_and_files, .timeout = 120)
     s2s_model *b = toy_model(&w);
     s2s_trainer *tb = NULL;
     s2s_trainer_options ob = toy_options(&w, "b", 20);
-    cr_assert_eq(s2s_trainer_create(b, w.tok, w.tok, w.train, w.valid, &ob, &tb), S2S_OK);
+    cr_assert_eq(s2s_trainer_create(b, w.t.tok, w.t.tok, w.t.train, w.t.valid, &ob, &tb), S2S_OK);
     cr_assert_eq(s2s_trainer_run(tb), S2S_OK, "%s", s2s_last_error());
     s2s_trainer_free(tb);
     s2s_model_free(b);
@@ -107,8 +96,8 @@ Test(trainer, resume_gives_bit_identical_weights_and_files, .timeout = 120)
     s2s_trainer *tc = NULL;
     s2s_trainer_options oc = toy_options(&w, "b", 40);
     char ck[256];
-    snprintf(ck, sizeof ck, "%s/b.ckpt-20.safetensors", w.dir);
-    cr_assert_eq(s2s_trainer_create(c, w.tok, w.tok, w.train, w.valid, &oc, &tc), S2S_OK);
+    snprintf(ck, sizeof ck, "%s/b.ckpt-20.safetensors", w.t.dir);
+    cr_assert_eq(s2s_trainer_create(c, w.t.tok, w.t.tok, w.t.train, w.t.valid, &oc, &tc), S2S_OK);
     cr_assert_eq(s2s_trainer_resume(tc, ck), S2S_OK, "%s", s2s_last_error());
     cr_assert_eq(s2s_trainer_run(tc), S2S_OK, "%s", s2s_last_error());
     size_t na, nc;
@@ -119,9 +108,9 @@ Test(trainer, resume_gives_bit_identical_weights_and_files, .timeout = 120)
         diff += memcmp(&wa[i], &wc[i], sizeof(float)) != 0;
     cr_assert_eq(diff, 0, "%zu of %zu weights differ after resuming", diff, na);
     /* files: keep_last = 2 checkpoints, the best model, metrics and plot */
-    cr_assert(exists(w.dir, "a.ckpt-40.safetensors") && exists(w.dir, "a.ckpt-30.safetensors"));
-    cr_assert(!exists(w.dir, "a.ckpt-20.safetensors") && !exists(w.dir, "a.ckpt-10.safetensors"), "not pruned");
-    cr_assert(exists(w.dir, "a.best.safetensors") && exists(w.dir, "a.metrics.csv") && exists(w.dir, "a.loss.svg"));
+    cr_assert(exists(w.t.dir, "a.ckpt-40.safetensors") && exists(w.t.dir, "a.ckpt-30.safetensors"));
+    cr_assert(!exists(w.t.dir, "a.ckpt-20.safetensors") && !exists(w.t.dir, "a.ckpt-10.safetensors"), "not pruned");
+    cr_assert(exists(w.t.dir, "a.best.safetensors") && exists(w.t.dir, "a.metrics.csv") && exists(w.t.dir, "a.loss.svg"));
     s2s_train_progress p = s2s_trainer_get_progress(ta);
     cr_assert_eq(p.step, 40);
     cr_assert(p.is_validation && p.valid_bleu >= 0 && p.valid_ppl > 1, "last progress: a validation with BLEU");
@@ -139,10 +128,10 @@ Test(trainer, nonfinite_steps_are_skipped_then_stop_with_checkpoint_intact, .tim
     s2s_trainer *t = NULL;
     s2s_trainer_options o = toy_options(&w, "n", 0);
     o.nonfinite_halve = 2, o.nonfinite_stop = 4, o.max_epochs = 100;
-    cr_assert_eq(s2s_trainer_create(m, w.tok, w.tok, w.train, w.valid, &o, &t), S2S_OK);
+    cr_assert_eq(s2s_trainer_create(m, w.t.tok, w.t.tok, w.t.train, w.t.valid, &o, &t), S2S_OK);
     cr_assert_eq(s2s_trainer_steps(t, 10), S2S_OK, "%s", s2s_last_error()); /* 10 good steps */
     char ck[256];
-    snprintf(ck, sizeof ck, "%s/n.ckpt-10.safetensors", w.dir);
+    snprintf(ck, sizeof ck, "%s/n.ckpt-10.safetensors", w.t.dir);
     struct stat before, after;
     cr_assert_eq(stat(ck, &before), 0, "no checkpoint %s after %ld steps", ck, s2s_trainer_get_progress(t).step);
     m->params.data[m->gen_w.w - m->params.data] = NAN; /* CPU: host memory; poisons every loss */
@@ -165,11 +154,11 @@ Test(trainer, early_stopping_and_bad_options)
     s2s_trainer *t = NULL;
     s2s_trainer_options o = toy_options(&w, "e", 0);
     o.batch_tokens = 5; /* cannot hold a pair of max_len 100 */
-    cr_assert_eq(s2s_trainer_create(m, w.tok, w.tok, w.train, w.valid, &o, &t), S2S_ERR_INVALID_ARG);
+    cr_assert_eq(s2s_trainer_create(m, w.t.tok, w.t.tok, w.t.train, w.t.valid, &o, &t), S2S_ERR_INVALID_ARG);
     cr_assert(strstr(s2s_last_error(), "batch_tokens"), "%s", s2s_last_error());
     o = toy_options(&w, "e", 0);
     o.max_epochs = 200, o.valid_every = 2, o.patience = 1, o.lr = 1e-9f; /* nothing improves: stops early */
-    cr_assert_eq(s2s_trainer_create(m, w.tok, w.tok, w.train, w.valid, &o, &t), S2S_OK);
+    cr_assert_eq(s2s_trainer_create(m, w.t.tok, w.t.tok, w.t.train, w.t.valid, &o, &t), S2S_OK);
     cr_assert_eq(s2s_trainer_run(t), S2S_OK, "%s", s2s_last_error());
     s2s_train_progress p = s2s_trainer_get_progress(t);
     cr_assert_leq(p.step, 20, "early stopping should end the run after a couple of validations (step %ld)", p.step);

@@ -5,6 +5,8 @@
 
 #include "seq2seq.h"
 #include "test_util.h"
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 __attribute__((unused)) static s2s_corpus *toy_corpus(uint64_t seed, int n)
@@ -42,6 +44,33 @@ __attribute__((unused)) static s2s_tokenizer *toy_tokenizer(const s2s_corpus *c,
     cr_assert_eq(s2s_tokenizer_train(all, 2 * n, &to, &t), S2S_OK, "%s", s2s_last_error());
     free(all);
     return t;
+}
+
+/* What a trainer test's runs share: training and validation data, their tokenizer and a
+ * scratch directory for the output files (removed by toy_world_free). */
+typedef struct toy_world {
+    s2s_corpus *train, *valid;
+    s2s_tokenizer *tok;
+    char dir[64];
+} toy_world;
+
+__attribute__((unused)) static void toy_world_make(toy_world *w, uint64_t seed, int ntrain, int nvalid, const char *name)
+{
+    w->train = toy_corpus(seed, ntrain);
+    w->valid = toy_corpus(seed + 1, nvalid);
+    w->tok = toy_tokenizer(w->train, 40);
+    snprintf(w->dir, sizeof w->dir, "/tmp/s2s-%s-XXXXXX", name);
+    cr_assert_not_null(mkdtemp(w->dir));
+}
+
+__attribute__((unused)) static void toy_world_free(toy_world *w)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", w->dir);
+    cr_assert_eq(system(cmd), 0);
+    s2s_tokenizer_free(w->tok);
+    s2s_corpus_free(w->train);
+    s2s_corpus_free(w->valid);
 }
 
 #endif
