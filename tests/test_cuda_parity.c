@@ -717,6 +717,28 @@ Test(cuda_parity, log_softmax)
     pair_close(&P);
 }
 
+/* Inputs for argmax and topk: values on a grid of 50 (many ties); row 1 all equal, row 2 all
+ * -inf, NaN at row 3's first and row 4's 18th column, row 4's largest value last; with
+ * short_row, row 5 holds 20 values and then NaN. */
+static tb selection_rows(pair *P, int rows, int cols, int short_row)
+{
+    float *h = malloc(sizeof *h * (size_t)rows * cols);
+    for (int i = 0; i < rows * cols; i++)
+        h[i] = (float)irand(P, 50) / 7.0f;
+    for (int c = 0; c < cols; c++) {
+        h[1 * cols + c] = 0.25f;
+        h[2 * cols + c] = -INFINITY;
+        if (short_row)
+            h[5 * cols + c] = c < 20 ? (float)c : NAN;
+    }
+    h[3 * cols + 0] = NAN;
+    h[4 * cols + 17] = NAN;
+    h[4 * cols + cols - 1] = 100.0f;
+    tb x = both(P, h, sizeof *h * (size_t)rows * cols);
+    free(h);
+    return x;
+}
+
 /* Exact. Values drawn from 50 levels so ties are common (the first index must win); special
  * rows: all equal, all -inf, NaN at column 0 (gives 0), NaN elsewhere (never chosen). */
 Test(cuda_parity, argmax)
@@ -727,18 +749,7 @@ Test(cuda_parity, argmax)
     const int rows = 21, colss[2] = {1001, 9001};
     for (int k = 0; k < 2; k++) {
         int cols = colss[k];
-        float *h = malloc(sizeof *h * (size_t)rows * cols);
-        for (int i = 0; i < rows * cols; i++)
-            h[i] = (float)irand(&P, 50) / 7.0f;
-        for (int c = 0; c < cols; c++) {
-            h[1 * cols + c] = 0.25f;
-            h[2 * cols + c] = -INFINITY;
-        }
-        h[3 * cols + 0] = NAN;
-        h[4 * cols + 17] = NAN;
-        h[4 * cols + cols - 1] = 100.0f;
-        tb x = both(&P, h, sizeof *h * (size_t)rows * cols);
-        free(h);
+        tb x = selection_rows(&P, rows, cols, 0);
         int32_t init[21];
         for (int i = 0; i < rows; i++)
             init[i] = -7;
@@ -758,19 +769,7 @@ Test(cuda_parity, topk)
     pair P;
     pair_open(&P, S2S_PRECISION_FP32);
     const int rows = 21, cols = 1001, ks[2] = {13, 131};
-    float *h = malloc(sizeof *h * (size_t)rows * cols);
-    for (int i = 0; i < rows * cols; i++)
-        h[i] = (float)irand(&P, 50) / 7.0f;
-    for (int c = 0; c < cols; c++) {
-        h[1 * cols + c] = 0.25f;
-        h[2 * cols + c] = -INFINITY;
-        h[5 * cols + c] = c < 20 ? (float)c : NAN; /* 20 values, then NaN */
-    }
-    h[3 * cols + 0] = NAN;
-    h[4 * cols + 17] = NAN;
-    h[4 * cols + cols - 1] = 100.0f;
-    tb x = both(&P, h, sizeof *h * (size_t)rows * cols);
-    free(h);
+    tb x = selection_rows(&P, rows, cols, 1);
     for (int j = 0; j < 2; j++) {
         int k = ks[j];
         tb v = nan_f(&P, (size_t)rows * k);

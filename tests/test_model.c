@@ -3,18 +3,12 @@
  * smoothing on), and learning the reverse task with greedy decoding. */
 #include "seq2seq.h"
 #include "reverse_task.h"
-#include "test_util.h"
+#include "model_util.h"
 #include <string.h>
 
 static s2s_context *cpu_ctx(uint64_t seed)
 {
-    s2s_context_options o = s2s_context_options_default();
-    o.device = S2S_DEVICE_CPU;
-    o.seed = seed;
-    o.threads = 2;
-    s2s_context *ctx = NULL;
-    cr_assert_eq(s2s_context_create(&o, &ctx), S2S_OK, "%s", s2s_last_error());
-    return ctx;
+    return tu_context(S2S_DEVICE_CPU, S2S_PRECISION_FP32, S2S_RNN_IMPL_FUSED, seed);
 }
 
 /* A random batch with varied lengths; tokens in 4..vocab-1. */

@@ -7,7 +7,7 @@
  * (from the repository root: the interop test runs tests/interop/torch_logprobs.py). */
 #include "model.h"
 #include "safetensors.h"
-#include "test_util.h"
+#include "model_util.h"
 #include <criterion/logging.h>
 #include <errno.h>
 #include <ftw.h>
@@ -22,13 +22,7 @@
 
 static s2s_context *cpu_ctx(uint64_t seed)
 {
-    s2s_context_options o = s2s_context_options_default();
-    o.device = S2S_DEVICE_CPU;
-    o.seed = seed;
-    o.threads = 2;
-    s2s_context *ctx = NULL;
-    cr_assert_eq(s2s_context_create(&o, &ctx), S2S_OK, "%s", s2s_last_error());
-    return ctx;
+    return tu_context(S2S_DEVICE_CPU, S2S_PRECISION_FP32, S2S_RNN_IMPL_FUSED, seed);
 }
 
 /* Small, but with every kind of tensor: two layers, both directions, general attention. */
