@@ -164,3 +164,38 @@ Test(decode, trained_model_beam_greedy_sampling, .timeout = 120)
     s2s_model_free(m);
     s2s_context_free(ctx);
 }
+
+/* Beam search sees each hypothesis's 2K+3 best tokens (found on the device) unless n-gram
+ * blocking is on, when it scans them all. With PAD, BOS and EOS pushed to the top of every
+ * row and EOS refused by min_len, a smaller margin would leave sentences short of candidates:
+ * both paths must give the same hypotheses and scores (blocking 100-grams never blocks here). */
+Test(decode, top_candidates_match_the_full_scan)
+{
+    enum { V = 8, B = 3, S = 4, K = 2, LEN = 6 }; /* 2K+3 < V: the top-candidate path */
+    s2s_context *ctx = NULL;
+    s2s_model *m = tiny_model(&ctx, 5, V);
+    float bias[V];
+    cr_assert_eq(s2s_model_param_get(m, "generator.bias", bias, V), S2S_OK);
+    bias[S2S_PAD_ID] = bias[S2S_BOS_ID] = bias[S2S_EOS_ID] = 50.0f;
+    cr_assert_eq(s2s_model_param_set(m, "generator.bias", bias, V), S2S_OK);
+    int32_t src[B * S] = {1, 2, 3, 4, 5, 6, 7, 8, 2, 4, 6, 8}, sl[B] = {4, 3, 2};
+    s2s_batch b = {B, S, 0, src, sl, NULL, NULL};
+    s2s_decode_options o = s2s_decode_options_default();
+    o.beam_size = K, o.nbest = K, o.min_len = LEN - 1, o.max_len_a = 0, o.max_len_b = LEN;
+    s2s_hypothesis *top = NULL, *full = NULL;
+    cr_assert_eq(s2s_model_decode(m, &b, &o, &top), S2S_OK, "%s", s2s_last_error());
+    o.no_repeat_ngram = 100;
+    cr_assert_eq(s2s_model_decode(m, &b, &o, &full), S2S_OK, "%s", s2s_last_error());
+    for (int i = 0; i < B * K; i++) {
+        cr_assert_eq(top[i].len, full[i].len, "hypothesis %d: length %d vs %d", i, top[i].len, full[i].len);
+        cr_assert_eq(memcmp(&top[i].score, &full[i].score, sizeof(float)), 0, "hypothesis %d: score %.9g vs %.9g", i,
+                     top[i].score, full[i].score);
+        cr_assert_eq(memcmp(top[i].ids, full[i].ids, sizeof(int32_t) * (size_t)top[i].len), 0, "hypothesis %d", i);
+        for (int j = 0; j < top[i].len; j++)
+            cr_assert(top[i].ids[j] > S2S_EOS_ID, "hypothesis %d holds a special token", i);
+    }
+    s2s_hypotheses_free(top, B * K);
+    s2s_hypotheses_free(full, B * K);
+    s2s_model_free(m);
+    s2s_context_free(ctx);
+}
