@@ -410,7 +410,7 @@ static s2s_status device_step(s2s_model *m, search *s, dev *d, int t)
     S2S_TRY(be->ops->to_device(be, d->ids, s->tok_host, sizeof(int32_t) * (size_t)BK));
     S2S_TRY(be->ops->embed_fwd(be, d->emb, E, m->tgt_emb.w, d->ids, BK, E));
     S2S_TRY(s2s_rnn_project(be, &m->dec[0], &d->ds.run[0], d->emb, E, 0, E, t, 1));
-    S2S_TRY(s2s_decoder_step_fwd(m, &d->xb, &d->xs, &d->ds, t, 0, 0));
+    S2S_TRY(s2s_decoder_step_fwd(m, &d->xb, &d->xs, &d->ds, t, 0));
     S2S_TRY(be->ops->bias_rows(be, d->logits, BK, V, V, m->gen_b.w, NULL));
     S2S_TRY(be->ops->gemm(be, 0, 1, BK, V, H, 1.0f, d->ds.ht + (size_t)t * BK * H, H, m->gen_w.w, H, 1.0f, d->logits,
                           V));

@@ -39,7 +39,7 @@ s2s_status s2s_decoder_init(s2s_model *m, const s2s_enc_state *es, int T, int B,
 }
 
 s2s_status s2s_decoder_step_fwd(s2s_model *m, const s2s_dev_batch *db, const s2s_enc_state *es, s2s_dec_state *ds,
-                                int t, int train, uint64_t step)
+                                int t, int train)
 {
     int H = m->cfg.hidden, E = m->cfg.embed, L = m->cfg.layers, B = ds->B, S = es->S;
     size_t BH = (size_t)B * H;
@@ -77,7 +77,7 @@ static s2s_status fwd_loop(s2s_model *m, void *arg)
 {
     fwd_args *a = arg;
     for (int t = 0; t < a->ds->T; t++)
-        S2S_TRY(s2s_decoder_step_fwd(m, a->db, a->es, a->ds, t, a->train, 0));
+        S2S_TRY(s2s_decoder_step_fwd(m, a->db, a->es, a->ds, t, a->train));
     return S2S_OK;
 }
 

@@ -23,7 +23,7 @@ static s2s_status greedy_step(s2s_model *m, const s2s_dev_batch *db, const s2s_e
     int E = m->cfg.embed, H = m->cfg.hidden, V = m->cfg.tgt_vocab, B = db->B;
     S2S_TRY(be->ops->embed_fwd(be, g->emb, E, m->tgt_emb.w, g->ids + (size_t)t * B, B, E));
     S2S_TRY(s2s_rnn_project(be, &m->dec[0], &ds->run[0], g->emb, E, 0, E, t, 1));
-    S2S_TRY(s2s_decoder_step_fwd(m, db, es, ds, t, 0, 0));
+    S2S_TRY(s2s_decoder_step_fwd(m, db, es, ds, t, 0));
     S2S_TRY(be->ops->bias_rows(be, g->logits, B, V, V, m->gen_b.w, NULL));
     S2S_TRY(be->ops->gemm(be, 0, 1, B, V, H, 1.0f, ds->ht + (size_t)t * B * H, H, m->gen_w.w, H, 1.0f, g->logits, V));
     S2S_TRY(be->ops->bias_rows(be, g->logits, B, 2, V, g->banned, NULL));

@@ -112,9 +112,10 @@ s2s_status s2s_encoder_bwd(s2s_model *m, const s2s_dev_batch *db, s2s_enc_state 
 
 /* Allocates the decoder buffers for T steps, with the encoder's final states as initial states. */
 s2s_status s2s_decoder_init(s2s_model *m, const s2s_enc_state *es, int T, int B, int train, s2s_dec_state *ds);
-/* One decoder step t, after xp of layer 0 at t holds bias + emb_t W_e^T. */
+/* One decoder step t, after xp of layer 0 at t holds bias + emb_t W_e^T. Its dropout masks
+ * take the training step from m->step_dev. */
 s2s_status s2s_decoder_step_fwd(s2s_model *m, const s2s_dev_batch *db, const s2s_enc_state *es, s2s_dec_state *ds,
-                                int t, int train, uint64_t step);
+                                int t, int train);
 /* Teacher-forced forward over all steps; then the loss. dlogits stays in *logits_out when
  * grad (for backward). */
 s2s_status s2s_decoder_fwd(s2s_model *m, const s2s_dev_batch *db, const s2s_enc_state *es, s2s_dec_state *ds,
