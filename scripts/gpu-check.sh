@@ -17,17 +17,24 @@
 # scripts/gpu-check.sh OUTDIR --recheck (about 4 minutes): the same without the layer
 # benchmarks (compare.sh --model), for a second run after fixes.
 #
+# scripts/gpu-check.sh OUTDIR --shapes (about 7 minutes; GPU_CHECK_SECONDS=540 by default): the
+# build, then bench/compare.sh --device cuda --full --quick: every shape of the benchmark issue
+# (T=50 with B in {1,16,64,128} x H in {256,512,1024}; T=256 with B in {1,4,8} x H in
+# {512,1024,2048}) besides the usual ones; no tests, no sanitizers.
+#
 # scripts/gpu-check.sh OUTDIR --train (about 4 minutes): the build, the sanitizers on the GPU
 # tests, then the translator trained on the GPU on Multi30k (data/multi30k, carried or fetched)
 # for 90 seconds and evaluated on its test set, greedy and beam 5.
 set -uo pipefail
-out=${1:?usage: scripts/gpu-check.sh OUTDIR [--train]}
+out=${1:?usage: scripts/gpu-check.sh OUTDIR [--recheck|--shapes|--train]}
 mode=${2:-full}
+case $mode in full|--recheck|--shapes|--train) ;; *) echo "gpu-check.sh: unknown mode $mode" >&2; exit 2 ;; esac
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
 cd "$(dirname "$0")/.."
 start=$(date +%s)
-deadline=${GPU_CHECK_SECONDS:-420} # 7 minutes for the whole run; each stage's limit is cut to what is left
+default_seconds=420; [ "$mode" = --shapes ] && default_seconds=540
+deadline=${GPU_CHECK_SECONDS:-$default_seconds} # 7 minutes for the whole run; each stage's limit is cut to what is left
 declare -A status
 stage() { # stage NAME LOG SECONDS COMMAND...: runs with a limit, appends to OUTDIR/LOG.log
   local name=$1 log=$2 limit=$3; shift 3
@@ -80,25 +87,27 @@ fi
 
 # --- 2. the whole suite, GPU tests active ---
 export S2S_BUILD=$B
-[ "$mode" = --train ] || stage tests tests 120 "$B/tests/test_suite" -j8 --verbose
+[ "$mode" = --train ] || [ "$mode" = --shapes ] || stage tests tests 120 "$B/tests/test_suite" -j8 --verbose
 tests_line=$(grep -a "Synthesis" "$out/tests.log" | tail -1)
 gpu_skips=$(grep -a -c -E "^\[SKIP\] (cuda_|golden_cuda|wavefront::cuda|cudnn_layer)" "$out/tests.log")
 
 command -v compute-sanitizer >/dev/null || export PATH="$PATH:${CUDA_HOME:-/usr/local/cuda}/bin"
 
 # --- 3. sanitizers on the GPU tests (the 300-step training test is left out: too slow) ---
-san_filter='@(cuda_parity|golden_cuda)/*'
-stage memcheck sanitizers 90 compute-sanitizer --tool memcheck --target-processes all --error-exitcode 9 \
-  "$B/tests/test_suite" -j1 --filter "$san_filter"
-stage memcheck_model sanitizers 45 compute-sanitizer --tool memcheck --target-processes all --error-exitcode 9 \
-  "$B/tests/test_suite" -j1 --filter 'cuda_model/@(step_lstm_bidir_general_fp32|greedy_graph_replay_is_exact)'
-stage memcheck_layers sanitizers 60 compute-sanitizer --tool memcheck --target-processes all --error-exitcode 9 \
-  "$B/tests/test_suite" -j1 --filter '@(wavefront/cuda_lstm_*|cuda_graphs/*|cudnn_layer/lstm_*)'
-# racecheck looks at shared memory: the kernels that use it
-race_filter='cuda_parity/@(colsum|sum_sumsq|embed_bwd|attn_fwd|attn_bwd|xent|log_softmax|argmax|topk)'
-[ "$mode" = --train ] && race_filter='cuda_parity/attn_*'
-stage racecheck sanitizers 90 compute-sanitizer --tool racecheck --target-processes all --error-exitcode 9 \
-  "$B/tests/test_suite" -j1 --filter "$race_filter"
+if [ "$mode" != --shapes ]; then
+  san_filter='@(cuda_parity|golden_cuda)/*'
+  stage memcheck sanitizers 90 compute-sanitizer --tool memcheck --target-processes all --error-exitcode 9 \
+    "$B/tests/test_suite" -j1 --filter "$san_filter"
+  stage memcheck_model sanitizers 45 compute-sanitizer --tool memcheck --target-processes all --error-exitcode 9 \
+    "$B/tests/test_suite" -j1 --filter 'cuda_model/@(step_lstm_bidir_general_fp32|greedy_graph_replay_is_exact)'
+  stage memcheck_layers sanitizers 60 compute-sanitizer --tool memcheck --target-processes all --error-exitcode 9 \
+    "$B/tests/test_suite" -j1 --filter '@(wavefront/cuda_lstm_*|cuda_graphs/*|cudnn_layer/lstm_*)'
+  # racecheck looks at shared memory: the kernels that use it
+  race_filter='cuda_parity/@(colsum|sum_sumsq|embed_bwd|attn_fwd|attn_bwd|xent|log_softmax|argmax|topk)'
+  [ "$mode" = --train ] && race_filter='cuda_parity/attn_*'
+  stage racecheck sanitizers 90 compute-sanitizer --tool racecheck --target-processes all --error-exitcode 9 \
+    "$B/tests/test_suite" -j1 --filter "$race_filter"
+fi
 
 # --- 4. benchmarks, or (--train) the translator trained and evaluated on the GPU ---
 if [ "$mode" = --train ]; then
@@ -115,6 +124,7 @@ fi
 case $mode in
   full) stage bench bench 240 bench/compare.sh --device cuda --quick --build "$B" --out "$out/bench" ;;
   --recheck) stage bench bench 120 bench/compare.sh --device cuda --quick --model --build "$B" --out "$out/bench" ;;
+  --shapes) stage bench bench 420 bench/compare.sh --device cuda --quick --full --build "$B" --out "$out/bench" ;;
 esac
 for f in "$out"/bench/*; do [ -f "$f" ] && mv "$f" "$out/bench-$(basename "$f")"; done
 rmdir "$out/bench" 2>/dev/null
