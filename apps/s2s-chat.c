@@ -14,8 +14,8 @@ static const char *USAGE =
     "usage: s2s-chat COMMAND [options]   (s2s-chat COMMAND --help for details)\n"
     "commands:\n"
     "  train   train on dialogue pairs: a TSV of utterance<TAB>reply, DailyDialog, or ChatterBot YAML\n"
-    "  chat    talk to a trained model (prompt commands: :beam N, :greedy, :sample, :temp X, :topk K,\n"
-    "          :topp P, :help, :quit)\n"
+    "  chat    talk to a trained model (prompt commands: :beam N, :lp A, :greedy, :sample, :temp X,\n"
+    "          :topk K, :topp P, :help, :quit)\n"
     "examples:\n"
     "  s2s-chat train --dailydialog data/dailydialog --out runs/chat --minutes 60\n"
     "  s2s-chat chat --model runs/chat.best.safetensors\n";
@@ -122,8 +122,8 @@ typedef struct session {
 
 static void chat_help(void)
 {
-    puts("commands: :beam N (beam search, the default), :greedy, :sample (top-p sampling), :temp X, :topk K, "
-         ":topp P, :help, :quit");
+    puts("commands: :beam N (beam search, the default), :lp A (beam length penalty), :greedy, :sample (top-p "
+         "sampling), :temp X, :topk K, :topp P, :help, :quit");
 }
 
 /* Applies a ":command"; returns 0 to quit. */
@@ -137,6 +137,8 @@ static int command(session *z, const char *line)
         return 0;
     if (n == 2 && !strcmp(name, "beam") && v >= 1 && v <= 64)
         d->mode = S2S_DECODE_BEAM, d->beam_size = (int)v;
+    else if (n == 2 && !strcmp(name, "lp") && v >= 0 && v <= 10)
+        d->length_penalty = (float)v;
     else if (n >= 1 && !strcmp(name, "greedy"))
         d->mode = S2S_DECODE_GREEDY;
     else if (n >= 1 && !strcmp(name, "sample"))
@@ -152,9 +154,9 @@ static int command(session *z, const char *line)
     else
         printf("unknown command or value: %s (:help lists them)\n", line);
     if (strcmp(name, "help"))
-        printf("(decoding: %s, beam %d, temperature %.2f, top-k %d, top-p %.2f)\n",
+        printf("(decoding: %s, beam %d, length penalty %.2f, temperature %.2f, top-k %d, top-p %.2f)\n",
                d->mode == S2S_DECODE_BEAM ? "beam" : d->mode == S2S_DECODE_GREEDY ? "greedy" : "sampling",
-               d->beam_size, d->temperature, d->top_k, d->top_p);
+               d->beam_size, d->length_penalty, d->temperature, d->top_k, d->top_p);
     return 1;
 }
 
@@ -224,18 +226,21 @@ static int cmd_chat(int argc, char **argv)
     opt table[] = {COMMON_OPTS(c),
                    {"--model", OPT_STR, &model, 0, 0, 0},
                    {"--beam", OPT_INT, &beam, 1, 64, 0},
+                   {"--length-penalty", OPT_FLOAT, &d->length_penalty, 0, 10, 0},
                    {"--greedy", OPT_FLAG, &greedy, 0, 0, 0},
                    {"--sample", OPT_FLAG, &sample, 0, 0, 0},
                    {"--temp", OPT_FLOAT, &d->temperature, 0.01, 100, 0},
                    {"--topk", OPT_INT, &d->top_k, 0, 1000000, 0},
                    {"--topp", OPT_FLOAT, &d->top_p, 0.01, 1, 0}};
     if (argc > 2 && !strcmp(argv[2], "--help")) {
-        printf("usage: s2s-chat chat --model FILE [--beam N | --greedy | --sample [--temp X] [--topk K] [--topp P]]\n"
-               "                     [--device auto|cpu|cuda]\n"
+        printf("usage: s2s-chat chat --model FILE [--beam N [--length-penalty A] | --greedy\n"
+               "                     | --sample [--temp X] [--topk K] [--topp P]] [--device auto|cpu|cuda]\n"
                "  on a terminal: a prompt with line editing and history; :help lists the commands\n"
                "  with piped input: one reply per input line (the options set the decoding)\n"
-               "  decoding: beam search, beam 5 (default); --greedy; --sample: sampling with temperature\n"
-               "  --temp (1), top-k --topk (0: off), top-p --topp (1: off); replies never repeat a 3-gram\n"
+               "  decoding: beam search, beam 5 (default), scores divided by ((5 + length) / 6)^A with\n"
+               "  A = --length-penalty (0.6; larger favours longer replies); --greedy; --sample: sampling\n"
+               "  with temperature --temp (1), top-k --topk (0: off), top-p --topp (1: off); replies never\n"
+               "  repeat a 3-gram\n"
                "example: echo 'How are you?' | s2s-chat chat --model runs/chat.best.safetensors\n"
                "         s2s-chat chat --model runs/chat.best.safetensors --sample --temp 0.8 --topp 0.9 < lines.txt\n");
         return 0;

@@ -281,6 +281,8 @@ Test(api, tools_refuse_bad_arguments, .timeout = 60)
         {"s2s-chat chat --help", "--sample", 1},
         {"s2s-chat chat --model x --greedy --sample", "choose one of --greedy and --sample", 0},
         {"s2s-chat chat --model x --topp 2", "--topp", 0},
+        {"s2s-chat chat --help", "--length-penalty", 1},
+        {"s2s-chat chat --model x --length-penalty -1", "--length-penalty", 0},
         {"s2s-chat chat --sample", "--model", 0},
         {"s2s-translate translate --help", "--beam", 1},
         {"s2s-translate frobnicate", "unknown command", 0},
