@@ -227,6 +227,10 @@ S2S_API s2s_status s2s_model_forward_backward(s2s_model *model, const s2s_batch 
 
 /* Forward only (no gradients, no dropout): the mean loss per target token, and the count. */
 S2S_API s2s_status s2s_model_evaluate(s2s_model *model, const s2s_batch *batch, float *loss, int *ntokens);
+/* log p(target | source) of each row of batch: the natural-log probability of the row's target
+ * tokens and EOS, summed (no dropout, no label smoothing), into logp[batch->batch]. Rows are run
+ * one at a time. */
+S2S_API s2s_status s2s_model_score(s2s_model *model, const s2s_batch *batch, float *logp);
 
 typedef enum s2s_optimizer_type { S2S_OPT_ADAM = 0, S2S_OPT_SGD } s2s_optimizer_type;
 
@@ -323,6 +327,15 @@ S2S_API s2s_status s2s_translate(s2s_model *m, const s2s_tokenizer *src_tok, con
                                  const char *const *lines, size_t n, const s2s_translate_options *o, char **out,
                                  float *scores);
 S2S_API void s2s_strings_free(char **s, size_t n);
+/* Noisy-channel reranking ("MMI-bidi", Li et al. 2016) of n candidate outputs for one input text,
+ * each with its forward score (as s2s_translate gives them):
+ *   combined[i] = scores[i] + weight * log p(input | outs[i]) / (tokens of input + 1)
+ * under rev, a model trained on the same kind of pairs the other way round (rev_src_tok encodes
+ * the outputs, rev_tgt_tok the input). An empty candidate gets -INFINITY. combined (n floats) and
+ * best (the index of the highest combined score, the first on ties) may each be NULL. */
+S2S_API s2s_status s2s_rerank_reverse(s2s_model *rev, const s2s_tokenizer *rev_src_tok,
+                                      const s2s_tokenizer *rev_tgt_tok, const char *input, const char *const *outs,
+                                      const float *scores, int n, float weight, float *combined, int *best);
 /* The words of text (split at spaces) whose encoding contains the unknown id: for telling the
  * user which words the model does not know. Writes up to cap word pointers into words (malloc'd
  * copies; free with s2s_strings_free) and their count to *n. */

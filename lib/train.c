@@ -1,5 +1,6 @@
 /* train.c - one batch through the whole model: checks, upload, forward, loss, backward. */
 #include "model.h"
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -153,5 +154,30 @@ S2S_API s2s_status s2s_model_evaluate(s2s_model *m, const s2s_batch *batch, floa
     o.train = 0;
     s2s_status st = run_batch(m, batch, &o, 0, loss, ntokens);
     s2s_arena_reset(&m->arena);
+    return st;
+}
+
+S2S_API s2s_status s2s_model_score(s2s_model *m, const s2s_batch *batch, float *logp)
+{
+    if (!m || !batch || !logp || batch->batch < 1 || !batch->src || !batch->src_len || !batch->tgt || !batch->tgt_len)
+        return S2S_FAIL(S2S_ERR_INVALID_ARG, "s2s_model_score: model, a batch with targets and logp are needed");
+    s2s_loss_options o = s2s_loss_options_default();
+    o.train = 0;
+    s2s_status st = S2S_OK;
+    for (int b = 0; b < batch->batch && st == S2S_OK; b++) {
+        /* row b alone: its sums stay its own (the loss kernels add over the whole batch) */
+        s2s_batch row = {1, batch->src_max_len, batch->tgt_max_len, batch->src + (size_t)b * batch->src_max_len,
+                         batch->src_len + b, batch->tgt + (size_t)b * batch->tgt_max_len, batch->tgt_len + b};
+        float loss = 0.0f;
+        int n = 0;
+        st = run_batch(m, &row, &o, 0, &loss, &n);
+        s2s_arena_reset(&m->arena);
+        if (st != S2S_OK) { /* name the row of the caller's batch, not of the one-row view */
+            char why[512];
+            snprintf(why, sizeof why, "%s", s2s_last_error());
+            st = S2S_FAIL(st, "s2s_model_score: row %d of the batch: %s", b, why);
+        } else
+            logp[b] = -loss * (float)n;
+    }
     return st;
 }

@@ -1,6 +1,7 @@
 /* translate.c - text in, text out: tokenize, sort by length, decode in batches, detokenize
  * (replacing unknown words from the source), restore the input order. */
 #include "internal.h"
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -203,6 +204,62 @@ S2S_API s2s_status s2s_translate(s2s_model *m, const s2s_tokenizer *src_tok, con
     if (s != S2S_OK)
         s2s_strings_free(out, n * nbest);
     encoded_free(&e);
+    return s;
+}
+
+S2S_API s2s_status s2s_rerank_reverse(s2s_model *rev, const s2s_tokenizer *rev_src_tok,
+                                      const s2s_tokenizer *rev_tgt_tok, const char *input, const char *const *outs,
+                                      const float *scores, int n, float weight, float *combined, int *best)
+{
+    if (!rev || !rev_src_tok || !rev_tgt_tok || !input || !outs || !scores || n < 1 || !isfinite(weight))
+        return S2S_FAIL(S2S_ERR_INVALID_ARG, "s2s_rerank_reverse: a model, tokenizers, input, n >= 1 outputs with "
+                                             "scores and a finite weight are needed (n = %d, weight = %g)",
+                        n, weight);
+    const int max_tokens = s2s_translate_options_default().max_src_tokens;
+    encoded e, in;
+    memset(&e, 0, sizeof e);
+    memset(&in, 0, sizeof in);
+    s2s_status s = encode_all(rev_src_tok, (const char *const *)outs, (size_t)n, max_tokens, &e);
+    if (s == S2S_OK)
+        s = encode_all(rev_tgt_tok, &input, 1, max_tokens, &in);
+    /* one row per non-empty output, in the outputs' order: output -> the input */
+    int S = 1, T = in.len ? in.len[0] : 0, B = (int)e.nonempty;
+    for (int i = 0; i < n && e.len; i++)
+        S = e.len[i] > S ? e.len[i] : S;
+    int32_t *src = NULL, *tgt = NULL, *len = NULL;
+    float *lp = NULL;
+    if (s == S2S_OK && B > 0) {
+        src = calloc((size_t)B * S, sizeof(int32_t));
+        tgt = calloc((size_t)B * (T ? T : 1), sizeof(int32_t));
+        len = malloc(sizeof(int32_t) * 2 * (size_t)B);
+        lp = malloc(sizeof(float) * (size_t)B);
+        if (!src || !tgt || !len || !lp)
+            s = S2S_FAIL(S2S_ERR_OUT_OF_MEMORY, "reranking %d outputs", n);
+    }
+    for (int i = 0, k = 0; i < n && s == S2S_OK; i++) {
+        if (e.len[i] == 0)
+            continue;
+        memcpy(src + (size_t)k * S, e.ids + e.off[i], sizeof(int32_t) * (size_t)e.len[i]);
+        memcpy(tgt + (size_t)k * T, in.ids, sizeof(int32_t) * (size_t)T);
+        len[k] = e.len[i], len[B + k] = T;
+        k++;
+    }
+    s2s_batch bt = {B, S, T, src, len, tgt, len + B};
+    if (s == S2S_OK && B > 0)
+        s = s2s_model_score(rev, &bt, lp);
+    float top = -INFINITY;
+    if (s == S2S_OK && best)
+        *best = 0;
+    for (int i = 0, k = 0; i < n && s == S2S_OK; i++) {
+        float c = e.len[i] > 0 ? scores[i] + weight * lp[k++] / (float)(T + 1) : -INFINITY;
+        if (combined)
+            combined[i] = c;
+        if (best && c > top)
+            top = c, *best = i;
+    }
+    free(src), free(tgt), free(len), free(lp);
+    encoded_free(&e);
+    encoded_free(&in);
     return s;
 }
 

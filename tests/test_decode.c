@@ -2,6 +2,7 @@
  * vocabulary, consistent with greedy decoding, and with their options honoured. */
 #include "reverse_task.h"
 #include "test_util.h"
+#include "toy_task.h"
 #include <string.h>
 
 static s2s_model *tiny_model(s2s_context **ctx, uint64_t seed, int tgt_vocab)
@@ -197,5 +198,131 @@ Test(decode, top_candidates_match_the_full_scan)
     s2s_hypotheses_free(top, B * K);
     s2s_hypotheses_free(full, B * K);
     s2s_model_free(m);
+    s2s_context_free(ctx);
+}
+
+/* s2s_model_score: each row's log-probability, whatever the padding around it; the rows add up
+ * to the batch's loss; beam search's unnormalised scores (its own step-by-step decoder path) are
+ * the same numbers; a bad row is named. */
+Test(rerank, model_score_per_row)
+{
+    s2s_context *ctx;
+    s2s_model *m = tiny_model(&ctx, 21, 8);
+    enum { B = 4, S = 5, T = 4 };
+    int32_t src[B * S] = {4, 5, 6, 7, 8, 5, 0, 0, 0, 0, 6, 6, 7, 0, 0, 8, 4, 0, 0, 0};
+    int32_t sl[B] = {5, 1, 3, 2}, tgt[B * T] = {3, 4, 5, 6, 7, 0, 0, 0, 5, 5, 3, 0, 0, 0, 0, 0}, tl[B] = {4, 1, 3, 0};
+    s2s_batch b = {B, S, T, src, sl, tgt, tl};
+    float lp[B], loss;
+    int ntok;
+    cr_assert_eq(s2s_model_score(m, &b, lp), S2S_OK, "%s", s2s_last_error());
+    cr_assert_eq(s2s_model_evaluate(m, &b, &loss, &ntok), S2S_OK);
+    double sum = 0;
+    for (int i = 0; i < B; i++) {
+        double one = seq_logp(m, src + i * S, sl[i], tgt + i * T, tl[i]);
+        cr_assert(lp[i] < 0 && fabs(lp[i] - one) <= 1e-5 * fabs(one), "row %d: %g vs %g alone", i, lp[i], one);
+        sum += lp[i];
+    }
+    cr_assert_eq(ntok, (4 + 1) + (1 + 1) + (3 + 1) + (0 + 1));
+    cr_assert(fabs(sum + (double)loss * ntok) <= 1e-5 * fabs(sum), "rows add to %g, the batch loss gives %g", sum,
+              -(double)loss * ntok);
+
+    /* models of other seeds until beam search finishes a hypothesis (a tiny random model may
+       never choose EOS within the limit) */
+    int compared = 0;
+    for (uint64_t seed = 22; seed < 60 && !compared; seed++) {
+        s2s_context *c2;
+        s2s_model *m2 = tiny_model(&c2, seed, 8);
+        s2s_decode_options o = s2s_decode_options_default();
+        o.beam_size = o.nbest = 4;
+        o.length_penalty = 0; /* scores are plain log-probabilities */
+        enum { L = 12 };
+        o.max_len_a = 0, o.max_len_b = L;
+        s2s_batch db = {1, sl[0], 0, src, sl, NULL, NULL};
+        s2s_hypothesis *h = NULL;
+        cr_assert_eq(s2s_model_decode(m2, &db, &o, &h), S2S_OK, "%s", s2s_last_error());
+        for (int k = 0; k < o.nbest; k++) {
+            if (h[k].len >= L) /* cut at the length limit: no EOS in its score */
+                continue;
+            int32_t y[L] = {0}, yl[1] = {h[k].len};
+            memcpy(y, h[k].ids, sizeof(int32_t) * (size_t)h[k].len);
+            s2s_batch hb = {1, S, L, src, sl, y, yl};
+            float got;
+            cr_assert_eq(s2s_model_score(m2, &hb, &got), S2S_OK);
+            cr_assert(fabs(got - h[k].score) <= 1e-4 * fabs(h[k].score) + 1e-5, "hypothesis %d: score %g, beam %g", k,
+                      got, h[k].score);
+            compared++;
+        }
+        s2s_hypotheses_free(h, (size_t)o.nbest);
+        s2s_model_free(m2);
+        s2s_context_free(c2);
+    }
+    cr_assert_geq(compared, 1, "no finished hypothesis to compare");
+
+    tgt[2 * T + 1] = 99; /* out of the vocabulary in row 2 */
+    cr_assert_eq(s2s_model_score(m, &b, lp), S2S_ERR_INVALID_ARG);
+    cr_assert(strstr(s2s_last_error(), "row 2 of the batch"), "%s", s2s_last_error());
+    cr_assert_eq(s2s_model_score(m, NULL, lp), S2S_ERR_INVALID_ARG);
+    s2s_model_free(m);
+    s2s_context_free(ctx);
+}
+
+/* s2s_rerank_reverse adds weight * log p(input | output) per input token to each score, with the
+ * reverse model's probabilities computed here independently; empty outputs never win. */
+Test(rerank, reverse_model_reranks_the_outputs, .timeout = 60)
+{
+    s2s_corpus *c = toy_corpus(5, 200);
+    s2s_tokenizer *tok = toy_tokenizer(c, 30);
+    s2s_context_options co = s2s_context_options_default();
+    co.device = S2S_DEVICE_CPU;
+    co.seed = 4;
+    s2s_context *ctx;
+    cr_assert_eq(s2s_context_create(&co, &ctx), S2S_OK);
+    s2s_model_config mc = s2s_model_config_default();
+    mc.hidden = 16, mc.embed = 8, mc.dropout = 0;
+    mc.src_vocab = mc.tgt_vocab = s2s_tokenizer_vocab_size(tok);
+    s2s_model *rev;
+    cr_assert_eq(s2s_model_create(ctx, &mc, &rev), S2S_OK, "%s", s2s_last_error());
+
+    const char *input = "the big cat", *outs[4] = {"cat big the", "", "red dog", "a bird sees the small cat"};
+    const float scores[4] = {-1.0f, -0.5f, -2.0f, -1.5f};
+    int32_t in_ids[32], out_ids[32];
+    int T = 0;
+    cr_assert_eq(s2s_tokenizer_encode(tok, input, in_ids, 32, &T), S2S_OK);
+    double rlp[4] = {0};
+    for (int i = 0; i < 4; i++) {
+        int n = 0;
+        cr_assert_eq(s2s_tokenizer_encode(tok, outs[i], out_ids, 32, &n), S2S_OK);
+        if (n == 0)
+            continue;
+        int32_t sl[1] = {n}, tl[1] = {T};
+        s2s_batch b = {1, n, T, out_ids, sl, in_ids, tl};
+        float loss;
+        int ntok;
+        cr_assert_eq(s2s_model_evaluate(rev, &b, &loss, &ntok), S2S_OK, "%s", s2s_last_error());
+        rlp[i] = -(double)loss * ntok;
+    }
+    for (int w = 0; w < 3; w++) {
+        float weight = w == 0 ? 0.0f : w == 1 ? 0.7f : 50.0f, combined[4];
+        int best = -1, want = 0;
+        cr_assert_eq(s2s_rerank_reverse(rev, tok, tok, input, outs, scores, 4, weight, combined, &best), S2S_OK, "%s",
+                     s2s_last_error());
+        cr_assert(isinf(combined[1]) && combined[1] < 0, "the empty output scores %g", combined[1]);
+        for (int i = 0; i < 4; i++) {
+            if (i == 1)
+                continue;
+            double expect = scores[i] + weight * rlp[i] / (T + 1);
+            cr_assert(fabs(combined[i] - expect) <= 1e-4 * fabs(expect) + 1e-5, "weight %g, output %d: %g vs %g",
+                      weight, i, combined[i], expect);
+            if (expect > scores[want] + weight * rlp[want] / (T + 1))
+                want = i;
+        }
+        cr_assert_eq(best, want, "weight %g: best %d, expected %d", weight, best, want);
+    }
+    float nanw = NAN;
+    cr_assert_eq(s2s_rerank_reverse(rev, tok, tok, input, outs, scores, 0, 1.0f, NULL, NULL), S2S_ERR_INVALID_ARG);
+    cr_assert_eq(s2s_rerank_reverse(rev, tok, tok, input, outs, scores, 4, nanw, NULL, NULL), S2S_ERR_INVALID_ARG);
+    s2s_model_free(rev);
+    s2s_tokenizer_free(tok);
+    s2s_corpus_free(c);
     s2s_context_free(ctx);
 }
