@@ -9,13 +9,15 @@
 #include <editline/readline.h>
 
 #define TOOL "s2s-chat"
+#define MMI_WEIGHT 0.5f /* chosen on a development set of questions; see the README */
+#define MMI_WEIGHT_TEXT "0.5"
 
 static const char *USAGE =
     "usage: s2s-chat COMMAND [options]   (s2s-chat COMMAND --help for details)\n"
     "commands:\n"
     "  train   train on dialogue pairs: a TSV of utterance<TAB>reply, DailyDialog, or ChatterBot YAML\n"
-    "  chat    talk to a trained model (prompt commands: :beam N, :lp A, :greedy, :sample, :temp X,\n"
-    "          :topk K, :topp P, :help, :quit)\n"
+    "  chat    talk to a trained model (prompt commands: :beam N, :lp A, :mmi W, :greedy, :sample,\n"
+    "          :temp X, :topk K, :topp P, :help, :quit)\n"
     "examples:\n"
     "  s2s-chat train --dailydialog data/dailydialog --out runs/chat --minutes 60\n"
     "  s2s-chat chat --model runs/chat.best.safetensors\n";
@@ -72,18 +74,42 @@ static s2s_status read_data(const char *tsv, const char *dd, const char *cb, s2s
     return s == S2S_OK ? s2s_corpus_add_chatterbot(*train, cb, &o) : s;
 }
 
+/* Replaces *c by a corpus of its pairs the other way round (reply, utterance). */
+static s2s_status swap_pairs(s2s_corpus **c)
+{
+    s2s_corpus *r = NULL;
+    s2s_status s = *c ? s2s_corpus_create(&r) : S2S_OK;
+    for (size_t i = 0; *c && s == S2S_OK && i < s2s_corpus_size(*c); i++) {
+        const char *u, *v;
+        s = s2s_corpus_get(*c, i, &u, &v);
+        if (s == S2S_OK)
+            s = s2s_corpus_add(r, v, u);
+    }
+    if (s != S2S_OK) {
+        s2s_corpus_free(r);
+        return s;
+    }
+    s2s_corpus_free(*c);
+    *c = r;
+    return S2S_OK;
+}
+
 static int cmd_train(int argc, char **argv)
 {
     common_opts c = {0, 0, 1, 0, 0};
     train_opts t;
     const char *tsv = NULL, *dd = NULL, *cb = NULL;
+    int reverse = 0;
     train_opts_default(&t);
     opt table[] = {COMMON_OPTS(c), TRAIN_OPTS(t), {"--tsv", OPT_STR, &tsv, 0, 0, 0},
-                   {"--dailydialog", OPT_STR, &dd, 0, 0, 0}, {"--chatterbot", OPT_STR, &cb, 0, 0, 0}};
+                   {"--dailydialog", OPT_STR, &dd, 0, 0, 0}, {"--chatterbot", OPT_STR, &cb, 0, 0, 0},
+                   {"--reverse", OPT_FLAG, &reverse, 0, 0, 0}};
     if (argc > 2 && !strcmp(argv[2], "--help")) {
         printf("usage: s2s-chat train (--tsv F | --dailydialog DIR | --chatterbot DIR_OR_FILE) --out PREFIX "
                "[options]\n"
-               "  --dailydialog DIR: DailyDialog's folder (train/ and validation/; validation deduplicated)\n" TRAIN_OPTS_HELP
+               "  --dailydialog DIR: DailyDialog's folder (train/ and validation/; validation deduplicated)\n"
+               "  --reverse: learn the utterance from the reply, for chat --mmi (reranking replies by how well\n"
+               "             they predict what was said)\n" TRAIN_OPTS_HELP
                "  --device auto|cpu|cuda --threads N --seed N --quiet\n"
                "example: s2s-chat train --dailydialog data/dailydialog --out runs/chat --minutes 60\n");
         return 0;
@@ -96,7 +122,10 @@ static int cmd_train(int argc, char **argv)
     t.to.progress = print_progress;
     t.to.progress_user = isatty(2) ? (void *)1 : NULL;
     s2s_corpus *train = NULL, *valid = NULL;
-    if (read_data(tsv, dd, cb, &train, &valid) != S2S_OK) {
+    s2s_status rs = read_data(tsv, dd, cb, &train, &valid);
+    if (rs == S2S_OK && reverse && (rs = swap_pairs(&train)) == S2S_OK)
+        rs = swap_pairs(&valid);
+    if (rs != S2S_OK) {
         s2s_corpus_free(train), s2s_corpus_free(valid);
         return lib_fail();
     }
@@ -116,14 +145,17 @@ typedef struct session {
     s2s_model *m;
     s2s_tokenizer *st, *tt;
     s2s_translate_options o;
+    s2s_model *rev; /* --mmi: the reply -> utterance model that reranks beam search's replies */
+    s2s_tokenizer *rst, *rtt;
+    float mmi_weight;
     int interactive;
     long turn;
 } session;
 
 static void chat_help(void)
 {
-    puts("commands: :beam N (beam search, the default), :lp A (beam length penalty), :greedy, :sample (top-p "
-         "sampling), :temp X, :topk K, :topp P, :help, :quit");
+    puts("commands: :beam N (beam search, the default), :lp A (beam length penalty), :mmi W (reranking weight, "
+         "with --mmi; 0: off), :greedy, :sample (top-p sampling), :temp X, :topk K, :topp P, :help, :quit");
 }
 
 /* Applies a ":command"; returns 0 to quit. */
@@ -139,6 +171,8 @@ static int command(session *z, const char *line)
         d->mode = S2S_DECODE_BEAM, d->beam_size = (int)v;
     else if (n == 2 && !strcmp(name, "lp") && v >= 0 && v <= 10)
         d->length_penalty = (float)v;
+    else if (n == 2 && !strcmp(name, "mmi") && v >= 0 && v <= 100 && z->rev)
+        z->mmi_weight = (float)v;
     else if (n >= 1 && !strcmp(name, "greedy"))
         d->mode = S2S_DECODE_GREEDY;
     else if (n >= 1 && !strcmp(name, "sample"))
@@ -154,15 +188,17 @@ static int command(session *z, const char *line)
     else
         printf("unknown command or value: %s (:help lists them)\n", line);
     if (strcmp(name, "help"))
-        printf("(decoding: %s, beam %d, length penalty %.2f, temperature %.2f, top-k %d, top-p %.2f)\n",
+        printf("(decoding: %s, beam %d, length penalty %.2f, reranking weight %.2f%s, temperature %.2f, top-k %d, "
+               "top-p %.2f)\n",
                d->mode == S2S_DECODE_BEAM ? "beam" : d->mode == S2S_DECODE_GREEDY ? "greedy" : "sampling",
-               d->beam_size, d->length_penalty, d->temperature, d->top_k, d->top_p);
+               d->beam_size, d->length_penalty, z->mmi_weight, z->rev ? "" : " (no --mmi model)", d->temperature,
+               d->top_k, d->top_p);
     return 1;
 }
 
 static int reply(session *z, const char *line)
 {
-    char *unknown[16], *out[1] = {NULL};
+    char *unknown[16];
     int nunk = 0;
     if (s2s_tokenizer_unknown_words(z->st, line, unknown, 16, &nunk) == S2S_OK && nunk > 0) {
         fprintf(stderr, "(words I do not know:");
@@ -172,12 +208,22 @@ static int reply(session *z, const char *line)
         s2s_strings_free(unknown, (size_t)(nunk < 16 ? nunk : 16));
     }
     z->o.decode.seed = (uint64_t)++z->turn;
-    if (s2s_translate(z->m, z->st, z->tt, &line, 1, &z->o, out, NULL) != S2S_OK)
-        return lib_fail(), 0;
-    printf(z->interactive ? "bot> %s\n" : "%s\n", out[0]);
-    fflush(stdout);
-    s2s_strings_free(out, 1);
-    return 1;
+    s2s_translate_options o = z->o;
+    int rerank = z->rev && o.decode.mode == S2S_DECODE_BEAM && z->mmi_weight > 0, n = 1, best = 0;
+    if (rerank) /* the whole beam, reranked by how well each reply predicts the line */
+        n = o.decode.nbest = o.decode.beam_size;
+    char *outs[64] = {NULL};
+    float scores[64];
+    s2s_status s = s2s_translate(z->m, z->st, z->tt, &line, 1, &o, outs, scores);
+    if (s == S2S_OK && rerank)
+        s = s2s_rerank_reverse(z->rev, z->rst, z->rtt, line, (const char *const *)outs, scores, n, z->mmi_weight, NULL,
+                               &best);
+    if (s == S2S_OK) {
+        printf(z->interactive ? "bot> %s\n" : "%s\n", outs[best]);
+        fflush(stdout);
+    }
+    s2s_strings_free(outs, (size_t)n);
+    return s == S2S_OK ? 1 : (lib_fail(), 0);
 }
 
 static int chat_loop(session *z)
@@ -216,11 +262,12 @@ static int chat_loop(session *z)
 static int cmd_chat(int argc, char **argv)
 {
     common_opts c = {0, 0, 1, 0, 1};
-    const char *model = NULL;
+    const char *model = NULL, *mmi = NULL;
     session z;
     memset(&z, 0, sizeof z);
     z.o = s2s_translate_options_default();
     z.o.decode.no_repeat_ngram = 3;
+    z.mmi_weight = MMI_WEIGHT;
     int beam = 5, greedy = 0, sample = 0;
     s2s_decode_options *d = &z.o.decode;
     opt table[] = {COMMON_OPTS(c),
@@ -231,17 +278,23 @@ static int cmd_chat(int argc, char **argv)
                    {"--sample", OPT_FLAG, &sample, 0, 0, 0},
                    {"--temp", OPT_FLOAT, &d->temperature, 0.01, 100, 0},
                    {"--topk", OPT_INT, &d->top_k, 0, 1000000, 0},
-                   {"--topp", OPT_FLOAT, &d->top_p, 0.01, 1, 0}};
+                   {"--topp", OPT_FLOAT, &d->top_p, 0.01, 1, 0},
+                   {"--mmi", OPT_STR, &mmi, 0, 0, 0},
+                   {"--mmi-weight", OPT_FLOAT, &z.mmi_weight, 0, 100, 0}};
     if (argc > 2 && !strcmp(argv[2], "--help")) {
-        printf("usage: s2s-chat chat --model FILE [--beam N [--length-penalty A] | --greedy\n"
-               "                     | --sample [--temp X] [--topk K] [--topp P]] [--device auto|cpu|cuda]\n"
+        printf("usage: s2s-chat chat --model FILE [--beam N [--length-penalty A] [--mmi FILE [--mmi-weight W]]\n"
+               "                     | --greedy | --sample [--temp X] [--topk K] [--topp P]] [--device auto|cpu|cuda]\n"
                "  on a terminal: a prompt with line editing and history; :help lists the commands\n"
                "  with piped input: one reply per input line (the options set the decoding)\n"
                "  decoding: beam search, beam 5 (default), scores divided by ((5 + length) / 6)^A with\n"
                "  A = --length-penalty (0.6; larger favours longer replies); --greedy; --sample: sampling\n"
                "  with temperature --temp (1), top-k --topk (0: off), top-p --topp (1: off); replies never\n"
                "  repeat a 3-gram\n"
+               "  --mmi FILE: a model trained with train --reverse (reply -> utterance) reranks the whole beam:\n"
+               "  each reply's score plus W (--mmi-weight, " MMI_WEIGHT_TEXT ") times the reverse model's mean log-probability\n"
+               "  of the line per token, favouring replies that answer what was said over generic ones\n"
                "example: echo 'How are you?' | s2s-chat chat --model runs/chat.best.safetensors\n"
+               "         s2s-chat chat --model runs/chat.best.safetensors --mmi runs/chatrev.best.safetensors\n"
                "         s2s-chat chat --model runs/chat.best.safetensors --sample --temp 0.8 --topp 0.9 < lines.txt\n");
         return 0;
     }
@@ -256,14 +309,23 @@ static int cmd_chat(int argc, char **argv)
         d->mode = S2S_DECODE_GREEDY;
     if (sample)
         d->mode = S2S_DECODE_SAMPLE;
+    if (mmi && (greedy || sample))
+        return cli_fail(TOOL, "--mmi reranks beam search's replies; it does not go with --greedy or --sample"), 2;
     z.o.batch_size = 1;
     z.interactive = isatty(0) && isatty(1);
     int rc = 1;
-    if ((z.ctx = make_context(TOOL, &c)) && s2s_model_load(z.ctx, model, &z.m, &z.st, &z.tt, NULL) == S2S_OK) {
-        rc = z.st && z.tt ? chat_loop(&z) : (fprintf(stderr, TOOL ": %s holds no tokenizer\n", model), 1);
+    if ((z.ctx = make_context(TOOL, &c)) && s2s_model_load(z.ctx, model, &z.m, &z.st, &z.tt, NULL) == S2S_OK &&
+        (!mmi || s2s_model_load(z.ctx, mmi, &z.rev, &z.rst, &z.rtt, NULL) == S2S_OK)) {
+        if (!z.st || !z.tt || (mmi && (!z.rst || !z.rtt)))
+            fprintf(stderr, TOOL ": %s holds no tokenizer\n", !z.st || !z.tt ? model : mmi);
+        else
+            rc = chat_loop(&z);
     } else if (z.ctx) {
         lib_fail();
     }
+    s2s_model_free(z.rev);
+    s2s_tokenizer_free(z.rst);
+    s2s_tokenizer_free(z.rtt);
     s2s_model_free(z.m);
     if (z.tt != z.st)
         s2s_tokenizer_free(z.tt);

@@ -3,6 +3,7 @@
  * pkg-config. */
 #include "model.h"
 #include "test_util.h"
+#include "toy_task.h"
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -270,6 +271,47 @@ Test(api, readme_example_is_current_compiles_and_runs, .timeout = 120)
     cr_assert(strstr(out, "the dog sleeps -> "), "%s", out);
 }
 
+/* s2s-chat chat --mmi: a second model (here the same file) reranks the beam; piped lines get one
+ * reply each, with and without reranking, and a reranking weight of 0 gives plain beam search's
+ * reply. */
+Test(api, chat_tool_reranks_with_a_reverse_model, .timeout = 120)
+{
+    s2s_corpus *c = toy_corpus(3, 200);
+    s2s_tokenizer *tok = toy_tokenizer(c, 30);
+    s2s_context *ctx = cpu_ctx();
+    s2s_model_config mc = s2s_model_config_default();
+    mc.hidden = 16, mc.embed = 8;
+    mc.src_vocab = mc.tgt_vocab = s2s_tokenizer_vocab_size(tok);
+    s2s_model *m = NULL;
+    cr_assert_eq(s2s_model_create(ctx, &mc, &m), S2S_OK, "%s", s2s_last_error());
+    char dir[] = "/tmp/s2s_chat_XXXXXX", path[64], cmd[512], out[3][4096];
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/m.safetensors", dir);
+    cr_assert_eq(s2s_model_save(m, tok, tok, NULL, path), S2S_OK, "%s", s2s_last_error());
+    const char *extra[3] = {"", "--mmi-weight 3", "--mmi-weight 0"};
+    for (int k = 0; k < 3; k++) {
+        snprintf(cmd, sizeof cmd, "printf 'the big cat\\nred dog sees a bird\\n' | %s/s2s-chat chat --model %s %s%s %s "
+                 "--beam 6 --device cpu 2>&1", build_dir(), path, k ? "--mmi " : "", k ? path : "", extra[k]);
+        int rc = run(cmd, out[k], sizeof out[k]);
+        cr_assert(WIFEXITED(rc) && WEXITSTATUS(rc) == 0, "%s:\n%s", cmd, out[k]);
+        int lines = 0;
+        for (const char *q = out[k]; *q; q++)
+            lines += *q == '\n';
+        cr_assert_eq(lines, 2, "%s: %d lines:\n%s", cmd, lines, out[k]);
+    }
+    cr_assert_str_eq(out[2], out[0], "weight 0 must give beam search's own replies");
+    snprintf(cmd, sizeof cmd, "%s/s2s-chat chat --model %s --mmi %s/missing.safetensors 2>&1 </dev/null", build_dir(),
+             path, dir);
+    int rc = run(cmd, out[0], sizeof out[0]);
+    cr_assert(WIFEXITED(rc) && WEXITSTATUS(rc) == 1 && strstr(out[0], "missing.safetensors"), "%s", out[0]);
+    remove(path);
+    rmdir(dir);
+    s2s_model_free(m);
+    s2s_tokenizer_free(tok);
+    s2s_corpus_free(c);
+    s2s_context_free(ctx);
+}
+
 /* The tools refuse bad arguments with one line and exit status 2, and every command has --help
  * (the chat command's decoding options among them). */
 Test(api, tools_refuse_bad_arguments, .timeout = 60)
@@ -283,6 +325,9 @@ Test(api, tools_refuse_bad_arguments, .timeout = 60)
         {"s2s-chat chat --model x --topp 2", "--topp", 0},
         {"s2s-chat chat --help", "--length-penalty", 1},
         {"s2s-chat chat --model x --length-penalty -1", "--length-penalty", 0},
+        {"s2s-chat chat --help", "--mmi", 1},
+        {"s2s-chat chat --model x --mmi y --sample", "--mmi reranks beam search", 0},
+        {"s2s-chat train --help", "--reverse", 1},
         {"s2s-chat chat --sample", "--model", 0},
         {"s2s-translate translate --help", "--beam", 1},
         {"s2s-translate frobnicate", "unknown command", 0},
