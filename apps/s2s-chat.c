@@ -268,7 +268,7 @@ static int cmd_chat(int argc, char **argv)
     z.o = s2s_translate_options_default();
     z.o.decode.no_repeat_ngram = 3;
     z.mmi_weight = MMI_WEIGHT;
-    int beam = 5, greedy = 0, sample = 0;
+    int beam = 10, greedy = 0, sample = 0; /* beam 10: chosen on development questions (README) */
     s2s_decode_options *d = &z.o.decode;
     opt table[] = {COMMON_OPTS(c),
                    {"--model", OPT_STR, &model, 0, 0, 0},
@@ -286,7 +286,7 @@ static int cmd_chat(int argc, char **argv)
                "                     | --greedy | --sample [--temp X] [--topk K] [--topp P]] [--device auto|cpu|cuda]\n"
                "  on a terminal: a prompt with line editing and history; :help lists the commands\n"
                "  with piped input: one reply per input line (the options set the decoding)\n"
-               "  decoding: beam search, beam 5 (default), scores divided by ((5 + length) / 6)^A with\n"
+               "  decoding: beam search, beam 10 (default), scores divided by ((5 + length) / 6)^A with\n"
                "  A = --length-penalty (0.6; larger favours longer replies); --greedy; --sample: sampling\n"
                "  with temperature --temp (1), top-k --topk (0: off), top-p --topp (1: off); replies never\n"
                "  repeat a 3-gram\n"
