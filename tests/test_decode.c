@@ -5,12 +5,19 @@
 #include "toy_task.h"
 #include <string.h>
 
-static s2s_model *tiny_model(s2s_context **ctx, uint64_t seed, int tgt_vocab)
+static s2s_context *cpu_ctx(uint64_t seed)
 {
     s2s_context_options o = s2s_context_options_default();
     o.device = S2S_DEVICE_CPU;
     o.seed = seed;
-    cr_assert_eq(s2s_context_create(&o, ctx), S2S_OK);
+    s2s_context *ctx = NULL;
+    cr_assert_eq(s2s_context_create(&o, &ctx), S2S_OK, "%s", s2s_last_error());
+    return ctx;
+}
+
+static s2s_model *tiny_model(s2s_context **ctx, uint64_t seed, int tgt_vocab)
+{
+    *ctx = cpu_ctx(seed);
     s2s_model_config c = s2s_model_config_default();
     c.hidden = 8, c.embed = 6, c.src_vocab = 9, c.tgt_vocab = tgt_vocab, c.dropout = 0;
     s2s_model *m = NULL;
@@ -88,11 +95,7 @@ Test(decode, beam_search_finds_the_brute_force_best)
  * sampling with top_k = 1 is greedy, and lengths respect max_len. */
 Test(decode, trained_model_beam_greedy_sampling, .timeout = 120)
 {
-    s2s_context_options co = s2s_context_options_default();
-    co.device = S2S_DEVICE_CPU;
-    co.seed = 9;
-    s2s_context *ctx;
-    cr_assert_eq(s2s_context_create(&co, &ctx), S2S_OK);
+    s2s_context *ctx = cpu_ctx(9);
     s2s_model_config c = s2s_model_config_default();
     c.hidden = 64, c.embed = 32, c.dropout = 0.1f, c.attention = S2S_ATTN_DOT;
     c.src_vocab = c.tgt_vocab = 4 + RV_VOCAB;
@@ -272,11 +275,7 @@ Test(rerank, reverse_model_reranks_the_outputs, .timeout = 60)
 {
     s2s_corpus *c = toy_corpus(5, 200);
     s2s_tokenizer *tok = toy_tokenizer(c, 30);
-    s2s_context_options co = s2s_context_options_default();
-    co.device = S2S_DEVICE_CPU;
-    co.seed = 4;
-    s2s_context *ctx;
-    cr_assert_eq(s2s_context_create(&co, &ctx), S2S_OK);
+    s2s_context *ctx = cpu_ctx(4);
     s2s_model_config mc = s2s_model_config_default();
     mc.hidden = 16, mc.embed = 8, mc.dropout = 0;
     mc.src_vocab = mc.tgt_vocab = s2s_tokenizer_vocab_size(tok);
