@@ -9,8 +9,8 @@
 #include <editline/readline.h>
 
 #define TOOL "s2s-chat"
-#define MMI_WEIGHT 0.5f /* chosen on a development set of questions; see the README */
-#define MMI_WEIGHT_TEXT "0.5"
+#define MMI_WEIGHT 3.0f /* chosen on development questions (README): 5 and more begin to pick off-topic replies */
+#define MMI_WEIGHT_TEXT "3"
 
 static const char *USAGE =
     "usage: s2s-chat COMMAND [options]   (s2s-chat COMMAND --help for details)\n"
