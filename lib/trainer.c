@@ -607,8 +607,11 @@ static s2s_status loop(s2s_trainer *t, long max_now, int final_round)
     t->t0 = t->t_report = wall_s();
     t->loss_sum = 0, t->tok_sum = 0, t->tok_report = 0;
     while (!stop && done < max_now && budget_left(t)) {
+        int64_t before = t->st.step;
         S2S_TRY(one_step(t));
         done++;
+        if (t->st.step == before) /* a skipped non-finite step: nothing new to report, validate or save */
+            continue;
         if (t->st.step % t->o.report_every == 0) {
             s2s_train_progress p;
             memset(&p, 0, sizeof p);

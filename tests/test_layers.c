@@ -182,7 +182,7 @@ Test(wavefront, cuda_lstm_bidir_matches_cpu_and_one_lane) { gpu_lanes(S2S_CELL_L
 
 static void cudnn_case(s2s_cell cell, int bidir)
 {
-    uint64_t seed = tu_seed(), s = seed;
+    uint64_t seed = tu_seed();
     s2s_context *fc = wctx(S2S_DEVICE_CUDA, seed);
     if (!fc)
         cr_skip_test("no CUDA device: %s", s2s_last_error());
@@ -194,6 +194,7 @@ static void cudnn_case(s2s_cell cell, int bidir)
     cr_assert(dc->be->ops->layer_fwd != NULL, "the cuDNN context runs its layers through cuDNN");
     s2s_model_config c = wconfig(cell, bidir);
     tu_batch x;
+    uint64_t s = seed;
     tu_make_batch(&x, &s, WB, WS, WT, c.src_vocab, c.tgt_vocab);
     wresult fused = train_step(fc, &c, &x);
     wresult dnn = train_step(dc, &c, &x);
