@@ -2,10 +2,12 @@
  * (replacing unknown words from the source), restore the input order. */
 #include "internal.h"
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define PIECE_MAX 256
+#define S2S_RERANK_MAX_TOKENS 4096 /* longer outputs to rerank are an error */
 
 S2S_API s2s_translate_options s2s_translate_options_default(void)
 {
@@ -61,7 +63,9 @@ static s2s_status encode_all(const s2s_tokenizer *t, const char *const *lines, s
                                                                  : S2S_FAIL(S2S_ERR_OUT_OF_MEMORY, "%zu lines", n);
     for (size_t i = 0; i < n && st == S2S_OK; i++) {
         if (cap - used < (size_t)max_src + 1) {
-            int32_t *p = realloc(e->ids, (cap *= 2) * sizeof(int32_t));
+            while (cap - used < (size_t)max_src + 1) /* room for the longest line allowed */
+                cap *= 2;
+            int32_t *p = realloc(e->ids, cap * sizeof(int32_t));
             if (!p) {
                 st = S2S_FAIL(S2S_ERR_OUT_OF_MEMORY, "token ids of %zu lines", n);
                 break;
@@ -215,16 +219,21 @@ S2S_API s2s_status s2s_rerank_reverse(s2s_model *rev, const s2s_tokenizer *rev_s
         return S2S_FAIL(S2S_ERR_INVALID_ARG, "s2s_rerank_reverse: a model, tokenizers, input, n >= 1 outputs with "
                                              "scores and a finite weight are needed (n = %d, weight = %g)",
                         n, weight);
-    const int max_tokens = s2s_translate_options_default().max_src_tokens;
     encoded e, in;
     memset(&e, 0, sizeof e);
     memset(&in, 0, sizeof in);
-    s2s_status s = encode_all(rev_src_tok, (const char *const *)outs, (size_t)n, max_tokens, &e);
-    if (s == S2S_OK)
-        s = encode_all(rev_tgt_tok, &input, 1, max_tokens, &in);
+    char why[512];
+    s2s_status s = encode_all(rev_src_tok, (const char *const *)outs, (size_t)n, S2S_RERANK_MAX_TOKENS, &e);
+    if (s != S2S_OK) {
+        snprintf(why, sizeof why, "%s", s2s_last_error());
+        s = S2S_FAIL(s, "s2s_rerank_reverse: the outputs (\"line\" k is output k - 1): %s", why);
+    } else if ((s = encode_all(rev_tgt_tok, &input, 1, s2s_translate_options_default().max_src_tokens, &in)) != S2S_OK) {
+        snprintf(why, sizeof why, "%s", s2s_last_error());
+        s = S2S_FAIL(s, "s2s_rerank_reverse: the input: %s", why);
+    }
     /* one row per non-empty output, in the outputs' order: output -> the input */
-    int S = 1, T = in.len ? in.len[0] : 0, B = (int)e.nonempty;
-    for (int i = 0; i < n && e.len; i++)
+    int S = 1, T = s == S2S_OK ? in.len[0] : 0, B = s == S2S_OK ? (int)e.nonempty : 0;
+    for (int i = 0; i < n && s == S2S_OK; i++)
         S = e.len[i] > S ? e.len[i] : S;
     int32_t *src = NULL, *tgt = NULL, *len = NULL;
     float *lp = NULL;

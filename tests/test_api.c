@@ -300,6 +300,35 @@ Test(api, chat_tool_reranks_with_a_reverse_model, .timeout = 120)
         cr_assert_eq(lines, 2, "%s: %d lines:\n%s", cmd, lines, out[k]);
     }
     cr_assert_str_eq(out[2], out[0], "weight 0 must give beam search's own replies");
+    /* the tool's reranked reply to the first line is the library's choice with the chat's settings */
+    s2s_translate_options to = s2s_translate_options_default();
+    to.decode.beam_size = to.decode.nbest = 6, to.decode.no_repeat_ngram = 3, to.batch_size = 1;
+    const char *line = "the big cat";
+    char *outs[6];
+    float scores[6];
+    int best = -1;
+    cr_assert_eq(s2s_translate(m, tok, tok, &line, 1, &to, outs, scores), S2S_OK, "%s", s2s_last_error());
+    cr_assert_eq(s2s_rerank_reverse(m, tok, tok, line, (const char *const *)outs, scores, 6, 3.0f, NULL, &best), S2S_OK,
+                 "%s", s2s_last_error());
+    char want[1024];
+    snprintf(want, sizeof want, "%s\n", outs[best]);
+    cr_assert(strncmp(out[1], want, strlen(want)) == 0, "the tool replied\n%swhere the library picks %s", out[1], want);
+    s2s_strings_free(outs, 6);
+    /* a line of 200 or more tokens (up to the 250 allowed) translates: its ids fit the buffer */
+    static const char *words[] = {"red", "blue", "green", "cat", "dog", "sees"};
+    char longline[4096] = "";
+    int32_t ids[1024];
+    int nids = 0;
+    for (int k = 0; nids < 200; k++) {
+        strcat(longline, k ? " " : ""), strcat(longline, words[k % 6]);
+        cr_assert_eq(s2s_tokenizer_encode(tok, longline, ids, 1024, &nids), S2S_OK);
+    }
+    cr_assert_leq(nids, 250);
+    const char *ll = longline;
+    char *lout[1] = {NULL};
+    to.decode.beam_size = to.decode.nbest = 1;
+    cr_assert_eq(s2s_translate(m, tok, tok, &ll, 1, &to, lout, NULL), S2S_OK, "%d tokens: %s", nids, s2s_last_error());
+    s2s_strings_free(lout, 1);
     snprintf(cmd, sizeof cmd, "%s/s2s-chat chat --model %s --mmi %s/missing.safetensors 2>&1 </dev/null", build_dir(),
              path, dir);
     int rc = run(cmd, out[0], sizeof out[0]);
@@ -327,6 +356,7 @@ Test(api, tools_refuse_bad_arguments, .timeout = 60)
         {"s2s-chat chat --model x --length-penalty -1", "--length-penalty", 0},
         {"s2s-chat chat --help", "--mmi", 1},
         {"s2s-chat chat --model x --mmi y --sample", "--mmi reranks beam search", 0},
+        {"s2s-chat chat --model x --mmi-weight 2", "--mmi-weight needs --mmi", 0},
         {"s2s-chat train --help", "--reverse", 1},
         {"s2s-chat chat --sample", "--model", 0},
         {"s2s-translate translate --help", "--beam", 1},
