@@ -171,7 +171,9 @@ static int command(session *z, const char *line)
         d->mode = S2S_DECODE_BEAM, d->beam_size = (int)v;
     else if (n == 2 && !strcmp(name, "lp") && v >= 0 && v <= 10)
         d->length_penalty = (float)v;
-    else if (n == 2 && !strcmp(name, "mmi") && v >= 0 && v <= 100 && z->rev)
+    else if (n >= 1 && !strcmp(name, "mmi") && !z->rev)
+        printf("no reranking model: start the chat with --mmi FILE (a model from train --reverse)\n");
+    else if (n == 2 && !strcmp(name, "mmi") && v >= 0 && v <= 100)
         z->mmi_weight = (float)v;
     else if (n >= 1 && !strcmp(name, "greedy"))
         d->mode = S2S_DECODE_GREEDY;
@@ -215,9 +217,12 @@ static int reply(session *z, const char *line)
     char *outs[64] = {NULL};
     float scores[64];
     s2s_status s = s2s_translate(z->m, z->st, z->tt, &line, 1, &o, outs, scores);
-    if (s == S2S_OK && rerank)
-        s = s2s_rerank_reverse(z->rev, z->rst, z->rtt, line, (const char *const *)outs, scores, n, z->mmi_weight, NULL,
-                               &best);
+    if (s == S2S_OK && rerank &&
+        s2s_rerank_reverse(z->rev, z->rst, z->rtt, line, (const char *const *)outs, scores, n, z->mmi_weight, NULL,
+                           &best) != S2S_OK) {
+        fprintf(stderr, TOOL ": not reranked: %s\n", s2s_last_error());
+        best = 0;
+    }
     if (s == S2S_OK) {
         printf(z->interactive ? "bot> %s\n" : "%s\n", outs[best]);
         fflush(stdout);
@@ -267,7 +272,7 @@ static int cmd_chat(int argc, char **argv)
     memset(&z, 0, sizeof z);
     z.o = s2s_translate_options_default();
     z.o.decode.no_repeat_ngram = 3;
-    z.mmi_weight = MMI_WEIGHT;
+    z.mmi_weight = -1; /* not given */
     int beam = 10, greedy = 0, sample = 0; /* beam 10: chosen on development questions (README) */
     s2s_decode_options *d = &z.o.decode;
     opt table[] = {COMMON_OPTS(c),
@@ -311,6 +316,10 @@ static int cmd_chat(int argc, char **argv)
         d->mode = S2S_DECODE_SAMPLE;
     if (mmi && (greedy || sample))
         return cli_fail(TOOL, "--mmi reranks beam search's replies; it does not go with --greedy or --sample"), 2;
+    if (!mmi && z.mmi_weight >= 0)
+        return cli_fail(TOOL, "--mmi-weight needs --mmi FILE (the reverse model whose weight it sets)"), 2;
+    if (z.mmi_weight < 0)
+        z.mmi_weight = MMI_WEIGHT;
     z.o.batch_size = 1;
     z.interactive = isatty(0) && isatty(1);
     int rc = 1;

@@ -229,7 +229,7 @@ S2S_API s2s_status s2s_model_forward_backward(s2s_model *model, const s2s_batch 
 S2S_API s2s_status s2s_model_evaluate(s2s_model *model, const s2s_batch *batch, float *loss, int *ntokens);
 /* log p(target | source) of each row of batch: the natural-log probability of the row's target
  * tokens and EOS, summed (no dropout, no label smoothing), into logp[batch->batch]. Rows are run
- * one at a time. */
+ * one at a time. On failure logp may be partly written. */
 S2S_API s2s_status s2s_model_score(s2s_model *model, const s2s_batch *batch, float *logp);
 
 typedef enum s2s_optimizer_type { S2S_OPT_ADAM = 0, S2S_OPT_SGD } s2s_optimizer_type;
@@ -331,8 +331,10 @@ S2S_API void s2s_strings_free(char **s, size_t n);
  * each with its forward score (as s2s_translate gives them):
  *   combined[i] = scores[i] + weight * log p(input | outs[i]) / (tokens of input + 1)
  * under rev, a model trained on the same kind of pairs the other way round (rev_src_tok encodes
- * the outputs, rev_tgt_tok the input). An empty candidate gets -INFINITY. combined (n floats) and
- * best (the index of the highest combined score, the first on ties) may each be NULL. */
+ * the outputs, rev_tgt_tok the input). An empty candidate gets -INFINITY; outputs longer than 4096
+ * tokens, and inputs longer than 250, are an error. combined (n floats) and best (the index of
+ * the highest combined score, the first on ties; 0 when every candidate is empty) may each be
+ * NULL. */
 S2S_API s2s_status s2s_rerank_reverse(s2s_model *rev, const s2s_tokenizer *rev_src_tok,
                                       const s2s_tokenizer *rev_tgt_tok, const char *input, const char *const *outs,
                                       const float *scores, int n, float weight, float *combined, int *best);

@@ -1,6 +1,5 @@
 /* train.c - one batch through the whole model: checks, upload, forward, loss, backward. */
 #include "model.h"
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -161,6 +160,11 @@ S2S_API s2s_status s2s_model_score(s2s_model *m, const s2s_batch *batch, float *
 {
     if (!m || !batch || !logp || batch->batch < 1 || !batch->src || !batch->src_len || !batch->tgt || !batch->tgt_len)
         return S2S_FAIL(S2S_ERR_INVALID_ARG, "s2s_model_score: model, a batch with targets and logp are needed");
+    int longest; /* the whole batch checked first, so that a message names the caller's row */
+    S2S_TRY(check_side("source", batch->src, batch->src_len, batch->batch, batch->src_max_len, 1, m->cfg.src_vocab,
+                       &longest));
+    S2S_TRY(check_side("target", batch->tgt, batch->tgt_len, batch->batch, batch->tgt_max_len, 0, m->cfg.tgt_vocab,
+                       &longest));
     s2s_loss_options o = s2s_loss_options_default();
     o.train = 0;
     s2s_status st = S2S_OK;
@@ -172,11 +176,7 @@ S2S_API s2s_status s2s_model_score(s2s_model *m, const s2s_batch *batch, float *
         int n = 0;
         st = run_batch(m, &row, &o, 0, &loss, &n);
         s2s_arena_reset(&m->arena);
-        if (st != S2S_OK) { /* name the row of the caller's batch, not of the one-row view */
-            char why[512];
-            snprintf(why, sizeof why, "%s", s2s_last_error());
-            st = S2S_FAIL(st, "s2s_model_score: row %d of the batch: %s", b, why);
-        } else
+        if (st == S2S_OK)
             logp[b] = -loss * (float)n;
     }
     return st;

@@ -88,8 +88,8 @@ fi
 # --- 2. the whole suite, GPU tests active ---
 export S2S_BUILD=$B
 [ "$mode" = --train ] || [ "$mode" = --shapes ] || stage tests tests 120 "$B/tests/test_suite" -j8 --verbose
-tests_line=$(grep -a "Synthesis" "$out/tests.log" | tail -1)
-gpu_skips=$(grep -a -c -E "^\[SKIP\] (cuda_|golden_cuda|wavefront::cuda|cudnn_layer)" "$out/tests.log")
+tests_line=$(grep -a "Synthesis" "$out/tests.log" 2>/dev/null | tail -1)
+gpu_skips=$(grep -a -c -E "^\[SKIP\] (cuda_|golden_cuda|wavefront::cuda|cudnn_layer)" "$out/tests.log" 2>/dev/null)
 
 command -v compute-sanitizer >/dev/null || export PATH="$PATH:${CUDA_HOME:-/usr/local/cuda}/bin"
 
@@ -140,9 +140,9 @@ rmdir "$out/bench" 2>/dev/null
   done
   echo
   echo "- test suite (build $B): ${tests_line:-no synthesis line}; GPU tests skipped: $gpu_skips"
-  echo "- sanitizers (memcheck, racecheck): $(grep -a -E "ERROR SUMMARY|RACECHECK SUMMARY" "$out/sanitizers.log" |
+  echo "- sanitizers (memcheck, racecheck): $(grep -a -E "ERROR SUMMARY|RACECHECK SUMMARY" "$out/sanitizers.log" 2>/dev/null |
     sort | uniq -c | tr -s ' ' | paste -sd';' -)"
-  grep -a -h "^\[FAIL\]\|Assertion Failed" "$out/tests.log" | head -20 | sed 's/^/    /'
+  grep -a -h "^\[FAIL\]\|Assertion Failed" "$out/tests.log" 2>/dev/null | head -20 | sed 's/^/    /'
   echo
   [ -f "$out/train.log" ] && grep -a -E "validation at|BLEU =|sentences in|training on" "$out/train.log"
   md=$(ls "$out"/bench-*.md 2>/dev/null | head -1)

@@ -263,7 +263,7 @@ Test(rerank, model_score_per_row)
 
     tgt[2 * T + 1] = 99; /* out of the vocabulary in row 2 */
     cr_assert_eq(s2s_model_score(m, &b, lp), S2S_ERR_INVALID_ARG);
-    cr_assert(strstr(s2s_last_error(), "row 2 of the batch"), "%s", s2s_last_error());
+    cr_assert(strstr(s2s_last_error(), "token 1 of row 2 is id 99"), "%s", s2s_last_error());
     cr_assert_eq(s2s_model_score(m, NULL, lp), S2S_ERR_INVALID_ARG);
     s2s_model_free(m);
     s2s_context_free(ctx);
