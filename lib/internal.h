@@ -18,6 +18,10 @@ struct s2s_context {
 s2s_status s2s_fail_at(const char *file, int line, s2s_status st, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 #define S2S_FAIL(st, ...) s2s_fail_at(__FILE__, __LINE__, (st), __VA_ARGS__)
+/* As S2S_FAIL, with the current last error appended after ": " (context for a callee's message). */
+s2s_status s2s_fail_wrap_at(const char *file, int line, s2s_status st, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+#define S2S_FAIL_WRAP(st, ...) s2s_fail_wrap_at(__FILE__, __LINE__, (st), __VA_ARGS__)
 
 /* Propagates a failing status. */
 #define S2S_TRY(expr)                     \

@@ -367,9 +367,7 @@ static s2s_status load_tokenizer(const s2s_st_file *f, const s2s_st_tensor *t, s
 {
     if (s2s_tokenizer_load(t->data, t->numel, out) == S2S_OK)
         return S2S_OK;
-    char why[768];
-    snprintf(why, sizeof why, "%s", s2s_last_error());
-    return S2S_FAIL(S2S_ERR_FORMAT, "%s: tensor '%s' is not a usable tokenizer: %s", f->path, t->name, why);
+    return S2S_FAIL_WRAP(S2S_ERR_FORMAT, "%s: tensor '%s' is not a usable tokenizer", f->path, t->name);
 }
 
 /* The tokenizers wanted (src or tgt may be NULL). A shared vocabulary comes back as two
@@ -423,9 +421,7 @@ static s2s_status create_for_file(s2s_context *ctx, const s2s_st_file *f, const 
     s2s_status st = s2s_model_create(ctx, cfg, m);
     if (st != S2S_ERR_INVALID_ARG)
         return st;
-    char why[768];
-    snprintf(why, sizeof why, "%s", s2s_last_error());
-    return S2S_FAIL(S2S_ERR_FORMAT, "%s: the stored config is invalid: %s", f->path, why);
+    return S2S_FAIL_WRAP(S2S_ERR_FORMAT, "%s: the stored config is invalid", f->path);
 }
 
 S2S_API s2s_status s2s_model_load(s2s_context *ctx, const char *path, s2s_model **model, s2s_tokenizer **src_tok,

@@ -29,16 +29,34 @@ S2S_API const char *s2s_last_error(void) { return last_error; }
 
 S2S_API const char *s2s_version(void) { return "0.1.0"; }
 
-s2s_status s2s_fail_at(const char *file, int line, s2s_status st, const char *fmt, ...)
+static void vfail(const char *file, int line, s2s_status st, const char *tail, const char *fmt, va_list ap)
 {
     const char *base = strrchr(file, '/');
     base = base ? base + 1 : file;
     int n = snprintf(last_error, sizeof last_error, "%s (%s:%d): ", s2s_status_string(st), base, line);
     if (n < 0 || (size_t)n >= sizeof last_error)
         n = 0;
+    int m = vsnprintf(last_error + n, sizeof last_error - (size_t)n, fmt, ap);
+    if (tail && m >= 0 && (size_t)(n + m) < sizeof last_error)
+        snprintf(last_error + n + m, sizeof last_error - (size_t)(n + m), ": %s", tail);
+}
+
+s2s_status s2s_fail_at(const char *file, int line, s2s_status st, const char *fmt, ...)
+{
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(last_error + n, sizeof last_error - (size_t)n, fmt, ap);
+    vfail(file, line, st, NULL, fmt, ap);
+    va_end(ap);
+    return st;
+}
+
+s2s_status s2s_fail_wrap_at(const char *file, int line, s2s_status st, const char *fmt, ...)
+{
+    char prev[sizeof last_error];
+    snprintf(prev, sizeof prev, "%s", last_error); /* overwritten below */
+    va_list ap;
+    va_start(ap, fmt);
+    vfail(file, line, st, prev, fmt, ap);
     va_end(ap);
     return st;
 }

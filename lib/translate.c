@@ -2,7 +2,6 @@
  * (replacing unknown words from the source), restore the input order. */
 #include "internal.h"
 #include <math.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -222,15 +221,11 @@ S2S_API s2s_status s2s_rerank_reverse(s2s_model *rev, const s2s_tokenizer *rev_s
     encoded e, in;
     memset(&e, 0, sizeof e);
     memset(&in, 0, sizeof in);
-    char why[512];
     s2s_status s = encode_all(rev_src_tok, (const char *const *)outs, (size_t)n, S2S_RERANK_MAX_TOKENS, &e);
-    if (s != S2S_OK) {
-        snprintf(why, sizeof why, "%s", s2s_last_error());
-        s = S2S_FAIL(s, "s2s_rerank_reverse: the outputs (\"line\" k is output k - 1): %s", why);
-    } else if ((s = encode_all(rev_tgt_tok, &input, 1, s2s_translate_options_default().max_src_tokens, &in)) != S2S_OK) {
-        snprintf(why, sizeof why, "%s", s2s_last_error());
-        s = S2S_FAIL(s, "s2s_rerank_reverse: the input: %s", why);
-    }
+    if (s != S2S_OK)
+        s = S2S_FAIL_WRAP(s, "s2s_rerank_reverse: the outputs (\"line\" k is output k - 1)");
+    else if ((s = encode_all(rev_tgt_tok, &input, 1, s2s_translate_options_default().max_src_tokens, &in)) != S2S_OK)
+        s = S2S_FAIL_WRAP(s, "s2s_rerank_reverse: the input");
     /* one row per non-empty output, in the outputs' order: output -> the input */
     int S = 1, T = s == S2S_OK ? in.len[0] : 0, B = s == S2S_OK ? (int)e.nonempty : 0;
     for (int i = 0; i < n && s == S2S_OK; i++)
