@@ -9,8 +9,10 @@
 #include <editline/readline.h>
 
 #define TOOL "s2s-chat"
-#define MMI_WEIGHT 3.0f /* chosen on development questions (README): 5 and more begin to pick off-topic replies */
-#define MMI_WEIGHT_TEXT "3"
+#define MMI_WEIGHT 3 /* chosen on development questions (README): 5 and more begin to pick off-topic replies */
+#define TEXT_OF(x) #x
+#define TEXT(x) TEXT_OF(x)
+enum { MAX_BEAM = 64 };
 
 static const char *USAGE =
     "usage: s2s-chat COMMAND [options]   (s2s-chat COMMAND --help for details)\n"
@@ -77,9 +79,11 @@ static s2s_status read_data(const char *tsv, const char *dd, const char *cb, s2s
 /* Replaces *c by a corpus of its pairs the other way round (reply, utterance). */
 static s2s_status swap_pairs(s2s_corpus **c)
 {
+    if (!*c) /* no validation set */
+        return S2S_OK;
     s2s_corpus *r = NULL;
-    s2s_status s = *c ? s2s_corpus_create(&r) : S2S_OK;
-    for (size_t i = 0; *c && s == S2S_OK && i < s2s_corpus_size(*c); i++) {
+    s2s_status s = s2s_corpus_create(&r);
+    for (size_t i = 0; s == S2S_OK && i < s2s_corpus_size(*c); i++) {
         const char *u, *v;
         s = s2s_corpus_get(*c, i, &u, &v);
         if (s == S2S_OK)
@@ -167,7 +171,7 @@ static int command(session *z, const char *line)
     int n = sscanf(line, ":%15s %lf", name, &v);
     if (n >= 1 && !strcmp(name, "quit"))
         return 0;
-    if (n == 2 && !strcmp(name, "beam") && v >= 1 && v <= 64)
+    if (n == 2 && !strcmp(name, "beam") && v >= 1 && v <= MAX_BEAM)
         d->mode = S2S_DECODE_BEAM, d->beam_size = (int)v;
     else if (n == 2 && !strcmp(name, "lp") && v >= 0 && v <= 10)
         d->length_penalty = (float)v;
@@ -214,8 +218,8 @@ static int reply(session *z, const char *line)
     int rerank = z->rev && o.decode.mode == S2S_DECODE_BEAM && z->mmi_weight > 0, n = 1, best = 0;
     if (rerank) /* the whole beam, reranked by how well each reply predicts the line */
         n = o.decode.nbest = o.decode.beam_size;
-    char *outs[64] = {NULL};
-    float scores[64];
+    char *outs[MAX_BEAM] = {NULL};
+    float scores[MAX_BEAM];
     s2s_status s = s2s_translate(z->m, z->st, z->tt, &line, 1, &o, outs, scores);
     if (s == S2S_OK && rerank &&
         s2s_rerank_reverse(z->rev, z->rst, z->rtt, line, (const char *const *)outs, scores, n, z->mmi_weight, NULL,
@@ -277,7 +281,7 @@ static int cmd_chat(int argc, char **argv)
     s2s_decode_options *d = &z.o.decode;
     opt table[] = {COMMON_OPTS(c),
                    {"--model", OPT_STR, &model, 0, 0, 0},
-                   {"--beam", OPT_INT, &beam, 1, 64, 0},
+                   {"--beam", OPT_INT, &beam, 1, MAX_BEAM, 0},
                    {"--length-penalty", OPT_FLOAT, &d->length_penalty, 0, 10, 0},
                    {"--greedy", OPT_FLAG, &greedy, 0, 0, 0},
                    {"--sample", OPT_FLAG, &sample, 0, 0, 0},
@@ -296,7 +300,7 @@ static int cmd_chat(int argc, char **argv)
                "  with temperature --temp (1), top-k --topk (0: off), top-p --topp (1: off); replies never\n"
                "  repeat a 3-gram\n"
                "  --mmi FILE: a model trained with train --reverse (reply -> utterance) reranks the whole beam:\n"
-               "  each reply's score plus W (--mmi-weight, " MMI_WEIGHT_TEXT ") times the reverse model's mean log-probability\n"
+               "  each reply's score plus W (--mmi-weight, " TEXT(MMI_WEIGHT) ") times the reverse model's mean log-probability\n"
                "  of the line per token, favouring replies that answer what was said over generic ones\n"
                "example: echo 'How are you?' | s2s-chat chat --model runs/chat.best.safetensors\n"
                "         s2s-chat chat --model runs/chat.best.safetensors --mmi runs/chatrev.best.safetensors\n"
@@ -319,7 +323,7 @@ static int cmd_chat(int argc, char **argv)
     if (!mmi && z.mmi_weight >= 0)
         return cli_fail(TOOL, "--mmi-weight needs --mmi FILE (the reverse model whose weight it sets)"), 2;
     if (z.mmi_weight < 0)
-        z.mmi_weight = MMI_WEIGHT;
+        z.mmi_weight = (float)MMI_WEIGHT;
     z.o.batch_size = 1;
     z.interactive = isatty(0) && isatty(1);
     int rc = 1;
