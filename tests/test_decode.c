@@ -1,5 +1,6 @@
 /* test_decode.c - beam search and sampling: exact against brute-force enumeration on a tiny
  * vocabulary, consistent with greedy decoding, and with their options honoured. */
+#include "model_util.h"
 #include "reverse_task.h"
 #include "test_util.h"
 #include "toy_task.h"
@@ -7,12 +8,7 @@
 
 static s2s_context *cpu_ctx(uint64_t seed)
 {
-    s2s_context_options o = s2s_context_options_default();
-    o.device = S2S_DEVICE_CPU;
-    o.seed = seed;
-    s2s_context *ctx = NULL;
-    cr_assert_eq(s2s_context_create(&o, &ctx), S2S_OK, "%s", s2s_last_error());
-    return ctx;
+    return tu_context(S2S_DEVICE_CPU, S2S_PRECISION_FP32, S2S_RNN_IMPL_FUSED, seed);
 }
 
 static s2s_model *tiny_model(s2s_context **ctx, uint64_t seed, int tgt_vocab)
