@@ -32,10 +32,13 @@ WARN     := -Wall -Wextra -Wshadow -Wno-unused-parameter
 CFLAGS   ?= -O2 -g
 # -fno-trapping-math: no FP exceptions are relied on; it lets the cell loops vectorise
 # (if-conversion of float selects); it changes no result.
-CFLAGS   += -std=c11 -D_GNU_SOURCE $(WARN) -fPIC -fvisibility=hidden -fopenmp -fno-trapping-math -Iinclude -Ilib -Ikernels
+# lib/ is grouped by layer, one folder each (README: layout); every folder is on the include path.
+LIB_DIRS := lib $(patsubst %/,%,$(sort $(wildcard lib/*/)))
+INC      := -Iinclude $(addprefix -I,$(LIB_DIRS)) -Ikernels
+CFLAGS   += -std=c11 -D_GNU_SOURCE $(WARN) -fPIC -fvisibility=hidden -fopenmp -fno-trapping-math $(INC)
 CXX      ?= c++
 CXXFLAGS ?= -O2 -g
-CXXFLAGS += -std=c++17 -Wall -Wextra -fPIC -fvisibility=hidden -Iinclude -Ilib
+CXXFLAGS += -std=c++17 -Wall -Wextra -fPIC -fvisibility=hidden $(INC)
 LDLIBS   := -lsentencepiece_train -lsentencepiece -lcjson -lz -lopenblas -lm -lgomp -lstdc++
 ifeq ($(SANITIZE),1)
   CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer
@@ -43,10 +46,13 @@ ifeq ($(SANITIZE),1)
   LDFLAGS += -fsanitize=address,undefined
 endif
 
-LIB_C    := $(filter-out lib/backend_cuda%.c,$(wildcard lib/*.c))
+# Sources that need the CUDA toolkit: the CUDA backend, its cuDNN layers and the cuDNN benchmark peer.
+LIB_ALL_C := $(wildcard lib/*.c lib/*/*.c)
+LIB_CUDA_C := $(filter %cuda.c %cuda_cudnn.c %bench_cudnn.c,$(LIB_ALL_C))
+LIB_C    := $(filter-out $(LIB_CUDA_C),$(LIB_ALL_C))
 CU_SRC   :=
 ifeq ($(CUDA),1)
-  LIB_C  += $(wildcard lib/backend_cuda*.c)
+  LIB_C  += $(LIB_CUDA_C)
   CU_SRC := $(wildcard kernels/*.cu)
   CFLAGS += -DS2S_HAVE_CUDA -I$(CUDA_HOME)/include
   LDLIBS += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart -lstdc++
@@ -55,10 +61,10 @@ ifeq ($(CUDA),1)
     LDLIBS += -lcudnn
   endif
 endif
-NVFLAGS  := -O3 -std=c++17 -Iinclude -Ilib -Ikernels -Xcompiler -fPIC,-fvisibility=hidden,-Wall \
+NVFLAGS  := -O3 -std=c++17 $(INC) -Xcompiler -fPIC,-fvisibility=hidden,-Wall \
             $(foreach a,$(CUDA_ARCH),-gencode arch=compute_$(a),code=sm_$(a))
 
-LIB_CXX  := $(wildcard lib/*.cc)
+LIB_CXX  := $(wildcard lib/*.cc lib/*/*.cc)
 OBJ      := $(LIB_C:%.c=$(BUILD)/obj/%.o) $(LIB_CXX:%.cc=$(BUILD)/obj/%.o) $(CU_SRC:%.cu=$(BUILD)/obj/%.o)
 LIB_SO   := $(BUILD)/libseq2seq.so
 LIB_A    := $(BUILD)/libseq2seq.a
@@ -76,15 +82,15 @@ config:
 
 lib: $(LIB_SO) $(LIB_A)
 
-$(BUILD)/obj/%.o: %.c $(wildcard include/*.h lib/*.h kernels/*.h)
+$(BUILD)/obj/%.o: %.c $(wildcard include/*.h lib/*.h lib/*/*.h kernels/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
-$(BUILD)/obj/%.o: %.cc $(wildcard include/*.h lib/*.h)
+$(BUILD)/obj/%.o: %.cc $(wildcard include/*.h lib/*.h lib/*/*.h)
 	@mkdir -p $(dir $@)
 	$(CXX) $(CXXFLAGS) -c $< -o $@
 
-$(BUILD)/obj/%.o: %.cu $(wildcard include/*.h lib/*.h kernels/*.h kernels/*.cuh)
+$(BUILD)/obj/%.o: %.cu $(wildcard include/*.h lib/*.h lib/*/*.h kernels/*.h kernels/*.cuh)
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVFLAGS) -c $< -o $@
 
@@ -164,15 +170,15 @@ sanitize:
 FUZZ_CC    ?= clang
 FUZZ_CXX   ?= clang++
 FUZZ_SAN   := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
-FUZZ_CFLAGS := -O1 -g $(FUZZ_SAN) -fsanitize=fuzzer-no-link -fopenmp -D_GNU_SOURCE -Iinclude -Ilib -Ikernels
-FUZZ_OBJ   := $(patsubst %.c,build-fuzz/obj/%.o,$(filter-out lib/backend_cuda%.c,$(wildcard lib/*.c))) \
-              $(patsubst %.cc,build-fuzz/obj/%.o,$(wildcard lib/*.cc))
+FUZZ_CFLAGS := -O1 -g $(FUZZ_SAN) -fsanitize=fuzzer-no-link -fopenmp -D_GNU_SOURCE $(INC)
+FUZZ_OBJ   := $(patsubst %.c,build-fuzz/obj/%.o,$(filter-out $(LIB_CUDA_C),$(LIB_ALL_C))) \
+              $(patsubst %.cc,build-fuzz/obj/%.o,$(LIB_CXX))
 FUZZ_BIN   := $(patsubst tests/fuzz/%.c,build-fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
 
-build-fuzz/obj/lib/%.o: lib/%.c $(wildcard include/*.h lib/*.h kernels/*.h)
+build-fuzz/obj/lib/%.o: lib/%.c $(wildcard include/*.h lib/*.h lib/*/*.h kernels/*.h)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) -std=c11 $(FUZZ_CFLAGS) -c $< -o $@
-build-fuzz/obj/lib/%.o: lib/%.cc $(wildcard include/*.h lib/*.h)
+build-fuzz/obj/lib/%.o: lib/%.cc $(wildcard include/*.h lib/*.h lib/*/*.h)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CXX) -std=c++17 $(FUZZ_CFLAGS) -c $< -o $@
 build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_util.h $(FUZZ_OBJ)

@@ -16,7 +16,7 @@ cd "$(dirname "$0")/.."
 if [ "${1:-}" = "--make-seeds" ]; then
   set -e
   make --no-print-directory BUILD=build-fuzz/host CUDA=0 lib >/dev/null
-  ${CC:-cc} -O1 -std=c11 -D_GNU_SOURCE -fopenmp -Iinclude -Ilib tests/fuzz/make_seeds.c -o build-fuzz/make_seeds \
+  ${CC:-cc} -O1 -std=c11 -D_GNU_SOURCE -fopenmp -Iinclude $(for d in lib lib/*/; do printf -- "-I%s " "${d%/}"; done)tests/fuzz/make_seeds.c -o build-fuzz/make_seeds \
     build-fuzz/host/libseq2seq.a -lsentencepiece_train -lsentencepiece -lcjson -lz -lopenblas -lm -lstdc++
   build-fuzz/make_seeds tests/fuzz/seeds
   du -sh tests/fuzz/seeds/*
