@@ -1,10 +1,12 @@
-/* internal.h - what every library file shares: the context, error reporting, logging. */
+/* internal.h - what every library file shares: the context, error reporting, logging, host
+ * allocation. The lowest layer of lib/ (README: layout): it includes only the public header. */
 #ifndef S2S_INTERNAL_H
 #define S2S_INTERNAL_H
 
 #include "seq2seq.h"
-#include "backend.h"
 #include <stdarg.h>
+
+typedef struct s2s_backend s2s_backend; /* backend.h */
 
 struct s2s_context {
     s2s_context_options opts;

@@ -76,8 +76,8 @@ static void pair_close(pair *P)
         P->cpu->ops->release(P->cpu, P->bufs[i].c);
         P->gpu->ops->release(P->gpu, P->bufs[i].g);
     }
-    s2s_backend_cuda_free(P->gpu);
-    s2s_backend_cpu_free(P->cpu);
+    P->gpu->ops->free(P->gpu);
+    P->cpu->ops->free(P->cpu);
 }
 
 /* Uploads `bytes` of host data to both backends. */

@@ -82,7 +82,7 @@ Test(ops_cpu, lstm_cell_fd)
         cr_assert_eq(k.y[5 + j], 0.0f);
     }
     free(buf);
-    s2s_backend_cpu_free(k.be);
+    k.be->ops->free(k.be);
 }
 
 /* ---- GRU cell ------------------------------------------------------------------------- */
@@ -135,7 +135,7 @@ Test(ops_cpu, gru_cell_fd)
             dbhh[j] += dhp[b * 3 * H + j];
     tu_fd_check("gru db_hh", k.bhh, 12, dbhh, gru_loss, &k, FD_H, FD_ATOL, FD_RTOL, 12, seed);
     free(buf);
-    s2s_backend_cpu_free(k.be);
+    k.be->ops->free(k.be);
 }
 
 /* ---- tanh RNN cell ------------------------------------------------------------------- */
@@ -167,7 +167,7 @@ Test(ops_cpu, rnn_cell_fd)
     cr_assert_eq(k.be->ops->rnn_bwd(k.be, 2, 6, h, ry, dh, len, 3, dpre, dh), S2S_OK);
     tu_fd_check("rnn dpre", pre, 12, dpre, rnn_loss, &k, FD_H, FD_ATOL, FD_RTOL, 12, seed);
     tu_fd_check("rnn dh_prev", hprev, 12, dh, rnn_loss, &k, FD_H, FD_ATOL, FD_RTOL, 12, seed);
-    s2s_backend_cpu_free(k.be);
+    k.be->ops->free(k.be);
 }
 
 /* ---- attention ------------------------------------------------------------------------- */
@@ -225,7 +225,7 @@ static void attn_fd(int shared)
     if (!shared)
         tu_fd_check("attn dvals", k.vals, sbh, dv, attn_loss, &k, FD_H, FD_ATOL, FD_RTOL, 60, seed);
     free(buf);
-    s2s_backend_cpu_free(k.be);
+    k.be->ops->free(k.be);
 }
 
 Test(ops_cpu, attention_fd) { attn_fd(0); }
@@ -278,7 +278,7 @@ Test(ops_cpu, xent_fd_and_reference)
     for (int c = 0; c < V; c++)
         cr_assert_eq(grad[V + c], 0.0f, "padding row must get zero gradient");
     tu_fd_check("xent dlogits", x, 28, grad, xent_loss, &k, FD_H, FD_ATOL, FD_RTOL, 28, seed);
-    s2s_backend_cpu_free(k.be);
+    k.be->ops->free(k.be);
 }
 
 /* ---- embedding -------------------------------------------------------------------------- */
@@ -305,7 +305,7 @@ Test(ops_cpu, embedding_gather_and_scatter)
             cr_assert_eq(dw[v * D + c], want, "dw[%d,%d]: got %g want %g (seed %llu)", v, c, dw[v * D + c], want,
                          (unsigned long long)seed);
         }
-    s2s_backend_cpu_free(be);
+    be->ops->free(be);
 }
 
 /* ---- dense ops against naive double loops ----------------------------------------------- */
@@ -335,7 +335,7 @@ Test(ops_cpu, gemm_all_transpositions)
                 }
             tu_assert_close("gemm", got, want, 35, 1e-5, 1e-5, seed);
         }
-    s2s_backend_cpu_free(be);
+    be->ops->free(be);
 }
 
 Test(ops_cpu, rows_and_columns)
@@ -357,7 +357,7 @@ Test(ops_cpu, rows_and_columns)
     float old = dst[5 + 1];
     cr_assert_eq(be->ops->axpby2d(be, dst, 5, src, 6, 3, 4, 2.0f, 0.5f), S2S_OK);
     cr_assert_float_eq(dst[5 + 1], 2.0f * src[6 + 1] + 0.5f * old, 1e-6);
-    s2s_backend_cpu_free(be);
+    be->ops->free(be);
 }
 
 Test(ops_cpu, log_softmax_argmax_sums)
@@ -387,7 +387,7 @@ Test(ops_cpu, log_softmax_argmax_sums)
     }
     cr_assert_float_eq(ss, ws, 1e-9 * ws);
     cr_assert_float_eq(sum, wsum, 1e-9);
-    s2s_backend_cpu_free(be);
+    be->ops->free(be);
 }
 
 /* ---- dropout and Philox --------------------------------------------------------------------- */
@@ -438,7 +438,7 @@ Test(ops_cpu, dropout_mask_rate_scale_and_backward)
     cr_assert_eq(be->ops->dropout_at(be, d, x, n, p, 42, s2s_dropout_stream(0, 9, 3), &step), S2S_OK);
     cr_assert_eq(memcmp(d, y, n * sizeof(float)), 0, "dropout_at differs from dropout at step 5");
     free(x), free(y), free(d);
-    s2s_backend_cpu_free(be);
+    be->ops->free(be);
 }
 
 /* ---- optimizers against PyTorch's formulas in double ----------------------------------------- */
@@ -471,7 +471,7 @@ Test(ops_cpu, adam_and_sgd_match_formulas)
     }
     tu_assert_close("adam", p, P, N, 1e-6, 1e-5, seed);
     tu_assert_close("sgd momentum", q, Q, N, 1e-6, 1e-5, seed);
-    s2s_backend_cpu_free(be);
+    be->ops->free(be);
 }
 
 /* topk against a full sort by (value descending, column ascending) with NaN removed: ties,
@@ -518,5 +518,5 @@ Test(ops_cpu, topk_matches_sort)
         }
     }
     cr_assert_neq(be->ops->topk(be, vals, idx, x, R, C, 0), S2S_OK);
-    s2s_backend_cpu_free(be);
+    be->ops->free(be);
 }

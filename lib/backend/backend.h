@@ -23,9 +23,26 @@
 #include <stddef.h>
 
 typedef struct s2s_backend s2s_backend;
-typedef struct s2s_rnn_w s2s_rnn_w; /* nn.h */
+
+/* A parameter tensor on the device: its values and its gradient (same shape). */
+typedef struct s2s_pview {
+    float *w, *g;
+    int rows, cols;
+} s2s_pview;
+
+/* The weights of one direction of one recurrent layer, in PyTorch's layout. G is the gate count
+ * (LSTM 4, GRU 3, RNN 1). */
+typedef struct s2s_rnn_w {
+    s2s_cell cell;
+    int in, H, G;
+    s2s_pview w_ih, w_hh, b_ih, b_hh; /* [G*H, in], [G*H, H], [G*H], [G*H] */
+} s2s_rnn_w;
 
 typedef struct s2s_ops {
+    /* Frees the backend and everything it holds (plug-in state included); be may be NULL.
+     * Waits for queued work first; errors at teardown are ignored. */
+    void (*free)(s2s_backend *be);
+
     /* ---- memory ------------------------------------------------------------------ */
     /* Allocates bytes (> 0) of device memory, 256-byte aligned; *out is NULL on failure. */
     s2s_status (*alloc)(s2s_backend *be, size_t bytes, void **out);
@@ -205,20 +222,25 @@ struct s2s_backend {
     int lanes;      /* concurrent lanes in use (1: none); at most lanes_max */
     int lanes_max;  /* lanes the backend made */
     int wave_chunk; /* time steps per chunk in a layer wavefront (0: the whole sequence) */
+    char name[160]; /* what it runs on, for people: "CPU (2 threads, OpenBLAS)", the GPU's name */
 };
 
 #define S2S_LANES_MAX 4
 #define S2S_TOPK_MAX 256 /* = S2S_K_TOPK_MAX (kernels/launchers.cuh) */
 #define S2S_LANE_EVENTS 40
 
-/* Backend constructors (each file's only exported entry). */
+/* Backend constructors (each file's only exported entries); ops->free frees what they make.
+ * ctx is kept for logging only: a backend does not read the context's options. */
 s2s_status s2s_backend_cpu_create(s2s_context *ctx, int threads, s2s_backend **out);
-void s2s_backend_cpu_free(s2s_backend *be);
 #ifdef S2S_HAVE_CUDA
 s2s_status s2s_backend_cuda_create(s2s_context *ctx, int device, s2s_precision precision, s2s_backend **out);
-void s2s_backend_cuda_free(s2s_backend *be);
 /* Number of CUDA devices visible (0 when the driver or device is missing); never fails. */
 int s2s_cuda_device_count(void);
+#endif
+#ifdef S2S_HAVE_CUDNN
+/* Sets the layer_* entries of a CUDA backend's op table to cuDNN's RNN API
+ * (backend_cuda_cudnn.c); the backend frees the plug-in's state with itself. */
+s2s_status s2s_cudnn_layers_enable(s2s_backend *be);
 #endif
 
 #endif

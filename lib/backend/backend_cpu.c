@@ -2,6 +2,7 @@
  * GEMMs go through CBLAS (OpenBLAS); pointwise loops use OpenMP with the context's thread
  * count. Reductions run in a fixed order so that results do not depend on the thread count. */
 #include "internal.h"
+#include "backend.h"
 #include "cell_math.h"
 #include "philox.h"
 #include <cblas.h>
@@ -625,7 +626,10 @@ static s2s_status cpu_sgd(s2s_backend *be, float *p, const float *g, float *mom,
     return S2S_OK;
 }
 
+static void cpu_free(s2s_backend *be) { free(be); }
+
 static const s2s_ops cpu_ops = {
+    .free = cpu_free,
     .alloc = cpu_alloc,
     .release = cpu_release,
     .to_device = cpu_copy,
@@ -679,9 +683,10 @@ s2s_status s2s_backend_cpu_create(s2s_context *ctx, int threads, s2s_backend **o
     be->head.threads = threads > 0 ? threads : 1;
     be->head.lanes = be->head.lanes_max = 1;
     be->head.wave_chunk = 0;
+    snprintf(be->head.name, sizeof be->head.name, "CPU (%d thread%s, OpenBLAS)", be->head.threads,
+             be->head.threads == 1 ? "" : "s");
     openblas_set_num_threads(1);
     *out = &be->head;
     return S2S_OK;
 }
 
-void s2s_backend_cpu_free(s2s_backend *be) { free(be); }

@@ -17,7 +17,7 @@
  * with its own cuBLAS handle and workspace; the lane programs join them into lane 0 before
  * anything they used is released, which keeps the reuse rule true. */
 #include "internal.h"
-#include "bench.h"
+#include "backend_cuda.h"
 #include "launchers.cuh"
 #include <cublas_v2.h>
 #include <cuda_runtime_api.h>
@@ -81,8 +81,9 @@ typedef struct cuda_backend {
     cublasHandle_t lane_blas[S2S_LANES_MAX];
     void *lane_ws[S2S_LANES_MAX]; /* cuBLAS workspaces (from the cache), so GEMMs never allocate */
     cudaEvent_t ev[S2S_LANE_EVENTS];
-    s2s_ops ops;     /* cuda_ops, plus the cuDNN layer entries where the context asks for them */
-    void *dnn_layer; /* backend_cuda_cudnn_layer.c's state */
+    s2s_ops ops;          /* cuda_ops, plus the entries a plug-in sets (backend_cuda.h) */
+    void *plugin;         /* the plug-in's state */
+    void (*plugin_free)(s2s_backend *, void *);
     cu_block *free_list[CU_CLASSES];
     cu_block *live[CU_LIVE_SLOTS];
     cu_block *spare_records;
@@ -90,7 +91,6 @@ typedef struct cuda_backend {
     size_t peak_bytes; /* high-water mark of live_bytes */
     double *red;      /* device: S2S_K_REDUCE_PARTS partials, then the result */
     double *red_host; /* page-locked: the result copied back */
-    char name[160];
 } cuda_backend;
 
 /* Layer wavefronts: two lanes (streams), chunks of 10 time steps. */
@@ -172,7 +172,7 @@ static s2s_status cuda_alloc(s2s_backend *be, size_t bytes, void **out)
                 return S2S_FAIL(S2S_ERR_OUT_OF_MEMORY,
                                 "could not allocate %zu bytes of GPU memory on %s (%zu bytes already in use by "
                                 "this backend); try a smaller batch or shorter sequences",
-                                bytes, cb->name, cb->live_bytes);
+                                bytes, cb->head.name, cb->live_bytes);
             }
         }
         CU_TRY(e);
@@ -301,7 +301,18 @@ static s2s_status cuda_lane_wait(s2s_backend *be, int ev)
 
 void *s2s_cuda_stream_of(s2s_backend *be) { return cu(be)->stream; }
 
-void **s2s_cuda_dnn_slot(s2s_backend *be) { return &cu(be)->dnn_layer; }
+s2s_status s2s_cuda_plugin_attach(s2s_backend *be, void *state, void (*free_fn)(s2s_backend *, void *),
+                                  s2s_ops **ops)
+{
+    cuda_backend *cb = cu(be);
+    ARG_CHECK(!cb->plugin, "a plug-in is already attached to this CUDA backend");
+    cb->plugin = state;
+    cb->plugin_free = free_fn;
+    *ops = &cb->ops;
+    return S2S_OK;
+}
+
+void *s2s_cuda_plugin_state(s2s_backend *be) { return cu(be)->plugin; }
 
 static s2s_status cuda_mem_stats(s2s_backend *be, size_t *current, size_t *peak)
 {
@@ -622,7 +633,10 @@ static s2s_status cuda_sgd(s2s_backend *be, float *p, const float *g, float *mom
     return S2S_OK;
 }
 
+static void cuda_free(s2s_backend *be);
+
 static const s2s_ops cuda_ops = {
+    .free = cuda_free,
     .alloc = cuda_alloc,
     .release = cuda_release,
     .to_device = cuda_to_device,
@@ -685,7 +699,7 @@ static s2s_status cuda_init(cuda_backend *cb)
     struct cudaDeviceProp prop;
     CU_TRY(cudaSetDevice(cb->device));
     CU_TRY(cudaGetDeviceProperties(&prop, cb->device));
-    snprintf(cb->name, sizeof cb->name, "%.100s (sm_%d%d, %d SMs, %.1f GiB)", prop.name, prop.major, prop.minor,
+    snprintf(cb->head.name, sizeof cb->head.name, "%.100s (sm_%d%d, %d SMs, %.1f GiB)", prop.name, prop.major, prop.minor,
              prop.multiProcessorCount, (double)prop.totalGlobalMem / (1024.0 * 1024.0 * 1024.0));
     /* Non-blocking: no implicit ordering with the legacy default stream of other libraries. */
     for (int i = 0; i < S2S_LANE_EVENTS; i++)
@@ -733,17 +747,11 @@ s2s_status s2s_backend_cuda_create(s2s_context *ctx, int device, s2s_precision p
     cb->head.wave_chunk = S2S_CUDA_WAVE_CHUNK;
     cb->device = device;
     s2s_status st = cuda_init(cb);
-#ifdef S2S_HAVE_CUDNN
-    if (st == S2S_OK && ctx && ctx->opts.rnn_impl == S2S_RNN_IMPL_CUDNN)
-        st = s2s_cudnn_layers_enable(&cb->head, &cb->ops);
-#endif
     if (st != S2S_OK) {
-        s2s_backend_cuda_free(&cb->head);
+        cuda_free(&cb->head);
         return st;
     }
-    if (ctx)
-        snprintf(ctx->device_name, sizeof ctx->device_name, "%s", cb->name);
-    s2s_log(ctx, S2S_LOG_DEBUG, "CUDA backend on %s, %s GEMMs", cb->name,
+    s2s_log(ctx, S2S_LOG_DEBUG, "CUDA backend on %s, %s GEMMs", cb->head.name,
             precision == S2S_PRECISION_TF32 ? "TF32" : precision == S2S_PRECISION_BF16 ? "BF16" : "FP32");
     *out = &cb->head;
     return S2S_OK;
@@ -751,15 +759,15 @@ s2s_status s2s_backend_cuda_create(s2s_context *ctx, int device, s2s_precision p
 
 /* Safe on a partly created backend: every handle is checked before it is destroyed. Errors
  * here are ignored (nothing useful can be done with them at teardown). */
-void s2s_backend_cuda_free(s2s_backend *be)
+static void cuda_free(s2s_backend *be)
 {
     if (!be)
         return;
     cuda_backend *cb = cu(be);
     cudaSetDevice(cb->device);
-#ifdef S2S_HAVE_CUDNN
-    s2s_cudnn_layers_free(be);
-#endif
+    if (cb->plugin_free)
+        cb->plugin_free(be, cb->plugin);
+    cb->plugin = NULL, cb->plugin_free = NULL;
     for (int i = 0; i < S2S_LANES_MAX; i++) {
         if (cb->lane_stream[i])
             cudaStreamSynchronize(cb->lane_stream[i]);

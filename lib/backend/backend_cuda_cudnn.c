@@ -1,4 +1,4 @@
-/* backend_cuda_cudnn_layer.c - cuDNN's RNN API as the library's recurrent-layer implementation
+/* backend_cuda_cudnn.c - cuDNN's RNN API as the library's recurrent-layer implementation
  * (s2s_context_options.rnn_impl = S2S_RNN_IMPL_CUDNN): the op table's layer_bytes, layer_fwd
  * and layer_bwd (backend.h) for one layer of one or two directions per call.
  *
@@ -14,6 +14,7 @@
  * (CUDNN_DEFAULT_MATH); the RNN API has no bfloat16 mode, so bf16 contexts refuse this path.
  * Built with cuDNN only; never runs without a GPU. */
 #ifdef S2S_HAVE_CUDNN
+#include "backend_cuda.h"
 #include "cudnn_describe.h"
 #include <stdlib.h>
 #include <string.h>
@@ -43,7 +44,7 @@ typedef struct dnn_parts {
 
 static size_t up256(size_t n) { return (n + 255) & ~(size_t)255; }
 
-static dnn_layers *layers_of(s2s_backend *be) { return *(dnn_layers **)s2s_cuda_dnn_slot(be); }
+static dnn_layers *layers_of(s2s_backend *be) { return s2s_cuda_plugin_state(be); }
 
 static void call_free(dnn_call *c)
 {
@@ -243,7 +244,19 @@ static s2s_status dnn_layer_bwd(s2s_backend *be, const s2s_rnn_w *w, int dirs, i
     return st;
 }
 
-s2s_status s2s_cudnn_layers_enable(s2s_backend *be, s2s_ops *ops)
+/* The plug-in's teardown, called by the backend when it is freed. */
+static void layers_free(s2s_backend *be, void *state)
+{
+    dnn_layers *d = state;
+    if (d->drop)
+        cudnnDestroyDropoutDescriptor(d->drop);
+    if (d->h)
+        cudnnDestroy(d->h);
+    be->ops->release(be, d->drop_states);
+    free(d);
+}
+
+s2s_status s2s_cudnn_layers_enable(s2s_backend *be)
 {
     if (be->precision == S2S_PRECISION_BF16) /* as s2s_dnn_describe would say at the first layer */
         return S2S_FAIL(S2S_ERR_UNSUPPORTED, "the cuDNN layer implementation has no bf16 mode (cuDNN's RNN API takes "
@@ -251,7 +264,12 @@ s2s_status s2s_cudnn_layers_enable(s2s_backend *be, s2s_ops *ops)
     dnn_layers *d = s2s_host_calloc(1, sizeof *d, "the cuDNN layer state");
     if (!d)
         return S2S_ERR_OUT_OF_MEMORY;
-    *(dnn_layers **)s2s_cuda_dnn_slot(be) = d;
+    s2s_ops *ops;
+    s2s_status st = s2s_cuda_plugin_attach(be, d, layers_free, &ops);
+    if (st != S2S_OK) {
+        free(d);
+        return st;
+    }
     size_t states = 0;
     DNN_TRY(cudnnCreate(&d->h));
     DNN_TRY(cudnnSetStream(d->h, (cudaStream_t)s2s_cuda_stream_of(be))); /* its state init: lane 0 */
@@ -263,19 +281,5 @@ s2s_status s2s_cudnn_layers_enable(s2s_backend *be, s2s_ops *ops)
     ops->layer_fwd = dnn_layer_fwd;
     ops->layer_bwd = dnn_layer_bwd;
     return S2S_OK;
-}
-
-void s2s_cudnn_layers_free(s2s_backend *be)
-{
-    dnn_layers *d = layers_of(be);
-    if (!d)
-        return;
-    if (d->drop)
-        cudnnDestroyDropoutDescriptor(d->drop);
-    if (d->h)
-        cudnnDestroy(d->h);
-    be->ops->release(be, d->drop_states);
-    free(d);
-    *(dnn_layers **)s2s_cuda_dnn_slot(be) = NULL;
 }
 #endif

@@ -1,5 +1,7 @@
-/* context.c - device selection and the context handle. */
+/* context.c - device selection and the context handle: the context reads its options and makes
+ * the backend they ask for (with cuDNN's layers where rnn_impl says so); backends read none. */
 #include "internal.h"
+#include "backend.h"
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,8 +25,6 @@ static s2s_status create_cpu(s2s_context *ctx)
     int threads = ctx->opts.threads > 0 ? ctx->opts.threads : omp_get_num_procs();
     S2S_TRY(s2s_backend_cpu_create(ctx, threads, &ctx->be));
     ctx->device = S2S_DEVICE_CPU;
-    snprintf(ctx->device_name, sizeof ctx->device_name, "CPU (%d thread%s, OpenBLAS)", threads,
-             threads == 1 ? "" : "s");
     return S2S_OK;
 }
 
@@ -33,6 +33,16 @@ static s2s_status create_cuda(s2s_context *ctx)
 {
     S2S_TRY(s2s_backend_cuda_create(ctx, ctx->opts.cuda_device, ctx->opts.precision, &ctx->be));
     ctx->device = S2S_DEVICE_CUDA;
+#ifdef S2S_HAVE_CUDNN
+    if (ctx->opts.rnn_impl == S2S_RNN_IMPL_CUDNN) {
+        s2s_status st = s2s_cudnn_layers_enable(ctx->be);
+        if (st != S2S_OK) {
+            ctx->be->ops->free(ctx->be);
+            ctx->be = NULL;
+            return st;
+        }
+    }
+#endif
     return S2S_OK;
 }
 #endif
@@ -96,6 +106,7 @@ S2S_API s2s_status s2s_context_create(const s2s_context_options *opts, s2s_conte
         free(ctx);
         return st;
     }
+    snprintf(ctx->device_name, sizeof ctx->device_name, "%s", ctx->be->name);
     ctx->be->precision = ctx->device == S2S_DEVICE_CUDA ? o.precision : S2S_PRECISION_FP32;
     if (o.streams > 0) /* the CPU has one lane whatever is asked */
         ctx->be->lanes = o.streams < ctx->be->lanes_max ? o.streams : ctx->be->lanes_max;
@@ -113,12 +124,7 @@ S2S_API void s2s_context_free(s2s_context *ctx)
 {
     if (!ctx)
         return;
-#ifdef S2S_HAVE_CUDA
-    if (ctx->device == S2S_DEVICE_CUDA)
-        s2s_backend_cuda_free(ctx->be);
-    else
-#endif
-        s2s_backend_cpu_free(ctx->be);
+    ctx->be->ops->free(ctx->be);
     free(ctx);
 }
 

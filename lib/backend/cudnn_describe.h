@@ -4,7 +4,7 @@
 #ifndef S2S_CUDNN_DESCRIBE_H
 #define S2S_CUDNN_DESCRIBE_H
 
-#include "bench.h"
+#include "internal.h"
 #include <cuda_runtime_api.h>
 #include <cudnn.h>
 

@@ -1,12 +1,10 @@
 /* bench.c - s2s_bench_rnn: times a recurrent layer stack (this library's fused path, or cuDNN
  * through backend_cuda_cudnn.c) on random data, for bench/bench_lstm and the GPU check. */
 #include "bench.h"
-#include "philox.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #define BENCH_MAX_LAYERS 16
 
@@ -21,42 +19,6 @@ S2S_API s2s_bench_rnn_options s2s_bench_rnn_options_default(void)
     o.impl = S2S_RNN_IMPL_FUSED;
     o.cudnn_algo = -1;
     return o;
-}
-
-double s2s_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-void s2s_bench_summarise(double *ms, int n, s2s_bench_result *r)
-{
-    qsort(ms, (size_t)n, sizeof *ms, cmp_double);
-    r->min_ms = ms[0];
-    r->median_ms = n % 2 ? ms[n / 2] : 0.5 * (ms[n / 2 - 1] + ms[n / 2]);
-}
-
-s2s_status s2s_bench_random(s2s_backend *be, uint64_t seed, uint64_t stream, size_t n, float **out)
-{
-    float *h = s2s_host_alloc(n * sizeof(float), "benchmark data");
-    if (!h)
-        return S2S_ERR_OUT_OF_MEMORY;
-    for (size_t i = 0; i < n; i++)
-        h[i] = 2.0f * s2s_philox_uniform(seed, stream, i) - 1.0f;
-    void *d = NULL;
-    s2s_status st = be->ops->alloc(be, n * sizeof(float), &d);
-    if (st == S2S_OK)
-        st = be->ops->to_device(be, d, h, n * sizeof(float));
-    free(h);
-    *out = d;
-    return st;
 }
 
 typedef struct stack {

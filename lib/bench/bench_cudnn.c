@@ -1,9 +1,11 @@
-/* backend_cuda_cudnn.c - cuDNN's RNN API as the peer of the fused layers: the same stack (LSTM,
+/* bench_cudnn.c - cuDNN's RNN API as the peer of the fused layers: the same stack (LSTM,
  * GRU or tanh RNN; layers; bidirectional) timed forward, or forward + backward data + backward
  * weights, with the algorithm selectable (standard, persist static, persist dynamic) or the
  * best of those that run. Memory comes from the CUDA backend's allocator, so the reported peak
  * counts cuDNN's weight, work and reserve spaces. Built with cuDNN only. */
 #ifdef S2S_HAVE_CUDNN
+#include "backend_cuda.h"
+#include "bench.h"
 #include "cudnn_describe.h"
 #include <math.h>
 #include <stdio.h>

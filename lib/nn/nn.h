@@ -5,6 +5,7 @@
 #define S2S_NN_H
 
 #include "internal.h"
+#include "backend.h"
 
 /* ---- arena: bump allocation of per-batch workspace on the backend's device -------------
  * Allocations live until s2s_arena_reset. When a batch needs more than the first chunk, more
@@ -45,12 +46,6 @@ typedef struct s2s_params {
     float *grad;   /* [total] on the device */
 } s2s_params;
 
-/* A view of one tensor: its values and its gradient. */
-typedef struct s2s_pview {
-    float *w, *g;
-    int rows, cols;
-} s2s_pview;
-
 void s2s_params_init(s2s_params *p, s2s_backend *be);
 /* Registers a tensor (before allocation); returns its index or -1 with the error set. */
 int s2s_params_add(s2s_params *p, const char *name, int rows, int cols, int ndim);
@@ -66,13 +61,7 @@ typedef enum { S2S_INIT_UNIFORM, S2S_INIT_NORMAL_PAD0, S2S_INIT_ZERO } s2s_init_
 s2s_status s2s_params_init_values(s2s_params *p, uint64_t seed, const s2s_init_kind *kind, const float *bound);
 
 /* ---- recurrent layers --------------------------------------------------------------------
- * One direction of one layer. G is the gate count (LSTM 4, GRU 3, RNN 1). */
-typedef struct s2s_rnn_w {
-    s2s_cell cell;
-    int in, H, G;
-    s2s_pview w_ih, w_hh, b_ih, b_hh; /* [G*H, in], [G*H, H], [G*H], [G*H] */
-} s2s_rnn_w;
-
+ * One direction of one layer: weights s2s_rnn_w (backend.h). */
 int s2s_cell_gates(s2s_cell cell);
 
 /* Buffers of one direction run over T steps, kept for backward. Time-major, all [T, B, .]. */
