@@ -101,7 +101,11 @@ typedef struct s2s_dec_state {
     float *ht;                   /* [T*B, H] attentional hidden (decoder top output without attention) */
 } s2s_dec_state;
 
-/* Checks and uploads a user batch (tgt may be absent for decoding). */
+/* The batch boundary (batch.c), for training and decoding alike. s2s_batch_check checks a user
+ * batch (need_tgt: the targets too) row by row, so that a message names the caller's row, and
+ * gives the longest source and target; s2s_batch_upload checks it and uploads it time-major
+ * into the model's arena (tgt may be absent for decoding). */
+s2s_status s2s_batch_check(const s2s_model *m, const s2s_batch *batch, int need_tgt, int *S, int *Tmax);
 s2s_status s2s_batch_upload(s2s_model *m, const s2s_batch *batch, int need_tgt, s2s_dev_batch *db);
 
 s2s_status s2s_encoder_fwd(s2s_model *m, const s2s_dev_batch *db, int train, uint64_t step, s2s_enc_state *es);
