@@ -1,9 +1,9 @@
 /* launchers.cuh - the C prototypes of the kernel launchers, one per kernels/<op>.cu, called by
- * lib/backend_cuda.c (compiled by the C compiler, so only C types and cuda_runtime_api.h here).
+ * lib/backend/backend_cuda.c (compiled by the C compiler, so only C types and cuda_runtime_api.h here).
  *
  * Conventions for every launcher:
  * - Pointers are device memory unless named *_host; shapes and semantics are those of the op
- *   of the same name in lib/backend.h, which validates the arguments before calling.
+ *   of the same name in lib/backend/backend.h, which validates the arguments before calling.
  * - Each enqueues its kernel(s) on `st` and returns cudaGetLastError() (launch errors only;
  *   execution errors surface at the next synchronising call). None synchronises.
  * - An empty problem (n = 0, rows = 0, ...) enqueues nothing and returns cudaSuccess.
@@ -37,7 +37,7 @@ cudaError_t s2s_k_sumsq(const float *x, size_t n, double *partials, double *out,
 cudaError_t s2s_k_sum(const float *x, size_t n, double *partials, double *out, cudaStream_t st);
 
 /* ---- embedding -------------------------------------------------------------------- */
-cudaError_t s2s_k_embed_fwd(float *y, int ldy, const float *w, const int32_t *ids, int n, int dim, cudaStream_t st);
+cudaError_t s2s_k_gather_rows(float *y, int ldy, const float *w, const int32_t *ids, int n, int dim, cudaStream_t st);
 /* Sort-based (stable radix sort of the ids, then one block per run of equal ids), so needs a
  * device workspace: with work == NULL it only stores the bytes needed for (n, vocab) in
  * *work_bytes and returns cudaSuccess; otherwise work must hold *work_bytes bytes, 256-byte

@@ -439,7 +439,7 @@ Test(cuda_parity, sum_sumsq)
 /* ---- embedding --------------------------------------------------------------------------- */
 
 /* Exact: a gather. ldy > dim leaves the gap NaN. */
-Test(cuda_parity, embed_fwd)
+Test(cuda_parity, gather_rows)
 {
     NEED_GPU();
     pair P;
@@ -449,8 +449,8 @@ Test(cuda_parity, embed_fwd)
     for (int i = 0; i < n; i++)
         ids[i] = i % 5 == 0 ? 0 : irand(&P, vocab);
     tb w = rand_f(&P, (size_t)vocab * dim, -1, 1), id = ints(&P, ids, n), y = nan_f(&P, (size_t)n * ldy);
-    RUN(&P, embed_fwd, D(y), ldy, D(w), D(id), n, dim);
-    expect_exact(&P, "embed_fwd", y);
+    RUN(&P, gather_rows, D(y), ldy, D(w), D(id), n, dim);
+    expect_exact(&P, "gather_rows", y);
     pair_close(&P);
 }
 

@@ -134,11 +134,27 @@ Test(decode, trained_model_beam_greedy_sampling, .timeout = 120)
             for (int j = 0; j < best->src_len; j++)
                 z += best->attention[k * best->src_len + j];
             cr_assert(fabs(z - 1) < 1e-4, "attention row sums to %g", z);
-            cr_assert(best->src_pos[k] >= 0 && best->src_pos[k] < best->src_len);
+            const float *row = best->attention + (size_t)k * best->src_len;
+            int top = 0; /* src_pos is the row's arg-max (the first of equal values) */
+            for (int j = 1; j < best->src_len; j++)
+                top = row[j] > row[top] ? j : top;
+            cr_assert_eq(best->src_pos[k], top, "row %d token %d: src_pos %d, attention arg-max %d", i, k,
+                         best->src_pos[k], top);
         }
     }
     cr_assert_geq(agree, 14, "beam and greedy agree on %d of 16", agree);
     cr_assert_geq(right, 14, "beam search got %d of 16 right", right);
+    o.attention = 0; /* without the attention rows: the same hypotheses and positions */
+    s2s_hypothesis *h2;
+    cr_assert_eq(s2s_model_decode(m, &b, &o, &h2), S2S_OK, "%s", s2s_last_error());
+    for (int i = 0; i < 48; i++) {
+        cr_assert_null(h2[i].attention);
+        cr_assert(h2[i].len == h[i].len && h2[i].score == h[i].score, "hypothesis %d differs without attention", i);
+        cr_assert(!memcmp(h2[i].ids, h[i].ids, sizeof(int32_t) * (size_t)h[i].len));
+        cr_assert(!memcmp(h2[i].src_pos, h[i].src_pos, sizeof(int32_t) * (size_t)h[i].len),
+                  "hypothesis %d: src_pos differs without attention", i);
+    }
+    s2s_hypotheses_free(h2, 48);
     s2s_hypotheses_free(h, 48);
     o.mode = S2S_DECODE_SAMPLE;
     o.top_k = 1;

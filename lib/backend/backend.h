@@ -106,9 +106,11 @@ typedef struct s2s_ops {
     /* *out_host = sum of x[i], accumulated in double in a fixed order. */
     s2s_status (*sum)(s2s_backend *be, const float *x, size_t n, double *out_host);
 
-    /* ---- embedding ---------------------------------------------------------------- */
-    /* y[i, :] = w[ids[i], :] for i < n; w is [vocab, dim], y has row stride ldy. */
-    s2s_status (*embed_fwd)(s2s_backend *be, float *y, int ldy, const float *w, const int32_t *ids, int n, int dim);
+    /* ---- rows: embeddings and beam reordering -------------------------------------- */
+    /* y[i, :] = w[ids[i], :] for i < n; w is [rows, dim] (contiguous), y has row stride ldy; y
+     * must not overlap w. The embedding lookup, and every gather of rows by index: the beam's
+     * decoder states by parent, the encoder's outputs repeated per beam. */
+    s2s_status (*gather_rows)(s2s_backend *be, float *y, int ldy, const float *w, const int32_t *ids, int n, int dim);
     /* dw[v, :] += sum over i with ids[i] = v of dy[i, :], for every v except pad_id, summed in
      * increasing i (no float atomics). */
     s2s_status (*embed_bwd)(s2s_backend *be, float *dw, const float *dy, int ldy, const int32_t *ids, int n, int dim,

@@ -230,7 +230,7 @@ static s2s_status cpu_sum(s2s_backend *be, const float *x, size_t n, double *out
 
 /* ---- embedding ------------------------------------------------------------------- */
 
-static s2s_status cpu_embed_fwd(s2s_backend *be, float *y, int ldy, const float *w, const int32_t *ids, int n, int dim)
+static s2s_status cpu_gather_rows(s2s_backend *be, float *y, int ldy, const float *w, const int32_t *ids, int n, int dim)
 {
     OMP_FOR((size_t)n * dim)
     for (int i = 0; i < n; i++)
@@ -650,7 +650,7 @@ static const s2s_ops cpu_ops = {
     .tanh_bwd = cpu_tanh_bwd,
     .sumsq = cpu_sumsq,
     .sum = cpu_sum,
-    .embed_fwd = cpu_embed_fwd,
+    .gather_rows = cpu_gather_rows,
     .embed_bwd = cpu_embed_bwd,
     .lstm_fwd = cpu_lstm_fwd,
     .lstm_bwd = cpu_lstm_bwd,

@@ -471,11 +471,11 @@ static s2s_status cuda_sum(s2s_backend *be, const float *x, size_t n, double *ou
 
 /* ---- embedding ------------------------------------------------------------------------- */
 
-static s2s_status cuda_embed_fwd(s2s_backend *be, float *y, int ldy, const float *w, const int32_t *ids, int n,
+static s2s_status cuda_gather_rows(s2s_backend *be, float *y, int ldy, const float *w, const int32_t *ids, int n,
                                  int dim)
 {
-    ARG_CHECK(n >= 0 && dim >= 0 && ldy >= dim, "embed_fwd: n = %d, dim = %d, ldy = %d", n, dim, ldy);
-    CU_LAUNCH("embed_fwd", s2s_k_embed_fwd(y, ldy, w, ids, n, dim, cu(be)->stream));
+    ARG_CHECK(n >= 0 && dim >= 0 && ldy >= dim, "gather_rows: n = %d, dim = %d, ldy = %d", n, dim, ldy);
+    CU_LAUNCH("gather_rows", s2s_k_gather_rows(y, ldy, w, ids, n, dim, cu(be)->stream));
     return S2S_OK;
 }
 
@@ -661,7 +661,7 @@ static const s2s_ops cuda_ops = {
     .tanh_bwd = cuda_tanh_bwd,
     .sumsq = cuda_sumsq,
     .sum = cuda_sum,
-    .embed_fwd = cuda_embed_fwd,
+    .gather_rows = cuda_gather_rows,
     .embed_bwd = cuda_embed_bwd,
     .lstm_fwd = cuda_lstm_fwd,
     .lstm_bwd = cuda_lstm_bwd,

@@ -1,10 +1,12 @@
-/* decode.c - beam search and sampling over the training decoder's step.
+/* decode.c - beam search and sampling over the decoder's search step (decoder.c).
  *
  * The encoder runs once over the B sentences; its outputs, final states and lengths are then
  * gathered into B*K rows (K beams per sentence) and the decoder steps on all rows at once.
- * After each step the log-probabilities come to the host, where each sentence picks its next
- * K beams (or samples), finished hypotheses are set aside per sentence, and the decoder states
- * are gathered by the chosen parents (the embedding-gather op moves rows). */
+ * After each step the log-probabilities come to the host (beam search: only each row's best
+ * few, picked on the device), with each row's most attended source position (an arg-max on the
+ * device; the whole attention rows only when asked for). There each sentence picks its next K
+ * beams (or samples), finished hypotheses are set aside per sentence, and the decoder states
+ * are gathered by the chosen parents (s2s_decoder_reorder). */
 #include "model.h"
 #include "philox.h"
 #include <float.h>
@@ -49,7 +51,9 @@ typedef struct search {
     int B, K, S, T, V;
     hyp *live, *next; /* [B*K] each */
     sentence *sent;
-    float *lp_host, *alpha_host; /* [BK, V] (unless top-M), [BK, S] */
+    float *lp_host;    /* [BK, V] (unless top-M) */
+    float *alpha_host; /* [BK, S] when attention is asked for, else NULL */
+    int32_t *pos_host; /* [BK]: each row's most attended source position at this step */
     /* Beam search without n-gram blocking sees only each row's M = 2K + 3 best tokens (found
      * on the device): the 2K candidates a sentence keeps are among them, even when PAD, BOS
      * and EOS (the only tokens it may refuse) are too. NaN log-probabilities are never
@@ -87,11 +91,12 @@ static s2s_status search_alloc(search *s)
         if (!s->top_i)
             return S2S_ERR_OUT_OF_MEMORY;
     }
-    s->alpha_host = s2s_host_alloc(BK * S * sizeof(float) + 4, "attention");
+    s->alpha_host = att ? s2s_host_alloc(BK * S * sizeof(float), "attention") : NULL;
+    s->pos_host = s2s_host_calloc(BK, sizeof(int32_t), "attended positions");
     s->tok_host = s2s_host_alloc(BK * sizeof(int32_t), "tokens");
     s->parent = s2s_host_alloc(BK * sizeof(int32_t), "beam parents");
-    if (!s->pool || !s->live || !s->next || !s->sent || !fin || !fs || !s->lp_host || !s->alpha_host ||
-        !s->tok_host || !s->parent) {
+    if (!s->pool || !s->live || !s->next || !s->sent || !fin || !fs || !s->lp_host || !s->pos_host ||
+        (att && !s->alpha_host) || !s->tok_host || !s->parent) {
         free(fin), free(fs);
         return S2S_ERR_OUT_OF_MEMORY;
     }
@@ -118,7 +123,7 @@ static void search_free(search *s)
         free(s->sent[0].fin_score);
     }
     free(s->pool), free(s->live), free(s->next), free(s->sent), free(s->lp_host), free(s->alpha_host);
-    free(s->tok_host), free(s->parent), free(s->top_i);
+    free(s->pos_host), free(s->tok_host), free(s->parent), free(s->top_i);
 }
 
 static void hyp_copy(const search *s, hyp *dst, const hyp *src)
@@ -131,17 +136,13 @@ static void hyp_copy(const search *s, hyp *dst, const hyp *src)
     dst->logp = src->logp;
 }
 
-/* Appends token v of step t (attention row of beam row r) to h. */
+/* Appends token v of step t (attention of beam row r) to h. */
 static void hyp_push(const search *s, hyp *h, int r, int32_t v, double logp)
 {
-    const float *a = s->alpha_host + (size_t)r * s->S;
-    int best = 0;
-    for (int j = 1; j < s->S; j++)
-        best = a[j] > a[best] ? j : best;
     h->tok[h->len] = v;
-    h->pos[h->len] = best;
+    h->pos[h->len] = s->pos_host[r];
     if (h->att)
-        memcpy(h->att + (size_t)h->len * s->S, a, sizeof(float) * (size_t)s->S);
+        memcpy(h->att + (size_t)h->len * s->S, s->alpha_host + (size_t)r * s->S, sizeof(float) * (size_t)s->S);
     h->len++;
     h->logp = logp;
 }
@@ -353,8 +354,8 @@ typedef struct dev {
     s2s_dev_batch xb;  /* K-fold batch */
     s2s_enc_state xs;  /* K-fold encoder outputs and states */
     s2s_dec_state ds;
-    int32_t *ids, *parent, *top_i;
-    float *emb, *logits, *tmp, *top_v;
+    int32_t *ids, *parent, *pos, *top_i; /* [BK], [BK], [BK], [BK, M] */
+    float *top_v;                        /* [BK, M] */
 } dev;
 
 /* Repeats each sentence's encoder outputs, final states and length K times. */
@@ -382,11 +383,11 @@ static s2s_status expand(s2s_model *m, const s2s_batch *bt, const s2s_dev_batch 
     memset(&d->xs, 0, sizeof d->xs);
     d->xs.S = S, d->xs.B = BK;
     S2S_TRY(s2s_arena_floats(&m->arena, rows * H, &d->xs.out[L - 1]));
-    S2S_TRY(be->ops->embed_fwd(be, d->xs.out[L - 1], H, es->out[L - 1], idx, (int)rows, H));
+    S2S_TRY(be->ops->gather_rows(be, d->xs.out[L - 1], H, es->out[L - 1], idx, (int)rows, H));
     d->xs.keys = d->xs.out[L - 1];
     if (es->keys != es->out[L - 1]) {
         S2S_TRY(s2s_arena_floats(&m->arena, rows * H, &d->xs.keys));
-        S2S_TRY(be->ops->embed_fwd(be, d->xs.keys, H, es->keys, idx, (int)rows, H));
+        S2S_TRY(be->ops->gather_rows(be, d->xs.keys, H, es->keys, idx, (int)rows, H));
     }
     for (int l = 0; l < L; l++) {
         float **dst[2] = {&d->xs.hfin[l], &d->xs.cfin[l]};
@@ -396,59 +397,51 @@ static s2s_status expand(s2s_model *m, const s2s_batch *bt, const s2s_dev_batch 
             if (!src[k])
                 continue;
             S2S_TRY(s2s_arena_floats(&m->arena, (size_t)BK * H, dst[k]));
-            S2S_TRY(be->ops->embed_fwd(be, *dst[k], H, src[k], idx + rows, BK, H));
+            S2S_TRY(be->ops->gather_rows(be, *dst[k], H, src[k], idx + rows, BK, H));
         }
     }
     return S2S_OK;
+}
+
+/* Step t's attention to the host: each row's most attended source position (0 without
+ * attention), and the whole rows when asked for. */
+static s2s_status attention_to_host(s2s_model *m, search *s, dev *d, int t)
+{
+    s2s_backend *be = m->be;
+    int BK = s->B * s->K;
+    if (!d->ds.alpha)
+        return S2S_OK; /* pos_host stays 0 (calloc); no attention was asked for or is possible */
+    const float *alpha = d->ds.alpha + (size_t)t * BK * s->S;
+    S2S_TRY(be->ops->argmax(be, d->pos, alpha, BK, s->S));
+    S2S_TRY(be->ops->to_host(be, s->pos_host, d->pos, sizeof(int32_t) * (size_t)BK));
+    if (!s->alpha_host)
+        return S2S_OK;
+    return be->ops->to_host(be, s->alpha_host, alpha, sizeof(float) * (size_t)BK * s->S);
 }
 
 /* Decoder step t on all rows: log-probabilities (and attention) to the host. */
 static s2s_status device_step(s2s_model *m, search *s, dev *d, int t)
 {
     s2s_backend *be = m->be;
-    int BK = s->B * s->K, E = m->cfg.embed, H = m->cfg.hidden, V = s->V;
+    int BK = s->B * s->K, V = s->V;
+    float *lp = d->ds.logits;
     S2S_TRY(be->ops->to_device(be, d->ids, s->tok_host, sizeof(int32_t) * (size_t)BK));
-    S2S_TRY(be->ops->embed_fwd(be, d->emb, E, m->tgt_emb.w, d->ids, BK, E));
-    S2S_TRY(s2s_rnn_project(be, &m->dec[0], &d->ds.run[0], d->emb, E, 0, E, t, 1));
-    S2S_TRY(s2s_decoder_step_fwd(m, &d->xb, &d->xs, &d->ds, t, 0));
-    S2S_TRY(be->ops->bias_rows(be, d->logits, BK, V, V, m->gen_b.w, NULL));
-    S2S_TRY(be->ops->gemm(be, 0, 1, BK, V, H, 1.0f, d->ds.ht + (size_t)t * BK * H, H, m->gen_w.w, H, 1.0f, d->logits,
-                          V));
-    S2S_TRY(be->ops->log_softmax(be, d->logits, d->logits, BK, V));
-    if (d->ds.alpha)
-        S2S_TRY(be->ops->to_host(be, s->alpha_host, d->ds.alpha + (size_t)t * BK * s->S,
-                                 sizeof(float) * (size_t)BK * s->S));
-    else
-        memset(s->alpha_host, 0, sizeof(float) * (size_t)BK * s->S);
+    S2S_TRY(s2s_decoder_search_step(m, &d->xb, &d->xs, &d->ds, d->ids, t));
+    S2S_TRY(be->ops->log_softmax(be, lp, lp, BK, V));
+    S2S_TRY(attention_to_host(m, s, d, t));
     if (s->M) { /* only each row's M best leave the device */
-        S2S_TRY(be->ops->topk(be, d->top_v, d->top_i, d->logits, BK, V, s->M));
+        S2S_TRY(be->ops->topk(be, d->top_v, d->top_i, lp, BK, V, s->M));
         S2S_TRY(be->ops->to_host(be, s->top_i, d->top_i, sizeof(int32_t) * (size_t)BK * s->M));
         return be->ops->to_host(be, s->top_v, d->top_v, sizeof(float) * (size_t)BK * s->M);
     }
-    return be->ops->to_host(be, s->lp_host, d->logits, sizeof(float) * (size_t)BK * V);
+    return be->ops->to_host(be, s->lp_host, lp, sizeof(float) * (size_t)BK * V);
 }
 
-/* Moves each row's decoder state at step t to the row of its chosen parent's child. */
+/* Gives each row the decoder state of its chosen parent. */
 static s2s_status reorder(s2s_model *m, search *s, dev *d, int t)
 {
-    s2s_backend *be = m->be;
-    int BK = s->B * s->K, H = m->cfg.hidden;
-    size_t off = (size_t)t * BK * H, bytes = sizeof(float) * (size_t)BK * H;
-    S2S_TRY(be->ops->to_device(be, d->parent, s->parent, sizeof(int32_t) * (size_t)BK));
-    float *rows[2 * S2S_MAX_LAYERS + 1];
-    int n = 0;
-    for (int l = 0; l < m->cfg.layers; l++) {
-        rows[n++] = d->ds.run[l].hs + off;
-        if (d->ds.run[l].cs)
-            rows[n++] = d->ds.run[l].cs + off;
-    }
-    if (m->feed)
-        rows[n++] = d->ds.ht + off;
-    for (int i = 0; i < n; i++) {
-        S2S_TRY(be->ops->embed_fwd(be, d->tmp, H, rows[i], d->parent, BK, H));
-        S2S_TRY(be->ops->copy(be, rows[i], d->tmp, bytes));
-    }
-    return S2S_OK;
+    S2S_TRY(m->be->ops->to_device(m->be, d->parent, s->parent, sizeof(int32_t) * (size_t)s->B * s->K));
+    return s2s_decoder_reorder(m, &d->ds, t, d->parent);
 }
 
 /* ---- the search ------------------------------------------------------------------------------ */
@@ -563,17 +556,13 @@ static s2s_status run_search(s2s_model *m, const s2s_batch *bt, const s2s_decode
     if (st == S2S_OK)
         st = expand(m, bt, &db, &es, s.K, &d);
     if (st == S2S_OK)
-        st = s2s_decoder_init(m, &d.xs, s.T, BK, 0, &d.ds);
+        st = s2s_decoder_search_init(m, &d.xs, s.T, BK, &d.ds);
     if (st == S2S_OK)
         st = s2s_arena_ints(&m->arena, (size_t)BK, &d.ids);
     if (st == S2S_OK)
         st = s2s_arena_ints(&m->arena, (size_t)BK, &d.parent);
     if (st == S2S_OK)
-        st = s2s_arena_floats(&m->arena, (size_t)BK * m->cfg.embed, &d.emb);
-    if (st == S2S_OK)
-        st = s2s_arena_floats(&m->arena, (size_t)BK * s.V, &d.logits);
-    if (st == S2S_OK)
-        st = s2s_arena_floats(&m->arena, (size_t)BK * m->cfg.hidden, &d.tmp);
+        st = s2s_arena_ints(&m->arena, (size_t)BK, &d.pos);
     if (st == S2S_OK && s.M)
         st = s2s_arena_floats(&m->arena, (size_t)BK * s.M, &d.top_v);
     if (st == S2S_OK && s.M)

@@ -1,4 +1,4 @@
-/* greedy.c - greedy decoding: the training decoder's step, fed its own argmax.
+/* greedy.c - greedy decoding: the decoder's search step (decoder.c), fed its own argmax.
  *
  * Steps run in chunks of S2S_DECODE_CHUNK with the token ids kept on the device, so the host
  * looks at the output once per chunk. Where the backend records graphs (CUDA), each chunk's
@@ -10,8 +10,6 @@
 
 typedef struct greedy_bufs {
     int32_t *ids;  /* [T+1, B] device: BOS, then each step's argmax */
-    float *emb;    /* [B, E] */
-    float *logits; /* [B, V] */
     float *banned; /* [2]: -FLT_MAX for the padding and BOS columns */
 } greedy_bufs;
 
@@ -20,14 +18,10 @@ static s2s_status greedy_step(s2s_model *m, const s2s_dev_batch *db, const s2s_e
                               const greedy_bufs *g, int t)
 {
     s2s_backend *be = m->be;
-    int E = m->cfg.embed, H = m->cfg.hidden, V = m->cfg.tgt_vocab, B = db->B;
-    S2S_TRY(be->ops->embed_fwd(be, g->emb, E, m->tgt_emb.w, g->ids + (size_t)t * B, B, E));
-    S2S_TRY(s2s_rnn_project(be, &m->dec[0], &ds->run[0], g->emb, E, 0, E, t, 1));
-    S2S_TRY(s2s_decoder_step_fwd(m, db, es, ds, t, 0));
-    S2S_TRY(be->ops->bias_rows(be, g->logits, B, V, V, m->gen_b.w, NULL));
-    S2S_TRY(be->ops->gemm(be, 0, 1, B, V, H, 1.0f, ds->ht + (size_t)t * B * H, H, m->gen_w.w, H, 1.0f, g->logits, V));
-    S2S_TRY(be->ops->bias_rows(be, g->logits, B, 2, V, g->banned, NULL));
-    return be->ops->argmax(be, g->ids + (size_t)(t + 1) * B, g->logits, B, V);
+    int V = m->cfg.tgt_vocab, B = db->B;
+    S2S_TRY(s2s_decoder_search_step(m, db, es, ds, g->ids + (size_t)t * B, t));
+    S2S_TRY(be->ops->bias_rows(be, ds->logits, B, 2, V, g->banned, NULL));
+    return be->ops->argmax(be, g->ids + (size_t)(t + 1) * B, ds->logits, B, V);
 }
 
 typedef struct chunk_args {
@@ -86,10 +80,8 @@ static s2s_status greedy(s2s_model *m, const s2s_batch *batch, int max_len, int3
     int B = db.B, T = max_len + 1; /* max_len tokens, then room for EOS */
     db.T = T;
     S2S_TRY(s2s_encoder_infer(m, &db, &es));
-    S2S_TRY(s2s_decoder_init(m, &es, T, B, 0, &ds));
+    S2S_TRY(s2s_decoder_search_init(m, &es, T, B, &ds));
     S2S_TRY(s2s_arena_ints(&m->arena, (size_t)(T + 1) * B, &g.ids));
-    S2S_TRY(s2s_arena_floats(&m->arena, (size_t)B * m->cfg.embed, &g.emb));
-    S2S_TRY(s2s_arena_floats(&m->arena, (size_t)B * m->cfg.tgt_vocab, &g.logits));
     S2S_TRY(s2s_arena_floats(&m->arena, 2, &g.banned));
     S2S_TRY(be->ops->fill(be, g.banned, 2, -FLT_MAX));
     int32_t *host = s2s_host_alloc(sizeof(int32_t) * (size_t)(T + 1) * B, "decoded ids");

@@ -35,6 +35,7 @@ s2s_status s2s_decoder_init(s2s_model *m, const s2s_enc_state *es, int T, int B,
     } else {
         ds->ht = ds->run[L - 1].y;
     }
+    ds->step_emb = ds->logits = ds->row_tmp = NULL;
     return S2S_OK;
 }
 
@@ -89,7 +90,7 @@ s2s_status s2s_decoder_fwd(s2s_model *m, const s2s_dev_batch *db, const s2s_enc_
     S2S_TRY(s2s_decoder_init(m, es, T, B, train, ds));
     float *emb;
     S2S_TRY(s2s_arena_floats(&m->arena, TB * E, &emb));
-    S2S_TRY(OPS->embed_fwd(m->be, emb, E, m->tgt_emb.w, db->tgt_in, (int)TB, E));
+    S2S_TRY(OPS->gather_rows(m->be, emb, E, m->tgt_emb.w, db->tgt_in, (int)TB, E));
     if (s2s_dropout_on(m, train))
         S2S_TRY(OPS->dropout(m->be, emb, emb, TB * E, m->cfg.dropout, m->ctx->opts.seed,
                              s2s_dropout_stream(step, SITE_DEC_EMB, 0)));
@@ -99,6 +100,52 @@ s2s_status s2s_decoder_fwd(s2s_model *m, const s2s_dev_batch *db, const s2s_enc_
     fwd_args a = {db, es, ds, train};
     const int key[S2S_GRAPH_KEY] = {S2S_GRAPH_DEC_FWD, B, db->S, T, train, s2s_dropout_on(m, train)};
     return s2s_graph_run(m, key, fwd_loop, &a);
+}
+
+/* ---- the decoder step of every search ----------------------------------------------------- */
+
+s2s_status s2s_decoder_search_init(s2s_model *m, const s2s_enc_state *es, int T, int B, s2s_dec_state *ds)
+{
+    S2S_TRY(s2s_decoder_init(m, es, T, B, 0, ds));
+    S2S_TRY(s2s_arena_floats(&m->arena, (size_t)B * m->cfg.embed, &ds->step_emb));
+    S2S_TRY(s2s_arena_floats(&m->arena, (size_t)B * m->cfg.tgt_vocab, &ds->logits));
+    return s2s_arena_floats(&m->arena, (size_t)B * m->cfg.hidden, &ds->row_tmp);
+}
+
+s2s_status s2s_decoder_search_step(s2s_model *m, const s2s_dev_batch *db, const s2s_enc_state *es, s2s_dec_state *ds,
+                                   const int32_t *ids, int t)
+{
+    int E = m->cfg.embed, H = m->cfg.hidden, B = ds->B;
+    S2S_TRY(OPS->gather_rows(m->be, ds->step_emb, E, m->tgt_emb.w, ids, B, E));
+    S2S_TRY(s2s_rnn_project(m->be, &m->dec[0], &ds->run[0], ds->step_emb, E, 0, E, t, 1));
+    S2S_TRY(s2s_decoder_step_fwd(m, db, es, ds, t, 0));
+    return s2s_generator_logits(m, ROWS(ds->ht, t, B, H), B, ds->logits);
+}
+
+s2s_status s2s_decoder_reorder(s2s_model *m, s2s_dec_state *ds, int t, const int32_t *parent)
+{
+    int H = m->cfg.hidden, B = ds->B;
+    float *rows[2 * S2S_MAX_LAYERS + 1];
+    int n = 0;
+    for (int l = 0; l < m->cfg.layers; l++) {
+        rows[n++] = ROWS(ds->run[l].hs, t, B, H);
+        if (ds->run[l].cs)
+            rows[n++] = ROWS(ds->run[l].cs, t, B, H);
+    }
+    if (m->feed) /* without attention ht is the top layer's y, which the next step does not read */
+        rows[n++] = ROWS(ds->ht, t, B, H);
+    for (int i = 0; i < n; i++) {
+        S2S_TRY(OPS->gather_rows(m->be, ds->row_tmp, H, rows[i], parent, B, H));
+        S2S_TRY(OPS->copy(m->be, rows[i], ds->row_tmp, sizeof(float) * (size_t)B * H));
+    }
+    return S2S_OK;
+}
+
+s2s_status s2s_generator_logits(s2s_model *m, const float *x, int N, float *logits)
+{
+    int H = m->cfg.hidden, V = m->cfg.tgt_vocab;
+    S2S_TRY(OPS->bias_rows(m->be, logits, N, V, V, m->gen_b.w, NULL));
+    return OPS->gemm(m->be, 0, 1, N, V, H, 1.0f, x, H, m->gen_w.w, H, 1.0f, logits, V);
 }
 
 s2s_status s2s_generator_loss(s2s_model *m, const float *ht, const int32_t *tgt, int N, int ntokens, float smoothing,
@@ -115,8 +162,7 @@ s2s_status s2s_generator_loss(s2s_model *m, const float *ht, const int32_t *tgt,
     }
     S2S_TRY(s2s_arena_floats(&m->arena, (size_t)N * V, &logits));
     S2S_TRY(s2s_arena_floats(&m->arena, (size_t)N, &row_loss));
-    S2S_TRY(OPS->bias_rows(m->be, logits, N, V, V, m->gen_b.w, NULL));
-    S2S_TRY(OPS->gemm(m->be, 0, 1, N, V, H, 1.0f, x, H, m->gen_w.w, H, 1.0f, logits, V));
+    S2S_TRY(s2s_generator_logits(m, x, N, logits));
     float scale = grad ? 1.0f / (float)(ntokens > 0 ? ntokens : 1) : 0.0f;
     S2S_TRY(OPS->xent(m->be, logits, tgt, N, V, S2S_PAD_ID, smoothing, scale, row_loss));
     S2S_TRY(OPS->sum(m->be, row_loss, (size_t)N, loss_sum));

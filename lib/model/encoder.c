@@ -31,7 +31,7 @@ s2s_status s2s_encoder_fwd(s2s_model *m, const s2s_dev_batch *db, int train, uin
     es->B = B;
     float *emb;
     S2S_TRY(s2s_arena_floats(&m->arena, SB * E, &emb));
-    S2S_TRY(OPS->embed_fwd(m->be, emb, E, m->src_emb.w, db->src, (int)SB, E));
+    S2S_TRY(OPS->gather_rows(m->be, emb, E, m->src_emb.w, db->src, (int)SB, E));
     S2S_TRY(maybe_dropout(m, train, emb, SB * E, step, SITE_ENC_EMB, 0, &es->in[0]));
     if (m->dirs == 1) { /* the layers as one wavefront */
         const s2s_rnn_w *w[S2S_MAX_LAYERS];

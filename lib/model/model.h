@@ -99,6 +99,10 @@ typedef struct s2s_dec_state {
     float *ctx;                  /* [T*B, H] attention contexts */
     float *alpha;                /* [T, B, S] attention weights */
     float *ht;                   /* [T*B, H] attentional hidden (decoder top output without attention) */
+    /* Searches only (s2s_decoder_search_init; NULL in training): */
+    float *step_emb;             /* [B, E] the embeddings of the tokens fed at a step */
+    float *logits;               /* [B, V] the generator's output at the last step run */
+    float *row_tmp;              /* [B, H] scratch of the state gather */
 } s2s_dec_state;
 
 /* The batch boundary (batch.c), for training and decoding alike. s2s_batch_check checks a user
@@ -120,10 +124,24 @@ s2s_status s2s_decoder_init(s2s_model *m, const s2s_enc_state *es, int T, int B,
  * take the training step from m->step_dev. */
 s2s_status s2s_decoder_step_fwd(s2s_model *m, const s2s_dev_batch *db, const s2s_enc_state *es, s2s_dec_state *ds,
                                 int t, int train);
-/* Teacher-forced forward over all steps; then the loss. dlogits stays in *logits_out when
- * grad (for backward). */
+/* Teacher-forced forward over all steps (the embeddings of db->tgt_in, then every step); the
+ * loss is s2s_generator_loss's, on ds->ht. */
 s2s_status s2s_decoder_fwd(s2s_model *m, const s2s_dev_batch *db, const s2s_enc_state *es, s2s_dec_state *ds,
                            int train, uint64_t step);
+
+/* ---- the decoder step of every search (greedy, beam search, sampling, the serving engine) ----
+ * s2s_decoder_search_init: the decoder's buffers for T steps of B rows (no dropout, nothing kept
+ * for backward) and the step's own. s2s_decoder_search_step: step t with the rows fed ids [B]
+ * (device): the embeddings, layer 0's input projection, the step, and the generator's logits
+ * [B, V] of ht[t] into ds->logits. No op waits for the device, so a sequence of steps can be
+ * recorded as a graph. s2s_decoder_reorder: after step t, row r's state (every layer's h and
+ * c, and the attentional ht fed to the next step) becomes row parent[r]'s (device [B]). */
+s2s_status s2s_decoder_search_init(s2s_model *m, const s2s_enc_state *es, int T, int B, s2s_dec_state *ds);
+s2s_status s2s_decoder_search_step(s2s_model *m, const s2s_dev_batch *db, const s2s_enc_state *es, s2s_dec_state *ds,
+                                   const int32_t *ids, int t);
+s2s_status s2s_decoder_reorder(s2s_model *m, s2s_dec_state *ds, int t, const int32_t *parent);
+/* logits [N, V] = x [N, H] W_g^T + b_g: the generator (its dropout is the caller's). */
+s2s_status s2s_generator_logits(s2s_model *m, const float *x, int N, float *logits);
 s2s_status s2s_decoder_bwd(s2s_model *m, const s2s_dev_batch *db, const s2s_enc_state *es, s2s_dec_state *ds,
                            const float *dht, float *dkeys, float *dout, float **dh0, float **dc0, int train,
                            uint64_t step);

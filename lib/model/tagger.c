@@ -164,7 +164,7 @@ static s2s_status tagger_fwd(s2s_tagger *tg, const int32_t *ids, int B, int T, i
     int TB = T * B, H = tg->cfg.hidden, V = tg->cfg.vocab_out;
     const float *table = tg->cfg.embed > 0 ? tg->emb.w : tg->onehot;
     S2S_TRY(s2s_arena_floats(&tg->arena, (size_t)TB * tg->in, &x[0]));
-    S2S_TRY(be->ops->embed_fwd(be, x[0], tg->in, table, ids, TB, tg->in));
+    S2S_TRY(be->ops->gather_rows(be, x[0], tg->in, table, ids, TB, tg->in));
     for (int l = 0; l < tg->cfg.layers; l++) {
         S2S_TRY(s2s_rnn_run_init(&tg->arena, &tg->rnn[l], T, B, 0, NULL, NULL, NULL, save, &run[l]));
         S2S_TRY(s2s_rnn_bias(be, &tg->rnn[l], &run[l]));
