@@ -82,17 +82,23 @@ config:
 
 lib: $(LIB_SO) $(LIB_A)
 
-$(BUILD)/obj/%.o: %.c $(wildcard include/*.h lib/*.h lib/*/*.h kernels/*.h)
-	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c $< -o $@
+# Header dependencies come from the compilers (-MMD -MP: a .d file beside each object, with a
+# phony target per header so that a deleted header does not stop the build).
+DEPFLAGS := -MMD -MP
 
-$(BUILD)/obj/%.o: %.cc $(wildcard include/*.h lib/*.h lib/*/*.h)
+$(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CXX) $(CXXFLAGS) -c $< -o $@
+	$(CC) $(CFLAGS) $(DEPFLAGS) -c $< -o $@
 
-$(BUILD)/obj/%.o: %.cu $(wildcard include/*.h lib/*.h lib/*/*.h kernels/*.h kernels/*.cuh)
+$(BUILD)/obj/%.o: %.cc
 	@mkdir -p $(dir $@)
-	$(NVCC) $(NVFLAGS) -c $< -o $@
+	$(CXX) $(CXXFLAGS) $(DEPFLAGS) -c $< -o $@
+
+$(BUILD)/obj/%.o: %.cu
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVFLAGS) $(DEPFLAGS) -c $< -o $@
+
+-include $(OBJ:.o=.d) $(wildcard $(BUILD)/deps/*.d)
 
 $(LIB_SO): $(OBJ) lib/exports.map
 	$(CC) -shared -Wl,-soname,libseq2seq.so.0 -Wl,--version-script=lib/exports.map -o $@ $(OBJ) $(LDFLAGS) $(LDLIBS)
@@ -103,10 +109,12 @@ $(LIB_A): $(OBJ)
 	ar rcs $@ $^
 
 apps: $(APPS)
-$(BUILD)/%: apps/%.c $(LIB_SO) include/seq2seq.h apps/cli.h
-	$(CC) $(CFLAGS) $< -o $@ -L$(BUILD) -lseq2seq -Wl,-rpath,'$$ORIGIN' $(LDFLAGS) $(if $(filter s2s-chat,$*),-ledit)
-$(BUILD)/%: bench/%.c $(LIB_SO) include/seq2seq.h
-	$(CC) $(CFLAGS) $< -o $@ -L$(BUILD) -lseq2seq -Wl,-rpath,'$$ORIGIN' $(LDFLAGS)
+$(BUILD)/%: apps/%.c $(LIB_SO)
+	@mkdir -p $(BUILD)/deps
+	$(CC) $(CFLAGS) $(DEPFLAGS) -MF $(BUILD)/deps/$*.d -MT $@ $< -o $@ -L$(BUILD) -lseq2seq -Wl,-rpath,'$$ORIGIN' $(LDFLAGS) $(if $(filter s2s-chat,$*),-ledit)
+$(BUILD)/%: bench/%.c $(LIB_SO)
+	@mkdir -p $(BUILD)/deps
+	$(CC) $(CFLAGS) $(DEPFLAGS) -MF $(BUILD)/deps/$*.d -MT $@ $< -o $@ -L$(BUILD) -lseq2seq -Wl,-rpath,'$$ORIGIN' $(LDFLAGS)
 
 $(TEST_BIN): $(TEST_C) $(wildcard tests/*.h) $(LIB_A)
 	@mkdir -p $(dir $@)
@@ -175,12 +183,13 @@ FUZZ_OBJ   := $(patsubst %.c,build-fuzz/obj/%.o,$(filter-out $(LIB_CUDA_C),$(LIB
               $(patsubst %.cc,build-fuzz/obj/%.o,$(LIB_CXX))
 FUZZ_BIN   := $(patsubst tests/fuzz/%.c,build-fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
 
-build-fuzz/obj/lib/%.o: lib/%.c $(wildcard include/*.h lib/*.h lib/*/*.h kernels/*.h)
+build-fuzz/obj/lib/%.o: lib/%.c
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) -std=c11 $(FUZZ_CFLAGS) -c $< -o $@
-build-fuzz/obj/lib/%.o: lib/%.cc $(wildcard include/*.h lib/*.h lib/*/*.h)
+	$(FUZZ_CC) -std=c11 $(FUZZ_CFLAGS) $(DEPFLAGS) -c $< -o $@
+build-fuzz/obj/lib/%.o: lib/%.cc
 	@mkdir -p $(dir $@)
-	$(FUZZ_CXX) -std=c++17 $(FUZZ_CFLAGS) -c $< -o $@
+	$(FUZZ_CXX) -std=c++17 $(FUZZ_CFLAGS) $(DEPFLAGS) -c $< -o $@
+-include $(FUZZ_OBJ:.o=.d)
 build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_util.h $(FUZZ_OBJ)
 	$(FUZZ_CC) -std=c11 $(FUZZ_CFLAGS) -c $< -o $@.o
 	$(FUZZ_CXX) $(FUZZ_SAN) -fsanitize=fuzzer -fopenmp $@.o $(FUZZ_OBJ) -o $@ \
