@@ -33,6 +33,39 @@ static int cli_fail(const char *tool, const char *fmt, ...)
     return 0;
 }
 
+/* ---- subcommands ------------------------------------------------------------------------ */
+
+/* One subcommand: its name, a line for the usage text, and its main (argv[1] is the name). */
+typedef struct cli_command {
+    const char *name, *summary;
+    int (*run)(int argc, char **argv);
+} cli_command;
+
+/* Prints "usage: TOOL COMMAND [options]", the commands with their summaries, then tail. */
+static void cli_usage(FILE *f, const char *tool, const cli_command *cmds, int n, const char *tail)
+{
+    fprintf(f, "usage: %s COMMAND [options]   (%s COMMAND --help for details)\ncommands:\n", tool, tool);
+    for (int i = 0; i < n; i++)
+        fprintf(f, "  %-10s %s\n", cmds[i].name, cmds[i].summary);
+    fputs(tail, f);
+}
+
+/* A tool's main: --help (exit 0), a missing command (usage on stderr, exit 2), an unknown one
+ * (exit 2), or the command's own exit status. */
+static int cli_dispatch(const char *tool, const cli_command *cmds, int n, const char *tail, int argc, char **argv)
+{
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        cli_usage(argc < 2 ? stderr : stdout, tool, cmds, n, tail);
+        return argc < 2 ? 2 : 0;
+    }
+    for (int i = 0; i < n; i++)
+        if (!strcmp(argv[1], cmds[i].name))
+            return cmds[i].run(argc, argv);
+    fprintf(stderr, "%s: unknown command '%s'\n", tool, argv[1]);
+    cli_usage(stderr, tool, cmds, n, tail);
+    return 2;
+}
+
 static int choice_index(const char *choices, const char *v)
 {
     int i = 0;

@@ -14,12 +14,7 @@
 #define TEXT(x) TEXT_OF(x)
 enum { MAX_BEAM = 64 };
 
-static const char *USAGE =
-    "usage: s2s-chat COMMAND [options]   (s2s-chat COMMAND --help for details)\n"
-    "commands:\n"
-    "  train   train on dialogue pairs: a TSV of utterance<TAB>reply, DailyDialog, or ChatterBot YAML\n"
-    "  chat    talk to a trained model (prompt commands: :beam N, :lp A, :mmi W, :greedy, :sample,\n"
-    "          :temp X, :topk K, :topp P, :help, :quit)\n"
+static const char *EXAMPLES =
     "examples:\n"
     "  s2s-chat train --dailydialog data/dailydialog --out runs/chat --minutes 60\n"
     "  s2s-chat chat --model runs/chat.best.safetensors\n";
@@ -349,14 +344,10 @@ static int cmd_chat(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
-    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-        fputs(USAGE, argc < 2 ? stderr : stdout);
-        return argc < 2 ? 2 : 0;
-    }
-    if (!strcmp(argv[1], "train"))
-        return cmd_train(argc, argv);
-    if (!strcmp(argv[1], "chat"))
-        return cmd_chat(argc, argv);
-    fprintf(stderr, TOOL ": unknown command '%s'\n%s", argv[1], USAGE);
-    return 2;
+    static const cli_command cmds[] = {
+        {"train", "train on dialogue pairs: a TSV of utterance<TAB>reply, DailyDialog, or ChatterBot YAML", cmd_train},
+        {"chat", "talk to a trained model (prompt commands: :beam N, :lp A, :mmi W, :greedy, :sample,\n"
+                 "             :temp X, :topk K, :topp P, :help, :quit)", cmd_chat},
+    };
+    return cli_dispatch(TOOL, cmds, (int)(sizeof cmds / sizeof cmds[0]), EXAMPLES, argc, argv);
 }

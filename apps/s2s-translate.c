@@ -11,13 +11,7 @@
 
 #define TOOL "s2s-translate"
 
-static const char *USAGE =
-    "usage: s2s-translate COMMAND [options]   (s2s-translate COMMAND --help for details)\n"
-    "commands:\n"
-    "  train      train a model on a parallel corpus\n"
-    "  translate  translate stdin to stdout, one line in, one line out\n"
-    "  eval       translate a test set and print corpus BLEU (sacreBLEU-compatible) and the time\n"
-    "  inspect    print a model file's config, provenance and tensors, verifying checksums\n"
+static const char *EXAMPLES =
     "examples:\n"
     "  s2s-translate train --train-src data/multi30k/train.en --train-tgt data/multi30k/train.de \\\n"
     "      --valid-src data/multi30k/val.en --valid-tgt data/multi30k/val.de --out runs/ende --minutes 30\n"
@@ -352,18 +346,11 @@ static int cmd_inspect(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
-    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-        fputs(USAGE, argc < 2 ? stderr : stdout);
-        return argc < 2 ? 2 : 0;
-    }
-    if (!strcmp(argv[1], "train"))
-        return cmd_train(argc, argv);
-    if (!strcmp(argv[1], "translate"))
-        return cmd_translate(argc, argv);
-    if (!strcmp(argv[1], "eval"))
-        return cmd_eval(argc, argv);
-    if (!strcmp(argv[1], "inspect"))
-        return cmd_inspect(argc, argv);
-    fprintf(stderr, TOOL ": unknown command '%s'\n%s", argv[1], USAGE);
-    return 2;
+    static const cli_command cmds[] = {
+        {"train", "train a model on a parallel corpus", cmd_train},
+        {"translate", "translate stdin to stdout, one line in, one line out", cmd_translate},
+        {"eval", "translate a test set and print corpus BLEU (sacreBLEU-compatible) and the time", cmd_eval},
+        {"inspect", "print a model file's config, provenance and tensors, verifying checksums", cmd_inspect},
+    };
+    return cli_dispatch(TOOL, cmds, (int)(sizeof cmds / sizeof cmds[0]), EXAMPLES, argc, argv);
 }

@@ -33,8 +33,7 @@ cudaError_t s2s_k_tanh_bwd(float *dx, const float *y, const float *dy, size_t n,
  * `partials` (device, that many doubles), pass 2 sums them in index order into *out (device).
  * n = 0 writes 0. */
 #define S2S_K_REDUCE_PARTS 1024
-cudaError_t s2s_k_sumsq(const float *x, size_t n, double *partials, double *out, cudaStream_t st);
-cudaError_t s2s_k_sum(const float *x, size_t n, double *partials, double *out, cudaStream_t st);
+cudaError_t s2s_k_sum(const float *x, size_t n, int square, double *partials, double *out, cudaStream_t st);
 
 /* ---- embedding -------------------------------------------------------------------- */
 cudaError_t s2s_k_gather_rows(float *y, int ldy, const float *w, const int32_t *ids, int n, int dim, cudaStream_t st);

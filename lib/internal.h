@@ -33,14 +33,6 @@ s2s_status s2s_fail_wrap_at(const char *file, int line, s2s_status st, const cha
             return s2s_try_st_;           \
     } while (0)
 
-/* Like S2S_TRY, but jumps to a cleanup label with the status stored in `st`. */
-#define S2S_CHECK_GOTO(st, expr, label) \
-    do {                                \
-        (st) = (expr);                  \
-        if ((st) != S2S_OK)             \
-            goto label;                 \
-    } while (0)
-
 void s2s_log(const s2s_context *ctx, s2s_log_level level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* Formats a message and hands it to log (nothing when log is NULL): the readers' callbacks. */
 void s2s_vlog_to(s2s_log_fn log, void *user, s2s_log_level level, const char *fmt, va_list ap);
@@ -48,5 +40,25 @@ void s2s_vlog_to(s2s_log_fn log, void *user, s2s_log_level level, const char *fm
 /* Host allocation that records an out-of-memory error naming the size and what it was for. */
 void *s2s_host_alloc(size_t bytes, const char *what);
 void *s2s_host_calloc(size_t count, size_t size, const char *what);
+
+/* ---- a growable string (strbuf.c) ----------------------------------------------------------
+ * p[0..len) then a NUL (once anything was reserved); {0} is an empty buffer. An allocation
+ * failure is sticky: oom is set, later calls do nothing, and the caller checks oom once at the
+ * end (reserve also returns S2S_ERR_OUT_OF_MEMORY, with the last error naming `what`). */
+typedef struct s2s_strbuf {
+    char *p;
+    size_t len, cap;
+    int oom;
+} s2s_strbuf;
+
+/* Room for need bytes plus the NUL. what (may be NULL) names the text in the error. */
+s2s_status s2s_strbuf_reserve(s2s_strbuf *b, size_t need, const char *what);
+void s2s_strbuf_put(s2s_strbuf *b, const char *s, size_t n);
+void s2s_strbuf_putc(s2s_strbuf *b, char c, size_t times);
+void s2s_strbuf_printf(s2s_strbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void s2s_strbuf_free(s2s_strbuf *b);
+
+/* Monotonic wall clock in milliseconds (strbuf.c): every timing in the library. */
+double s2s_now_ms(void);
 
 #endif

@@ -1,4 +1,4 @@
-/* test_corpus.c - the corpus reader (lib/corpus.c) quirk by quirk, SHA-256 (lib/sha256.c)
+/* test_corpus.c - the corpus reader (lib/data/corpus.c) quirk by quirk, SHA-256 (lib/data/sha256.c)
  * against the FIPS 180-2 example vectors, and the real corpora in ../shared/data where present.
  *
  * Each test writes its inputs into its own mkdtemp directory (removed by the suite's .fini).

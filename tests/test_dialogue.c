@@ -1,4 +1,4 @@
-/* test_dialogue.c - the dialogue readers (lib/dailydialog.c, lib/chatterbot.c), rule by
+/* test_dialogue.c - the dialogue readers (lib/data/dailydialog.c, lib/data/chatterbot.c), rule by
  * rule on small crafted files, then on the real corpora in ../shared/data where present.
  *
  * Each test writes its inputs into its own mkdtemp directory (removed by the suite's .fini).
@@ -6,7 +6,7 @@
  * the corpus. Their pinned SHA-256 values (s2s_corpus_sha256: "src\ttgt\n" per pair) were made
  * independently: the ChatterBot ones by PyYAML's safe_load (normalize_spaces = 0 must give the
  * YAML values byte for byte), the DailyDialog ones by a Python reimplementation of the rules at
- * the top of lib/dailydialog.c.
+ * the top of lib/data/dailydialog.c.
  * Run: ./build/tests/test_suite --filter 'dialogue/[a-z]*' */
 #include <criterion/criterion.h>
 #include <errno.h>

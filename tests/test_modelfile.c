@@ -1,4 +1,4 @@
-/* test_modelfile.c - model files and checkpoints (lib/modelfile.c, lib/safetensors.c):
+/* test_modelfile.c - model files and checkpoints (lib/io/modelfile.c, lib/io/safetensors.c):
  * round trips, atomic saving, one test per kind of bad file (each expecting its exact status
  * and a message naming the problem), the report, checkpoints; and (suite interop) the file
  * read by PyTorch, whose float64 log-probabilities must match the library's.

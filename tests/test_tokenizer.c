@@ -1,4 +1,4 @@
-/* test_tokenizer.c - the SentencePiece wrapper (lib/tokenizer.cc): training unigram and BPE
+/* test_tokenizer.c - the SentencePiece wrapper (lib/data/tokenizer.cc): training unigram and BPE
  * models on real sentences (Tatoeba English and French from ../shared/data when present,
  * generated text otherwise), the fixed special ids, encode/decode round trips under the
  * nmt_nfkc normaliser, serialise/load, corrupt and truncated model bytes, buffer sizes,

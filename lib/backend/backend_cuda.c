@@ -458,14 +458,14 @@ static s2s_status reduce_result(cuda_backend *cb, double *out_host)
 static s2s_status cuda_sumsq(s2s_backend *be, const float *x, size_t n, double *out_host)
 {
     cuda_backend *cb = cu(be);
-    CU_LAUNCH("sumsq", s2s_k_sumsq(x, n, cb->red, cb->red + S2S_K_REDUCE_PARTS, cb->stream));
+    CU_LAUNCH("sumsq", s2s_k_sum(x, n, 1, cb->red, cb->red + S2S_K_REDUCE_PARTS, cb->stream));
     return reduce_result(cb, out_host);
 }
 
 static s2s_status cuda_sum(s2s_backend *be, const float *x, size_t n, double *out_host)
 {
     cuda_backend *cb = cu(be);
-    CU_LAUNCH("sum", s2s_k_sum(x, n, cb->red, cb->red + S2S_K_REDUCE_PARTS, cb->stream));
+    CU_LAUNCH("sum", s2s_k_sum(x, n, 0, cb->red, cb->red + S2S_K_REDUCE_PARTS, cb->stream));
     return reduce_result(cb, out_host);
 }
 

@@ -1,12 +1,11 @@
 /* bench.h - what the benchmark paths share: bench.c (the library's fused stack), bench_cudnn.c
- * (cuDNN's RNN API as its peer) and measure.c (the helpers both use). */
+ * (cuDNN's RNN API as its peer) and measure.c (the helpers both use); the clock is
+ * s2s_now_ms (internal.h). */
 #ifndef S2S_BENCH_H
 #define S2S_BENCH_H
 
 #include "nn.h"
 
-/* Monotonic wall clock in milliseconds. */
-double s2s_now_ms(void);
 /* Sorts ms[0..n) and stores its median and minimum in r. */
 void s2s_bench_summarise(double *ms, int n, s2s_bench_result *r);
 /* Uploads n uniform(-1, 1) values drawn from (seed, stream) into a new device buffer (release

@@ -1,16 +1,8 @@
 /* measure.c - what the benchmark paths share (bench.c, the fused stack; bench_cudnn.c, the
- * cuDNN peer): a clock, medians of repeated runs, random device data. */
+ * cuDNN peer): medians of repeated runs, random device data. */
 #include "bench.h"
 #include "philox.h"
 #include <stdlib.h>
-#include <time.h>
-
-double s2s_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
-}
 
 static int cmp_double(const void *a, const void *b)
 {

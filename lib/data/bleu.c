@@ -34,28 +34,6 @@
 
 #define MAX_ORDER 4
 
-/* ---- growable byte buffer ------------------------------------------------------------------ */
-
-typedef struct {
-    char *p;
-    size_t len, cap;
-} sbuf;
-
-static s2s_status sbuf_reserve(sbuf *b, size_t need)
-{
-    if (need <= b->cap)
-        return S2S_OK;
-    size_t cap = b->cap ? b->cap : 256;
-    while (cap < need)
-        cap *= 2;
-    char *p = realloc(b->p, cap);
-    if (!p)
-        return S2S_FAIL(S2S_ERR_OUT_OF_MEMORY, "BLEU: could not allocate %zu bytes for a tokenised segment", cap);
-    b->p = p;
-    b->cap = cap;
-    return S2S_OK;
-}
-
 /* ---- Python's notion of whitespace ----------------------------------------------------------- */
 
 /* Byte length of the whitespace character at s (n bytes left), or 0: exactly the code points
@@ -98,7 +76,7 @@ static size_t rstrip_len(const char *s, size_t n)
 /* ---- the 13a tokenizer ----------------------------------------------------------------------- */
 
 /* str.replace(from, to) in place; to is never longer than from. */
-static void replace_all(sbuf *b, const char *from, const char *to)
+static void replace_all(s2s_strbuf *b, const char *from, const char *to)
 {
     size_t fl = strlen(from), tl = strlen(to), w = 0;
     for (size_t r = 0; r < b->len;) {
@@ -125,9 +103,9 @@ static int is_r1(char c)
 }
 
 /* " " + R1(in) + " " into out. */
-static s2s_status apply_r1(const sbuf *in, sbuf *out)
+static s2s_status apply_r1(const s2s_strbuf *in, s2s_strbuf *out)
 {
-    S2S_TRY(sbuf_reserve(out, 3 * in->len + 2));
+    S2S_TRY(s2s_strbuf_reserve(out, 3 * in->len + 2, "a tokenised BLEU segment"));
     char *o = out->p;
     *o++ = ' ';
     for (size_t i = 0; i < in->len; i++) {
@@ -147,9 +125,9 @@ static s2s_status apply_r1(const sbuf *in, sbuf *out)
 /* One of R2, R3, R4: a two-character pattern, replaced left to right without overlaps. */
 typedef enum { RULE_R2, RULE_R3, RULE_R4 } pair_rule;
 
-static s2s_status apply_pair_rule(const sbuf *in, sbuf *out, pair_rule rule)
+static s2s_status apply_pair_rule(const s2s_strbuf *in, s2s_strbuf *out, pair_rule rule)
 {
-    S2S_TRY(sbuf_reserve(out, 2 * in->len + 1));
+    S2S_TRY(s2s_strbuf_reserve(out, 2 * in->len + 1, "a tokenised BLEU segment"));
     const char *s = in->p;
     char *o = out->p;
     size_t i = 0;
@@ -175,10 +153,10 @@ static s2s_status apply_pair_rule(const sbuf *in, sbuf *out, pair_rule rule)
 }
 
 /* Runs steps 1-3 on line; the result is in a (b is scratch). */
-static s2s_status tokenize_13a(const char *line, sbuf *a, sbuf *b)
+static s2s_status tokenize_13a(const char *line, s2s_strbuf *a, s2s_strbuf *b)
 {
     size_t n = rstrip_len(line, strlen(line));
-    S2S_TRY(sbuf_reserve(a, n + 1));
+    S2S_TRY(s2s_strbuf_reserve(a, n + 1, "a tokenised BLEU segment"));
     memcpy(a->p, line, n);
     a->len = n;
     replace_all(a, "<skipped>", "");
@@ -199,7 +177,7 @@ static s2s_status tokenize_13a(const char *line, sbuf *a, sbuf *b)
 /* ---- token interning: each distinct token string gets a small integer id ---------------------- */
 
 typedef struct {
-    sbuf bytes;       /* all distinct tokens, back to back */
+    s2s_strbuf bytes;       /* all distinct tokens, back to back */
     size_t *off;      /* [count]: offset of token id in bytes */
     size_t *len;      /* [count] */
     int32_t *slot;    /* [nslots] open-addressing table of ids, -1 empty */
@@ -257,7 +235,7 @@ static s2s_status vocab_id(vocab *v, const char *s, size_t n, int32_t *id)
         *id = v->slot[i];
         return S2S_OK;
     }
-    S2S_TRY(sbuf_reserve(&v->bytes, v->bytes.len + n));
+    S2S_TRY(s2s_strbuf_reserve(&v->bytes, v->bytes.len + n, "the BLEU token table"));
     memcpy(v->bytes.p + v->bytes.len, s, n);
     v->off[v->count] = v->bytes.len;
     v->len[v->count] = n;
@@ -268,7 +246,7 @@ static s2s_status vocab_id(vocab *v, const char *s, size_t n, int32_t *id)
 
 static void vocab_free(vocab *v)
 {
-    free(v->bytes.p);
+    s2s_strbuf_free(&v->bytes);
     free(v->off);
     free(v->len);
     free(v->slot);
@@ -286,7 +264,7 @@ typedef struct {
 } ngram;
 
 typedef struct {
-    sbuf a, b;           /* tokenizer buffers */
+    s2s_strbuf a, b;           /* tokenizer buffers */
     vocab v;
     int32_t *hyp, *ref;  /* token ids of the current segment */
     ngram *hg, *rg;      /* its n-grams */
@@ -439,8 +417,8 @@ S2S_API s2s_status s2s_bleu_corpus(const char *const *hyps, const char *const *r
         rc = segment_stats(&w, hyps[i], refs[i], &st);
     if (rc == S2S_OK)
         compute_bleu(&st, out);
-    free(w.a.p);
-    free(w.b.p);
+    s2s_strbuf_free(&w.a);
+    s2s_strbuf_free(&w.b);
     vocab_free(&w.v);
     free(w.hyp);
     free(w.ref);

@@ -44,41 +44,8 @@
 
 /* ---- text helpers ------------------------------------------------------------------------ */
 
-/* A growable string; an allocation failure is sticky (oom) and checked once at the end. */
-typedef struct strbuf {
-    char *p;
-    size_t n, cap;
-    int oom;
-} strbuf;
-
-static void sb_put(strbuf *b, const char *s, size_t n)
-{
-    if (b->oom)
-        return;
-    if (b->n + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 128;
-        while (cap < b->n + n + 1)
-            cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (!p) {
-            b->oom = 1;
-            return;
-        }
-        b->p = p, b->cap = cap;
-    }
-    memcpy(b->p + b->n, s, n);
-    b->n += n;
-    b->p[b->n] = '\0';
-}
-
-static void sb_putc(strbuf *b, char ch, size_t times)
-{
-    while (times--)
-        sb_put(b, &ch, 1);
-}
-
 /* Appends cp as UTF-8; 0 for NUL, surrogates and anything above U+10FFFF. */
-static int utf8_put(strbuf *b, unsigned long cp)
+static int utf8_put(s2s_strbuf *b, unsigned long cp)
 {
     char u[4];
     size_t n = cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4;
@@ -88,7 +55,7 @@ static int utf8_put(strbuf *b, unsigned long cp)
     for (size_t k = n - 1; k > 0; k--, cp >>= 6)
         u[k] = (char)(0x80 | (cp & 0x3F));
     u[0] = (char)(lead[n] | cp);
-    sb_put(b, u, n);
+    s2s_strbuf_put(b, u, n);
     return 1;
 }
 
@@ -169,13 +136,13 @@ static int plain_piece(const char *s, size_t *len)
 }
 
 /* A plain scalar starting at column col; continuation lines are indented more than parent. */
-static int y_plain(yreader *y, size_t col, size_t parent, strbuf *out)
+static int y_plain(yreader *y, size_t col, size_t parent, s2s_strbuf *out)
 {
     size_t n, blanks = 0;
     const char *mapping = "\"key: value\" makes a mapping, not text (quote the turn)";
     if (plain_piece(y->line + col, &n))
         return Y_BAD(y, y->no, "%s; conversation skipped", mapping);
-    sb_put(out, y->line + col, n);
+    s2s_strbuf_put(out, y->line + col, n);
     while (y_next(y)) {
         if (blank(y->line)) {
             blanks++;
@@ -189,9 +156,9 @@ static int y_plain(yreader *y, size_t col, size_t parent, strbuf *out)
         const char *s = y->line + ind + strspn(y->line + ind, " \t");
         if (plain_piece(s, &n))
             return Y_BAD(y, y->no, "%s; conversation skipped", mapping);
-        if (out->n)
-            sb_putc(out, blanks ? '\n' : ' ', blanks ? blanks : 1);
-        sb_put(out, s, n);
+        if (out->len)
+            s2s_strbuf_putc(out, blanks ? '\n' : ' ', blanks ? blanks : 1);
+        s2s_strbuf_put(out, s, n);
         blanks = 0;
     }
     return 0;
@@ -199,12 +166,12 @@ static int y_plain(yreader *y, size_t col, size_t parent, strbuf *out)
 
 /* Appends what the double-quoted escape at s (after its backslash) stands for; returns the bytes
  * it used, 0 if it is not a YAML escape or stands for NUL. */
-static size_t y_escape(const char *s, strbuf *out)
+static size_t y_escape(const char *s, s2s_strbuf *out)
 {
     static const char key[] = "abtnvfre \"/\\\t", val[] = "\a\b\t\n\v\f\r\x1b \"/\\\t";
     const char *k = *s ? strchr(key, *s) : NULL;
     if (k) {
-        sb_put(out, &val[k - key], 1);
+        s2s_strbuf_put(out, &val[k - key], 1);
         return 1;
     }
     static const char named[] = "N_LP";
@@ -227,12 +194,12 @@ static size_t y_escape(const char *s, strbuf *out)
 /* Copies quoted text from *sp up to the closing quote q (returns 1, *sp after it) or the end of
  * the line (returns 0; *esc_break when the line ends in a backslash). *keep: the length that
  * trailing-space folding must not cut (the end of the last escape). -1 after a bad escape. */
-static int quoted_piece(yreader *y, const char **sp, char q, strbuf *out, size_t *keep, int *esc_break)
+static int quoted_piece(yreader *y, const char **sp, char q, s2s_strbuf *out, size_t *keep, int *esc_break)
 {
     const char *s = *sp;
     for (*esc_break = 0; *s; s++) {
         if (*s == q && q == '\'' && s[1] == '\'')
-            sb_put(out, s++, 1);
+            s2s_strbuf_put(out, s++, 1);
         else if (*s == q) {
             *sp = s + 1;
             return 1;
@@ -245,21 +212,21 @@ static int quoted_piece(yreader *y, const char **sp, char q, strbuf *out, size_t
                                                 "cannot be stored); conversation skipped", s[1]);
                 return -1;
             }
-            s += used, *keep = out->n;
+            s += used, *keep = out->len;
         } else
-            sb_put(out, s, 1);
+            s2s_strbuf_put(out, s, 1);
     }
     *sp = s;
     return 0;
 }
 
 /* A 'single' or "double" quoted scalar at column col, folded over lines like a plain one. */
-static int y_quoted(yreader *y, size_t col, size_t parent, strbuf *out)
+static int y_quoted(yreader *y, size_t col, size_t parent, s2s_strbuf *out)
 {
     const char q = y->line[col], *s = y->line + col + 1;
     long first = y->no;
     for (;;) {
-        size_t keep = out->n, blanks = 0;
+        size_t keep = out->len, blanks = 0;
         int esc_break, r = quoted_piece(y, &s, q, out, &keep, &esc_break);
         if (r < 0)
             return 1;
@@ -269,8 +236,8 @@ static int y_quoted(yreader *y, size_t col, size_t parent, strbuf *out)
                 return Y_BAD(y, y->no, "text after the closing quote: \"%.40s\"; conversation skipped", s);
             return 0;
         }
-        while (!esc_break && out->n > keep && (out->p[out->n - 1] == ' ' || out->p[out->n - 1] == '\t'))
-            out->p[--out->n] = '\0';
+        while (!esc_break && out->len > keep && (out->p[out->len - 1] == ' ' || out->p[out->len - 1] == '\t'))
+            out->p[--out->len] = '\0';
         int more;
         while ((more = y_next(y)) && blank(y->line))
             blanks++;
@@ -281,13 +248,13 @@ static int y_quoted(yreader *y, size_t col, size_t parent, strbuf *out)
         }
         s = y->line + strspn(y->line, " \t");
         if (blanks || !esc_break)
-            sb_putc(out, blanks ? '\n' : ' ', blanks ? blanks : 1);
+            s2s_strbuf_putc(out, blanks ? '\n' : ' ', blanks ? blanks : 1);
     }
 }
 
 /* A literal block scalar; h points after its '|'. Content lines are indented more than parent
  * (by the indicator's count, else as much as the first non-empty line). */
-static int y_block(yreader *y, const char *h, size_t parent, strbuf *out)
+static int y_block(yreader *y, const char *h, size_t parent, s2s_strbuf *out)
 {
     char chomp = ' ';
     size_t n = 0, blanks = 0; /* the content's indentation (0: not yet known); blank lines owed */
@@ -314,21 +281,21 @@ static int y_block(yreader *y, const char *h, size_t parent, strbuf *out)
             y->held = 1;
             break;
         }
-        sb_putc(out, '\n', blanks);
-        sb_put(out, y->line + n, y->len - n);
-        sb_putc(out, '\n', y->lf); /* a file's unterminated last line has no line break to keep */
+        s2s_strbuf_putc(out, '\n', blanks);
+        s2s_strbuf_put(out, y->line + n, y->len - n);
+        s2s_strbuf_putc(out, '\n', y->lf); /* a file's unterminated last line has no line break to keep */
         blanks = 0;
     }
     if (chomp == '+')
-        sb_putc(out, '\n', blanks);
-    while (chomp == '-' && out->n && out->p[out->n - 1] == '\n')
-        out->p[--out->n] = '\0';
+        s2s_strbuf_putc(out, '\n', blanks);
+    while (chomp == '-' && out->len && out->p[out->len - 1] == '\n')
+        out->p[--out->len] = '\0';
     return 0;
 }
 
 /* The scalar at column col of the current line, in an entry whose '-' is at column parent.
  * Returns 0, or 1 when it is malformed or unsupported (reported). */
-static int y_scalar(yreader *y, size_t col, size_t parent, strbuf *out)
+static int y_scalar(yreader *y, size_t col, size_t parent, s2s_strbuf *out)
 {
     const char *s = y->line + col;
     if (*s == '|')
@@ -350,10 +317,10 @@ static int y_turn(yreader *y, size_t dash)
 {
     long line = y->no;
     size_t col = dash + 1 + strspn(y->line + dash + 1, " \t");
-    strbuf b = {0};
+    s2s_strbuf b = {0};
     int bad = y_scalar(y, col, dash, &b);
     if (!bad && !b.oom && !b.p)
-        sb_put(&b, "", 0);
+        s2s_strbuf_put(&b, "", 0);
     if (!bad && !b.oom && !s2s_dialogue_turns_push(&y->t, b.p, line))
         b.oom = 1;
     if (bad || b.oom)
@@ -382,11 +349,11 @@ static int y_conversation_head(yreader *y, size_t i0, size_t *inner)
     if (is_entry(y->line + col))
         return y_turn(y, *inner = col);
     long line = y->no;
-    strbuf b = {0};
+    s2s_strbuf b = {0};
     if (!y_scalar(y, col, i0, &b)) /* read it whole, as a conforming parser does, so that its */
         s2s_dialogue_warn(y->rd, line,     /* continuation lines are not taken for turns */
                           "conversation is one string (\"%.60s%s\"), not a list of turns (a '- ' where '- - ' was "
-                          "meant?); skipped", b.p ? b.p : "", b.n > 60 ? "..." : "");
+                          "meant?); skipped", b.p ? b.p : "", b.len > 60 ? "..." : "");
     y->oom |= b.oom;
     free(b.p);
     return 1;

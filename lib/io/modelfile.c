@@ -769,56 +769,39 @@ S2S_API s2s_status s2s_checkpoint_load(const char *path, s2s_model *m, s2s_optim
 
 /* ---- report ------------------------------------------------------------------------------- */
 
-/* Text appended to a caller's buffer, snprintf-style: len counts everything, buf holds what
- * fits, always NUL-terminated (when cap > 0). */
-typedef struct mf_text {
-    char *buf;
-    size_t cap, len;
-} mf_text;
-
-static void __attribute__((format(printf, 2, 3))) tx(mf_text *t, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(t->len < t->cap ? t->buf + t->len : NULL, t->len < t->cap ? t->cap - t->len : 0, fmt, ap);
-    va_end(ap);
-    if (n > 0)
-        t->len += (size_t)n;
-}
-
 static const char *meta_or(const s2s_st_file *f, const char *key, const char *dflt)
 {
     const char *v = s2s_st_meta(f, key);
     return v && *v ? v : dflt;
 }
 
-static void report_header(mf_text *t, const s2s_st_file *f)
+static void report_header(s2s_strbuf *t, const s2s_st_file *f)
 {
-    tx(t, "file        %s (%zu bytes, %d tensors)\n", f->path, f->size, f->count);
-    tx(t, "format      %s\n", meta_or(f, "format", "(missing)"));
-    tx(t, "version     %s\n", meta_or(f, "version", "(missing)"));
-    tx(t, "config      %s\n", meta_or(f, "config", "(missing)"));
-    tx(t, "provenance  seed %s, step %s, data sha256 %s\n", meta_or(f, "seed", "-"), meta_or(f, "step", "-"),
+    s2s_strbuf_printf(t, "file        %s (%zu bytes, %d tensors)\n", f->path, f->size, f->count);
+    s2s_strbuf_printf(t, "format      %s\n", meta_or(f, "format", "(missing)"));
+    s2s_strbuf_printf(t, "version     %s\n", meta_or(f, "version", "(missing)"));
+    s2s_strbuf_printf(t, "config      %s\n", meta_or(f, "config", "(missing)"));
+    s2s_strbuf_printf(t, "provenance  seed %s, step %s, data sha256 %s\n", meta_or(f, "seed", "-"), meta_or(f, "step", "-"),
        meta_or(f, "data_sha256", "-"));
     if (s2s_st_meta(f, "optim_type"))
-        tx(t, "optimizer   %s, step %s\n", meta_or(f, "optim_type", "-"), meta_or(f, "optim_step", "-"));
+        s2s_strbuf_printf(t, "optimizer   %s, step %s\n", meta_or(f, "optim_type", "-"), meta_or(f, "optim_step", "-"));
     const s2s_st_tensor *ts = s2s_st_find(f, "tokenizer.src"), *tt = s2s_st_find(f, "tokenizer.tgt");
     const char *shared = s2s_st_meta(f, "tokenizer_shared");
     int is_shared = shared && strcmp(shared, "1") == 0;
-    tx(t, "tokenizers  source: ");
+    s2s_strbuf_printf(t, "tokenizers  source: ");
     if (ts)
-        tx(t, "%zu bytes", ts->end - ts->begin);
+        s2s_strbuf_printf(t, "%zu bytes", ts->end - ts->begin);
     else
-        tx(t, "none");
-    tx(t, ", target: ");
+        s2s_strbuf_printf(t, "none");
+    s2s_strbuf_printf(t, ", target: ");
     if (tt)
-        tx(t, "%zu bytes\n", tt->end - tt->begin);
+        s2s_strbuf_printf(t, "%zu bytes\n", tt->end - tt->begin);
     else
-        tx(t, "%s\n", is_shared ? "shared with the source" : "none");
+        s2s_strbuf_printf(t, "%s\n", is_shared ? "shared with the source" : "none");
 }
 
 /* The tensor table; returns the number of tensors whose CRC does not match. */
-static int report_table(mf_text *t, const s2s_st_file *f)
+static int report_table(s2s_strbuf *t, const s2s_st_file *f)
 {
     cJSON *table = crc_table(f);
     int wname = 4, bad = 0;
@@ -826,7 +809,7 @@ static int report_table(mf_text *t, const s2s_st_file *f)
     for (int i = 0; i < f->count; i++)
         if ((int)strlen(f->t[i].name) > wname)
             wname = (int)strlen(f->t[i].name);
-    tx(t, "\n%-*s  %-5s  %-14s  %12s  %-8s  %s\n", wname, "name", "dtype", "shape", "bytes", "crc32", "check");
+    s2s_strbuf_printf(t, "\n%-*s  %-5s  %-14s  %12s  %-8s  %s\n", wname, "name", "dtype", "shape", "bytes", "crc32", "check");
     for (int i = 0; i < f->count; i++) {
         const s2s_st_tensor *e = &f->t[i];
         char shape[96];
@@ -835,13 +818,13 @@ static int report_table(mf_text *t, const s2s_st_file *f)
         shape_text(shape, sizeof shape, e->ndim, e->shape);
         if (!table)
             got = tensor_crc(e->data, e->end - e->begin);
-        tx(t, "%-*s  %-5s  %-14s  %12zu  %08" PRIx32 "  %s\n", wname, e->name, s2s_st_dtype_name(e->dtype), shape,
+        s2s_strbuf_printf(t, "%-*s  %-5s  %-14s  %12zu  %08" PRIx32 "  %s\n", wname, e->name, s2s_st_dtype_name(e->dtype), shape,
            e->end - e->begin, got, s == 0 ? "ok" : s == 1 ? "BAD (CRC mismatch)" : "BAD (no CRC recorded)");
         bad += s != 0;
         total += e->end - e->begin;
     }
     cJSON_Delete(table);
-    tx(t, "\n%d tensors, %zu bytes of data: %s\n", f->count, total,
+    s2s_strbuf_printf(t, "\n%d tensors, %zu bytes of data: %s\n", f->count, total,
        bad ? "CRC MISMATCH - the file is corrupt" : "every CRC32 matches");
     return bad;
 }
@@ -851,20 +834,30 @@ S2S_API s2s_status s2s_model_file_report(const char *path, char *buf, size_t cap
     if (!path || !len || (!buf && cap))
         return S2S_FAIL(S2S_ERR_INVALID_ARG, "s2s_model_file_report: path and len must not be NULL, nor buf when "
                         "cap > 0");
-    mf_text t = {buf, cap, 0};
-    if (cap)
-        buf[0] = '\0';
+    s2s_strbuf t = {0};
     s2s_st_file f;
     s2s_status st = s2s_st_open(path, &f);
+    int bad = 0;
     if (st != S2S_OK) {
-        tx(&t, "%s: cannot be read: %s\n", path, s2s_last_error());
-        *len = t.len;
-        return st;
+        s2s_strbuf_printf(&t, "%s: cannot be read: %s\n", path, s2s_last_error());
+    } else {
+        report_header(&t, &f);
+        bad = report_table(&t, &f);
+        s2s_st_close(&f);
     }
-    report_header(&t, &f);
-    int bad = report_table(&t, &f);
-    s2s_st_close(&f);
-    *len = t.len;
+    if (t.oom) {
+        s2s_strbuf_free(&t);
+        return S2S_FAIL(S2S_ERR_OUT_OF_MEMORY, "out of memory writing the report of %s", path);
+    }
+    *len = t.len; /* snprintf-style: the whole length; buf holds what fits, NUL-terminated */
+    if (cap) {
+        size_t n = t.len < cap - 1 ? t.len : cap - 1;
+        memcpy(buf, t.p ? t.p : "", n);
+        buf[n] = '\0';
+    }
+    s2s_strbuf_free(&t);
+    if (st != S2S_OK)
+        return st;
     if (bad)
         return S2S_FAIL(S2S_ERR_FORMAT, "%s: %d tensor(s) fail their CRC32 check: the file is corrupt (see the report)",
                         path, bad);

@@ -47,13 +47,6 @@ struct s2s_trainer {
     s2s_train_progress last;
 };
 
-static double wall_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 S2S_API s2s_trainer_options s2s_trainer_options_default(void)
 {
     s2s_trainer_options o;
@@ -478,7 +471,7 @@ static double eta(const s2s_trainer *t, double elapsed, double sec_per_step)
 
 static void report(s2s_trainer *t, s2s_train_progress *p)
 {
-    double now = wall_s(), elapsed = now - t->t0;
+    double now = s2s_now_ms() * 1e-3, elapsed = now - t->t0;
     long steps = t->o.report_every;
     p->epoch = t->st.epoch;
     p->step = t->st.step;
@@ -591,7 +584,7 @@ static int budget_left(const s2s_trainer *t)
     const s2s_trainer_options *o = &t->o;
     if (o->max_steps && t->st.step >= o->max_steps)
         return 0;
-    if (o->minutes > 0 && wall_s() - t->t0 >= o->minutes * 60)
+    if (o->minutes > 0 && s2s_now_ms() * 1e-3 - t->t0 >= o->minutes * 60)
         return 0;
     if (o->max_epochs && t->st.epoch > o->max_epochs)
         return 0;
@@ -604,7 +597,7 @@ static s2s_status loop(s2s_trainer *t, long max_now, int final_round)
 {
     int stop = 0;
     long done = 0, last_saved = -1;
-    t->t0 = t->t_report = wall_s();
+    t->t0 = t->t_report = s2s_now_ms() * 1e-3;
     t->loss_sum = 0, t->tok_sum = 0, t->tok_report = 0;
     while (!stop && done < max_now && budget_left(t)) {
         int64_t before = t->st.step;

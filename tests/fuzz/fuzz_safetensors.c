@@ -1,4 +1,4 @@
-/* fuzz_safetensors.c - libFuzzer target for the safetensors reader (lib/safetensors.h, internal:
+/* fuzz_safetensors.c - libFuzzer target for the safetensors reader (lib/io/safetensors.h, internal:
  * linked from the library sources, not through the public API).
  * The input is the file. When s2s_st_open accepts it, every tensor's bytes are read (ASan
  * checks them against the buffer), every tensor is found by name, and the file is written

@@ -2,7 +2,7 @@
 """make_golden.py - reference data for tests/test_golden.c, computed with PyTorch.
 
 Builds, as an ordinary nn.Module tree, the same encoder-decoder as libseq2seq (see the
-architecture comment in lib/model.h), fills it with fixed weights, runs forward + backward on a
+architecture comment in lib/model/model.h), fills it with fixed weights, runs forward + backward on a
 fixed batch and greedy-decodes the batch's sources, all in float64, and writes one text file
 per case into this directory (format: README.md).
 
