@@ -109,12 +109,14 @@ $(LIB_A): $(OBJ)
 	ar rcs $@ $^
 
 apps: $(APPS)
+# The programs see the public header only (README: layout), so the compiler enforces it.
+PROG_CFLAGS = $(filter-out -I%,$(CFLAGS)) -Iinclude
 $(BUILD)/%: apps/%.c $(LIB_SO)
 	@mkdir -p $(BUILD)/deps
-	$(CC) $(CFLAGS) $(DEPFLAGS) -MF $(BUILD)/deps/$*.d -MT $@ $< -o $@ -L$(BUILD) -lseq2seq -Wl,-rpath,'$$ORIGIN' $(LDFLAGS) $(if $(filter s2s-chat,$*),-ledit)
+	$(CC) $(PROG_CFLAGS) $(DEPFLAGS) -MF $(BUILD)/deps/$*.d -MT $@ $< -o $@ -L$(BUILD) -lseq2seq -Wl,-rpath,'$$ORIGIN' $(LDFLAGS) $(if $(filter s2s-chat,$*),-ledit)
 $(BUILD)/%: bench/%.c $(LIB_SO)
 	@mkdir -p $(BUILD)/deps
-	$(CC) $(CFLAGS) $(DEPFLAGS) -MF $(BUILD)/deps/$*.d -MT $@ $< -o $@ -L$(BUILD) -lseq2seq -Wl,-rpath,'$$ORIGIN' $(LDFLAGS)
+	$(CC) $(PROG_CFLAGS) $(DEPFLAGS) -MF $(BUILD)/deps/$*.d -MT $@ $< -o $@ -L$(BUILD) -lseq2seq -Wl,-rpath,'$$ORIGIN' $(LDFLAGS)
 
 $(TEST_BIN): $(TEST_C) $(wildcard tests/*.h) $(LIB_A)
 	@mkdir -p $(dir $@)

@@ -35,7 +35,7 @@ cudaError_t s2s_k_tanh_bwd(float *dx, const float *y, const float *dy, size_t n,
 #define S2S_K_REDUCE_PARTS 1024
 cudaError_t s2s_k_sum(const float *x, size_t n, int square, double *partials, double *out, cudaStream_t st);
 
-/* ---- embedding -------------------------------------------------------------------- */
+/* ---- rows: embeddings and beam reordering ----------------------------------------- */
 cudaError_t s2s_k_gather_rows(float *y, int ldy, const float *w, const int32_t *ids, int n, int dim, cudaStream_t st);
 /* Sort-based (stable radix sort of the ids, then one block per run of equal ids), so needs a
  * device workspace: with work == NULL it only stores the bytes needed for (n, vocab) in

@@ -1,5 +1,6 @@
 /* internal.h - what every library file shares: the context, error reporting, logging, host
- * allocation. The lowest layer of lib/ (README: layout): it includes only the public header. */
+ * allocation (status.c), a growable string and the clock (strbuf.c). The lowest layer of lib/
+ * (README: layout): it includes only the public header. */
 #ifndef S2S_INTERNAL_H
 #define S2S_INTERNAL_H
 
@@ -42,7 +43,8 @@ void *s2s_host_alloc(size_t bytes, const char *what);
 void *s2s_host_calloc(size_t count, size_t size, const char *what);
 
 /* ---- a growable string (strbuf.c) ----------------------------------------------------------
- * p[0..len) then a NUL (once anything was reserved); {0} is an empty buffer. An allocation
+ * p[0..len); put, putc and printf keep a NUL after it, reserve only makes room (a caller that
+ * writes into p itself sets len, and the NUL if it wants one); {0} is an empty buffer. An allocation
  * failure is sticky: oom is set, later calls do nothing, and the caller checks oom once at the
  * end (reserve also returns S2S_ERR_OUT_OF_MEMORY, with the last error naming `what`). */
 typedef struct s2s_strbuf {

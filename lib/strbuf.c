@@ -2,6 +2,7 @@
 #include "internal.h"
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
 #include <time.h>
 
@@ -11,6 +12,10 @@ s2s_status s2s_strbuf_reserve(s2s_strbuf *b, size_t need, const char *what)
         return S2S_ERR_OUT_OF_MEMORY;
     if (need < b->cap)
         return S2S_OK;
+    if (need >= SIZE_MAX / 2) {
+        b->oom = 1;
+        return S2S_FAIL(S2S_ERR_OUT_OF_MEMORY, "%zu bytes asked for %s", need, what ? what : "a string");
+    }
     size_t cap = b->cap ? b->cap : 128;
     while (cap <= need)
         cap *= 2;

@@ -6,9 +6,10 @@
 Reads the layer table between the README's `<!-- layers -->` and `<!-- /layers -->` markers
 (layer number, folders, and who a folder's files may use), then checks:
 
-  includes  every `#include "..."` of every C, C++ and CUDA file in those folders resolves to a
-            file of the same layer or a lower one; a folder marked "`include/` only" (the
-            programs) may include the public header and its own folder's headers, nothing else;
+  includes  every `#include "..."` of every C, C++ and CUDA file in those folders (and every
+            `#include <...>` that names a file of those folders) resolves to exactly one file,
+            of the same layer or a lower one; a folder marked "`include/` only" (the programs)
+            may include the public header and its own folder's headers, nothing else;
   calls     (with --objects) in the built objects, every symbol a file uses from another file
             is defined in the same layer or a lower one, and no files call each other in a
             circle, directly or through others (file-level strongly connected components).
@@ -62,19 +63,24 @@ def check_includes(root, layers):
         n, public_only = layer_of[folder]
         text = open(os.path.join(root, path), encoding='utf-8', errors='replace').read()
         for lineno, line in enumerate(text.splitlines(), 1):
-            m = re.match(r'\s*#\s*include\s+"([^"]+)"', line)
+            m = re.match(r'\s*#\s*include\s+([<"])([^">]+)[">]', line)
             if not m:
                 continue
-            name = m.group(1)
-            found = None
-            for d in [folder] + search:
-                if os.path.isfile(os.path.join(root, d, name)):
-                    found = os.path.normpath(os.path.join(d, name))
-                    break
+            quoted, name = m.group(1) == '"', m.group(2)
             where = f'{path}:{lineno}'
+            if quoted and os.path.isfile(os.path.join(root, folder, name)):
+                found = os.path.normpath(os.path.join(folder, name))  # the includer's own folder first
+            else:
+                hits = sorted({os.path.normpath(os.path.join(d, name)) for d in search
+                               if os.path.isfile(os.path.join(root, d, name))})
+                if len(hits) > 1:
+                    problems.append(f'{where}: #include {name} matches {", ".join(hits)}: rename one')
+                    continue
+                found = hits[0] if hits else None
             if not found:
-                problems.append(f'{where}: #include "{name}" is not in any layer folder')
-                continue
+                if quoted:
+                    problems.append(f'{where}: #include "{name}" is not in any layer folder')
+                continue  # <...> outside the tree: a system header
             target = os.path.dirname(found)
             tn = layer_of.get(target, (None,))[0]
             if tn is None:

@@ -185,6 +185,35 @@ Test(decode, trained_model_beam_greedy_sampling, .timeout = 120)
  * blocking is on, when it scans them all. With PAD, BOS and EOS pushed to the top of every
  * row and EOS refused by min_len, a smaller margin would leave sentences short of candidates:
  * both paths must give the same hypotheses and scores (blocking 100-grams never blocks here). */
+/* Attention asked of a model without attention: zero rows and position 0, never stale memory. */
+Test(decode, attention_of_a_model_without_attention_is_zero)
+{
+    s2s_context *ctx = cpu_ctx(5);
+    s2s_model_config c = s2s_model_config_default();
+    c.src_vocab = c.tgt_vocab = 12, c.hidden = 8, c.embed = 4, c.attention = S2S_ATTN_NONE;
+    s2s_model *m = NULL;
+    cr_assert_eq(s2s_model_create(ctx, &c, &m), S2S_OK, "%s", s2s_last_error());
+    int32_t src[2 * 3] = {4, 5, 6, 7, 8, 0}, len[2] = {3, 2};
+    s2s_batch b = {2, 3, 0, src, len, NULL, NULL};
+    s2s_decode_options o = s2s_decode_options_default();
+    o.attention = 1, o.beam_size = 3, o.nbest = 2, o.min_len = 2;
+    s2s_hypothesis *h = NULL;
+    cr_assert_eq(s2s_model_decode(m, &b, &o, &h), S2S_OK, "%s", s2s_last_error());
+    for (int i = 0; i < 4; i++) {
+        cr_assert_gt(h[i].len, 0);
+        cr_assert_not_null(h[i].attention);
+        for (int k = 0; k < h[i].len; k++) {
+            cr_assert_eq(h[i].src_pos[k], 0);
+            for (int j = 0; j < h[i].src_len; j++)
+                cr_assert_eq(h[i].attention[k * h[i].src_len + j], 0.0f, "hypothesis %d token %d: %g", i, k,
+                             h[i].attention[k * h[i].src_len + j]);
+        }
+    }
+    s2s_hypotheses_free(h, 4);
+    s2s_model_free(m);
+    s2s_context_free(ctx);
+}
+
 Test(decode, top_candidates_match_the_full_scan)
 {
     enum { V = 8, B = 3, S = 4, K = 2, LEN = 6 }; /* 2K+3 < V: the top-candidate path */

@@ -61,12 +61,13 @@ Test(layout, violations_are_found)
     put(dir, "include/api.h", "int api(void);\n");
     put(dir, "lib/core.h", "#include \"api.h\"\n#include \"backend.h\"\n"); /* core -> backend: up */
     put(dir, "lib/backend/backend.h", "#include \"core.h\"\n");               /* down: fine */
-    put(dir, "apps/tool.c", "#include \"api.h\"\n#include \"core.h\"\n");    /* program -> lib */
-    put(dir, "lib/data/x.c", "int y(void);\nint x(void) { return y(); }\n");  /* data calls backend */
+    put(dir, "apps/tool.c", "#include \"api.h\"\n#include \"core.h\"\n#include <core.h>\n#include <stdio.h>\n");
+    put(dir, "lib/dup.h", ""), put(dir, "lib/backend/dup.h", ""); /* one name, two folders */
+    put(dir, "lib/data/x.c", "#include \"dup.h\"\nint y(void);\nint x(void) { return y(); }\n"); /* data calls backend */
     put(dir, "lib/backend/y.c", "int z(void);\nint y(void) { return z(); }\n");
     put(dir, "lib/backend/z.c", "int y(void);\nint z(void) { return y() + 1; }\n"); /* y <-> z */
     snprintf(cmd, sizeof cmd,
-             "cd %s && cc -c lib/data/x.c -o obj/lib/data/x.o && cc -c lib/backend/y.c -o obj/lib/backend/y.o && "
+             "cd %s && cc -Ilib -c lib/data/x.c -o obj/lib/data/x.o && cc -c lib/backend/y.c -o obj/lib/backend/y.o && "
              "cc -c lib/backend/z.c -o obj/lib/backend/z.o",
              dir);
     cr_assert_eq(system(cmd), 0, "%s", cmd);
@@ -77,8 +78,10 @@ Test(layout, violations_are_found)
     cr_assert_eq(rc, 1, "exit %d\n%s", rc, out);
     cr_assert(strstr(out, "lib/core.h:2: layer 2 (lib/) includes lib/backend/backend.h of layer 4"), "%s", out);
     cr_assert(strstr(out, "apps/tool.c:2: a program includes lib/core.h"), "%s", out);
+    cr_assert(strstr(out, "apps/tool.c:3: a program includes lib/core.h"), "<...> is checked too:\n%s", out);
+    cr_assert(strstr(out, "lib/data/x.c:1: #include dup.h matches lib/backend/dup.h, lib/dup.h"), "%s", out);
     cr_assert(strstr(out, "lib/data/x.c (layer 3) calls y of lib/backend/y.c (layer 4)"), "%s", out);
     cr_assert(strstr(out, "call circle: lib/backend/y.c <-> lib/backend/z.c"), "%s", out);
-    cr_assert(strstr(out, "4 problem(s)"), "%s", out);
+    cr_assert(strstr(out, "6 problem(s)"), "%s", out);
     cr_assert_null(strstr(out, "backend.h:1"), "a downward include was reported:\n%s", out);
 }

@@ -39,8 +39,9 @@ typedef struct s2s_rnn_w {
 } s2s_rnn_w;
 
 typedef struct s2s_ops {
-    /* Frees the backend and everything it holds (plug-in state included); be may be NULL.
-     * Waits for queued work first; errors at teardown are ignored. */
+    /* Frees the backend and everything it holds, a plug-in's state first (backend_cuda.h); work
+     * still queued on its streams is waited for before the memory goes. Errors at teardown are
+     * ignored. */
     void (*free)(s2s_backend *be);
 
     /* ---- memory ------------------------------------------------------------------ */

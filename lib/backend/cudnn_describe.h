@@ -1,5 +1,5 @@
-/* cudnn_describe.h - what the two cuDNN bindings share (backend_cuda_cudnn.c, the benchmark
- * peer; backend_cuda_cudnn_layer.c, the layer implementation): the status check and the
+/* cudnn_describe.h - what the two cuDNN bindings share (lib/bench/bench_cudnn.c, the benchmark
+ * peer; backend_cuda_cudnn.c, the layer implementation): the status check and the
  * descriptors of a recurrent stack. Included only where S2S_HAVE_CUDNN is set. */
 #ifndef S2S_CUDNN_DESCRIBE_H
 #define S2S_CUDNN_DESCRIBE_H

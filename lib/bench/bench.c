@@ -1,5 +1,5 @@
 /* bench.c - s2s_bench_rnn: times a recurrent layer stack (this library's fused path, or cuDNN
- * through backend_cuda_cudnn.c) on random data, for bench/bench_lstm and the GPU check. */
+ * through bench_cudnn.c) on random data, for bench/bench_lstm and the GPU check. */
 #include "bench.h"
 #include <math.h>
 #include <stdio.h>

@@ -88,15 +88,14 @@ static s2s_status search_alloc(search *s)
     if (s->M) {
         s->top_v = s->lp_host;
         s->top_i = s2s_host_alloc(BK * (size_t)s->M * sizeof(int32_t), "candidate tokens");
-        if (!s->top_i)
-            return S2S_ERR_OUT_OF_MEMORY;
     }
-    s->alpha_host = att ? s2s_host_alloc(BK * S * sizeof(float), "attention") : NULL;
+    /* zeros stay where the model has no attention to copy (attention_to_host) */
+    s->alpha_host = att ? s2s_host_calloc(BK * S, sizeof(float), "attention") : NULL;
     s->pos_host = s2s_host_calloc(BK, sizeof(int32_t), "attended positions");
     s->tok_host = s2s_host_alloc(BK * sizeof(int32_t), "tokens");
     s->parent = s2s_host_alloc(BK * sizeof(int32_t), "beam parents");
     if (!s->pool || !s->live || !s->next || !s->sent || !fin || !fs || !s->lp_host || !s->pos_host ||
-        (att && !s->alpha_host) || !s->tok_host || !s->parent) {
+        (att && !s->alpha_host) || (s->M && !s->top_i) || !s->tok_host || !s->parent) {
         free(fin), free(fs);
         return S2S_ERR_OUT_OF_MEMORY;
     }

@@ -845,9 +845,9 @@ S2S_API s2s_status s2s_model_file_report(const char *path, char *buf, size_t cap
         bad = report_table(&t, &f);
         s2s_st_close(&f);
     }
-    if (t.oom) {
-        s2s_strbuf_free(&t);
-        return S2S_FAIL(S2S_ERR_OUT_OF_MEMORY, "out of memory writing the report of %s", path);
+    if (t.oom) { /* what was built before memory ran out is still a valid prefix */
+        st = S2S_FAIL(S2S_ERR_OUT_OF_MEMORY, "out of memory writing the report of %s", path);
+        bad = 0;
     }
     *len = t.len; /* snprintf-style: the whole length; buf holds what fits, NUL-terminated */
     if (cap) {
