@@ -6,10 +6,13 @@
 
 #include <seq2seq.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 typedef enum { OPT_INT, OPT_LONG, OPT_FLOAT, OPT_DOUBLE, OPT_STR, OPT_FLAG, OPT_CHOICE } opt_type;
@@ -31,6 +34,171 @@ static int cli_fail(const char *tool, const char *fmt, ...)
     va_end(ap);
     fputs(" (see --help)\n", stderr);
     return 0;
+}
+
+/* ---- output that is never lost ------------------------------------------------------------
+ * Every write to standard output and to files is checked: a failure stops the command with a
+ * message naming the destination and exit status 1, and nothing is reported as done that was
+ * not written. A reader that has gone (EPIPE: `| head -1`) is a normal end: the command stops
+ * quietly with status 0. */
+
+enum { CLI_OUT_FAILED = 0, CLI_OUT_OK = 1, CLI_OUT_GONE = 2 };
+
+/* At the start of a tool: SIGPIPE ignored (a reader that has gone shows as EPIPE), and standard
+ * input, output or error that the caller closed (`>&-`) opened on /dev/null, so that no file the
+ * tool opens takes their numbers. Returns whether standard output was open. */
+static int cli_stdio_setup(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    int out_open = fcntl(1, F_GETFD) != -1;
+    for (int fd = 0; fd <= 2; fd++)
+        if (fcntl(fd, F_GETFD) == -1) {
+            int n = open("/dev/null", fd == 0 ? O_RDONLY : O_WRONLY);
+            if (n >= 0 && n != fd)
+                dup2(n, fd), close(n);
+        }
+    return out_open;
+}
+
+/* Flushes f (named dest in messages) and checks it: CLI_OUT_OK; CLI_OUT_GONE when the reader has
+ * gone (quiet); CLI_OUT_FAILED with a message. */
+static int cli_flush(const char *tool, FILE *f, const char *dest)
+{
+    errno = 0;
+    if (fflush(f) == 0 && !ferror(f))
+        return CLI_OUT_OK;
+    if (errno == EPIPE)
+        return CLI_OUT_GONE;
+    fprintf(stderr, "%s: cannot write %s: %s\n", tool, dest, errno ? strerror(errno) : "write error");
+    return CLI_OUT_FAILED;
+}
+
+/* The end of a command that wrote to standard output: its last flush and close, checked. Returns
+ * the command's exit status given rc, the status it had so far. */
+static int cli_finish_stdout(const char *tool, int rc)
+{
+    if (rc) { /* a failure already said what it was */
+        fclose(stdout);
+        return rc;
+    }
+    int w = cli_flush(tool, stdout, "standard output");
+    if (w == CLI_OUT_OK && fclose(stdout) != 0 && errno != EPIPE) {
+        fprintf(stderr, "%s: cannot write standard output: %s\n", tool, strerror(errno));
+        w = CLI_OUT_FAILED;
+    }
+    return w == CLI_OUT_FAILED;
+}
+
+/* Refuses a command that writes to standard output when the caller closed it. */
+static int cli_need_stdout(const char *tool, int out_open)
+{
+    if (!out_open)
+        fprintf(stderr, "%s: standard output is closed; the results would be lost (redirect it to a file, or to "
+                        "/dev/null to discard them)\n", tool);
+    return out_open;
+}
+
+/* A file the tool writes whole (eval --output): a regular file (or a new one) is written under a
+ * temporary name beside it and renamed over it only when complete, so a failure leaves the old
+ * one as it was; a device or pipe is written directly. */
+typedef struct cli_file {
+    FILE *f;
+    const char *path;
+    char *tmp; /* NULL: written directly */
+} cli_file;
+
+/* Before the work: is path writable as such? A directory, or a folder that takes no new file, is
+ * refused with a message. */
+__attribute__((unused)) static int cli_file_check(const char *tool, const char *path)
+{
+    struct stat sb;
+    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+        fprintf(stderr, "%s: %s is a directory; give a file name\n", tool, path);
+        return 0;
+    }
+    if (stat(path, &sb) == 0 && !S_ISREG(sb.st_mode))
+        return 1; /* a device or pipe: written directly */
+    if (s2s_output_check(path, 0) != S2S_OK) {
+        fprintf(stderr, "%s: %s\n", tool, s2s_last_error());
+        return 0;
+    }
+    return 1;
+}
+
+__attribute__((unused)) static int cli_file_open(const char *tool, const char *path, cli_file *o)
+{
+    struct stat sb;
+    memset(o, 0, sizeof o[0]);
+    o->path = path;
+    if (stat(path, &sb) == 0 && !S_ISREG(sb.st_mode)) {
+        if (!(o->f = fopen(path, "w")))
+            fprintf(stderr, "%s: cannot open %s: %s\n", tool, path, strerror(errno));
+        return o->f != NULL;
+    }
+    size_t n = strlen(path) + 16;
+    int fd = -1;
+    if ((o->tmp = malloc(n))) {
+        snprintf(o->tmp, n, "%s.tmp-XXXXXX", path);
+        fd = mkstemp(o->tmp);
+    }
+    if (fd < 0 || !(o->f = fdopen(fd, "w"))) {
+        fprintf(stderr, "%s: cannot create a file beside %s: %s\n", tool, path, strerror(errno));
+        if (fd >= 0)
+            close(fd), unlink(o->tmp);
+        free(o->tmp), o->tmp = NULL;
+        return 0;
+    }
+    return 1;
+}
+
+/* Flushes, syncs and closes the file, then renames it into place; 0 with a message (and the
+ * temporary file removed) when any step fails. keep = 0 discards it (an earlier failure). */
+__attribute__((unused)) static int cli_file_close(const char *tool, cli_file *o, int keep)
+{
+    if (!o->f)
+        return 0;
+    int ok = keep && cli_flush(tool, o->f, o->path) == CLI_OUT_OK;
+    if (ok && o->tmp && fsync(fileno(o->f)) != 0)
+        ok = 0, fprintf(stderr, "%s: cannot write %s: %s\n", tool, o->path, strerror(errno));
+    if (fclose(o->f) != 0 && ok)
+        ok = 0, fprintf(stderr, "%s: cannot write %s: %s\n", tool, o->path, strerror(errno));
+    o->f = NULL;
+    if (ok && o->tmp && rename(o->tmp, o->path) != 0)
+        ok = 0, fprintf(stderr, "%s: cannot rename the finished file to %s: %s\n", tool, o->path, strerror(errno));
+    if (o->tmp && !ok)
+        unlink(o->tmp);
+    free(o->tmp), o->tmp = NULL;
+    return ok;
+}
+
+/* ---- input lines ---------------------------------------------------------------------------
+ * A line read with getline (r bytes) loses its LF or CR LF; a NUL byte inside it cannot reach
+ * the library (a C string would end there), so the line is left out: without strict a warning
+ * names the line and it stands as an empty line (returns 1); with strict it returns 0 and *nul_at
+ * gets the byte, so that the caller can first finish the lines before it (one of which may be
+ * the first to fail) and then stop with cli_nul_error. */
+static void cli_nul_error(const char *tool, size_t lineno, size_t at)
+{
+    fprintf(stderr, "%s: line %zu holds a NUL byte at byte %zu; remove it (or leave out --strict to have such lines "
+                    "left untranslated)\n", tool, lineno, at);
+}
+
+static int cli_line(const char *tool, char *line, ssize_t r, size_t lineno, int strict, long *nul_lines,
+                    size_t *nul_at)
+{
+    while (r > 0 && (line[r - 1] == '\n' || line[r - 1] == '\r'))
+        line[--r] = '\0';
+    const char *nul = memchr(line, '\0', (size_t)r);
+    if (!nul)
+        return 1;
+    *nul_at = (size_t)(nul - line) + 1;
+    if (strict)
+        return 0;
+    if ((*nul_lines)++ < 20)
+        fprintf(stderr, "%s: warning: line %zu holds a NUL byte at byte %zu: not translated (an empty line stands in "
+                        "its place)\n", tool, lineno, *nul_at);
+    line[0] = '\0';
+    return 1;
 }
 
 /* ---- subcommands ------------------------------------------------------------------------ */
@@ -148,8 +316,8 @@ typedef struct common_opts {
 
 static void log_to_stderr(s2s_log_level level, const char *msg, void *user)
 {
-    static const char *names[] = {"debug", "info", "warning", "error"};
-    fprintf(stderr, "%s: %s\n", level >= S2S_LOG_WARN ? names[level] : (const char *)user, msg);
+    fprintf(stderr, "%s: %s%s\n", (const char *)user, level == S2S_LOG_WARN ? "warning: " : level > S2S_LOG_WARN ? "error: " : "",
+            msg);
 }
 
 static s2s_context *make_context(const char *tool, const common_opts *c)
@@ -263,6 +431,21 @@ static s2s_status cli_train_tokenizers(const s2s_corpus *c, const train_opts *t,
     return s;
 }
 
+/* The files a finished run left, named only when they are there. */
+static void cli_report_outputs(const char *tool, const char *prefix)
+{
+    static const char *what[3][2] = {{".best.safetensors", "best model"}, {".metrics.csv", "metrics"},
+                                     {".loss.svg", "plot"}};
+    fprintf(stderr, "\n%s: done", tool);
+    for (int i = 0; i < 3; i++) {
+        char p[4096];
+        snprintf(p, sizeof p, "%s%s", prefix, what[i][0]);
+        if (access(p, F_OK) == 0)
+            fprintf(stderr, "%s %s: %s", i ? "," : ";", what[i][1], p);
+    }
+    fputc('\n', stderr);
+}
+
 /* The train command once the corpora are read: tokenizers (trained, or the checkpoint's when
  * resuming), model, trainer, the run, and the clean-up. Returns the exit status. */
 static int cli_train(const char *tool, s2s_context *ctx, train_opts *t, const s2s_corpus *train,
@@ -299,7 +482,7 @@ static int cli_train(const char *tool, s2s_context *ctx, train_opts *t, const s2
     if (rc)
         fprintf(stderr, "%s: %s\n", tool, s2s_last_error());
     else
-        fprintf(stderr, "\n%s: done; best model: %s.best.safetensors, plot: %s.loss.svg\n", tool, t->out, t->out);
+        cli_report_outputs(tool, t->out);
     s2s_trainer_free(tr);
     s2s_model_free(m);
     if (tt != st)

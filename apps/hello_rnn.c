@@ -7,6 +7,7 @@
  * Exit status 0 when the network predicts "ello", 1 when it does not, 2 on bad arguments or
  * a library error. Uses only the public API. */
 #include <seq2seq.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -105,5 +106,7 @@ int main(int argc, char **argv)
     printf("\"\n");
     s2s_tagger_free(tg);
     s2s_context_free(ctx);
+    if (fflush(stdout) != 0 || ferror(stdout)) /* a result never written is a failed run */
+        return fprintf(stderr, "hello_rnn: cannot write standard output: %s\n", strerror(errno)), 1;
     return right == 4 ? 0 : 1;
 }

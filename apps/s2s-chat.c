@@ -95,6 +95,7 @@ static s2s_status swap_pairs(s2s_corpus **c)
 
 static int cmd_train(int argc, char **argv)
 {
+    cli_stdio_setup();
     common_opts c = {0, 0, 1, 0, 0};
     train_opts t;
     const char *tsv = NULL, *dd = NULL, *cb = NULL;
@@ -117,6 +118,8 @@ static int cmd_train(int argc, char **argv)
         return 2;
     if (!t.out || (!!tsv + !!dd + !!cb) != 1)
         return cli_fail(TOOL, "train needs --out and exactly one of --tsv, --dailydialog, --chatterbot"), 2;
+    if (s2s_output_check(t.out, 0) != S2S_OK) /* before any work; the trainer checks the space too */
+        return lib_fail();
     apply_train_choices(&t);
     t.to.progress = print_progress;
     t.to.progress_user = isatty(2) ? (void *)1 : NULL;
@@ -147,8 +150,10 @@ typedef struct session {
     s2s_model *rev; /* --mmi: the reply -> utterance model that reranks beam search's replies */
     s2s_tokenizer *rst, *rtt;
     float mmi_weight;
-    int interactive;
-    long turn;
+    int interactive, strict;
+    long turn;      /* replies asked for; -1: stop with status 1 */
+    int gone;       /* the reader of standard output has gone: stop with status 0 */
+    long nul_lines; /* piped lines left out for a NUL byte */
 } session;
 
 static void chat_help(void)
@@ -209,6 +214,7 @@ static int reply(session *z, const char *line)
         s2s_strings_free(unknown, (size_t)(nunk < 16 ? nunk : 16));
     }
     z->o.decode.seed = (uint64_t)++z->turn;
+    z->o.first_line = (size_t)z->turn; /* messages name the line (piped) or turn */
     s2s_translate_options o = z->o;
     int rerank = z->rev && o.decode.mode == S2S_DECODE_BEAM && z->mmi_weight > 0, n = 1, best = 0;
     if (rerank) /* the whole beam, reranked by how well each reply predicts the line */
@@ -222,12 +228,20 @@ static int reply(session *z, const char *line)
         fprintf(stderr, TOOL ": not reranked: %s\n", s2s_last_error());
         best = 0;
     }
+    int w = CLI_OUT_OK;
     if (s == S2S_OK) {
         printf(z->interactive ? "bot> %s\n" : "%s\n", outs[best]);
-        fflush(stdout);
+        w = cli_flush(TOOL, stdout, "the reply to standard output");
     }
     s2s_strings_free(outs, (size_t)n);
-    return s == S2S_OK ? 1 : (lib_fail(), 0);
+    if (s != S2S_OK)
+        return lib_fail(), 0;
+    if (w != CLI_OUT_OK && z->interactive) { /* said on stderr; the prompt goes on */
+        clearerr(stdout);
+        return 1;
+    }
+    z->gone = w == CLI_OUT_GONE;
+    return w == CLI_OUT_OK;
 }
 
 static int chat_loop(session *z)
@@ -250,21 +264,28 @@ static int chat_loop(session *z)
             ssize_t r = getline(&line, &cap, stdin);
             if (r < 0)
                 break;
-            while (r > 0 && (line[r - 1] == '\n' || line[r - 1] == '\r'))
-                line[--r] = '\0';
+            size_t at = 0;
+            if (!cli_line(TOOL, line, r, (size_t)z->turn + 1, z->strict, &z->nul_lines, &at)) {
+                cli_nul_error(TOOL, (size_t)z->turn + 1, at);
+                z->turn = -1;
+                break;
+            }
             in = line;
         }
         if (in[0] == ':' && z->interactive)
             go = command(z, in);
         else if (!reply(z, in))
-            go = 0, z->turn = -1;
+            go = 0, z->turn = z->gone ? z->turn : -1;
     }
     free(line);
-    return z->turn < 0 ? 1 : 0;
+    if (z->gone)
+        return 0;
+    return cli_finish_stdout(TOOL, z->turn < 0 ? 1 : 0);
 }
 
 static int cmd_chat(int argc, char **argv)
 {
+    int out_open = cli_stdio_setup();
     common_opts c = {0, 0, 1, 0, 1};
     const char *model = NULL, *mmi = NULL;
     session z;
@@ -284,7 +305,8 @@ static int cmd_chat(int argc, char **argv)
                    {"--topk", OPT_INT, &d->top_k, 0, 1000000, 0},
                    {"--topp", OPT_FLOAT, &d->top_p, 0.01, 1, 0},
                    {"--mmi", OPT_STR, &mmi, 0, 0, 0},
-                   {"--mmi-weight", OPT_FLOAT, &z.mmi_weight, 0, 100, 0}};
+                   {"--mmi-weight", OPT_FLOAT, &z.mmi_weight, 0, 100, 0},
+                   {"--strict", OPT_FLAG, &z.strict, 0, 0, 0}};
     if (argc > 2 && !strcmp(argv[2], "--help")) {
         printf("usage: s2s-chat chat --model FILE [--beam N [--length-penalty A] [--mmi FILE [--mmi-weight W]]\n"
                "                     | --greedy | --sample [--temp X] [--topk K] [--topp P]] [--device auto|cpu|cuda]\n"
@@ -297,6 +319,8 @@ static int cmd_chat(int argc, char **argv)
                "  --mmi FILE: a model trained with train --reverse (reply -> utterance) reranks the whole beam:\n"
                "  each reply's score plus W (--mmi-weight, " TEXT(MMI_WEIGHT) ") times the reverse model's mean log-probability\n"
                "  of the line per token, favouring replies that answer what was said over generic ones\n"
+               "  lines over 250 tokens are answered in pieces; lines that are not valid UTF-8 or hold a NUL byte\n"
+               "  get an empty reply, with a warning naming the line; --strict: such a line ends the chat (status 1)\n"
                "example: echo 'How are you?' | s2s-chat chat --model runs/chat.best.safetensors\n"
                "         s2s-chat chat --model runs/chat.best.safetensors --mmi runs/chatrev.best.safetensors\n"
                "         s2s-chat chat --model runs/chat.best.safetensors --sample --temp 0.8 --topp 0.9 < lines.txt\n");
@@ -320,7 +344,10 @@ static int cmd_chat(int argc, char **argv)
     if (z.mmi_weight < 0)
         z.mmi_weight = (float)MMI_WEIGHT;
     z.o.batch_size = 1;
+    z.o.strict = z.strict;
     z.interactive = isatty(0) && isatty(1);
+    if (!z.interactive && !cli_need_stdout(TOOL, out_open))
+        return 1;
     int rc = 1;
     if ((z.ctx = make_context(TOOL, &c)) && s2s_model_load(z.ctx, model, &z.m, &z.st, &z.tt, NULL) == S2S_OK &&
         (!mmi || s2s_model_load(z.ctx, mmi, &z.rev, &z.rst, &z.rtt, NULL) == S2S_OK)) {

@@ -54,6 +54,7 @@ static s2s_status read_corpus(const char *src, const char *tgt, const char *tsv,
 
 static int cmd_train(int argc, char **argv)
 {
+    cli_stdio_setup();
     common_opts c = {0, 0, 1, 0, 0};
     train_opts t;
     data_opts d = {0};
@@ -74,6 +75,8 @@ static int cmd_train(int argc, char **argv)
         return 2;
     if (!t.out || !(d.train_tsv || (d.train_src && d.train_tgt)))
         return cli_fail(TOOL, "train needs --out and a training corpus (--train-src/--train-tgt or --train-tsv)"), 2;
+    if (s2s_output_check(t.out, 0) != S2S_OK) /* before any work; the trainer checks the space too */
+        return lib_fail();
     apply_train_choices(&t);
     t.to.progress = print_progress;
     t.to.progress_user = isatty(2) ? (void *)1 : NULL;
@@ -95,7 +98,7 @@ static int cmd_train(int argc, char **argv)
 
 typedef struct decode_cli {
     const char *model, *svg;
-    int beam, nbest, greedy, sample, batch, no_unk, no_repeat;
+    int beam, nbest, greedy, sample, batch, no_unk, no_repeat, strict;
     float lp, a, temperature, top_p;
     int b, top_k;
 } decode_cli;
@@ -105,7 +108,8 @@ typedef struct decode_cli {
         {"--nbest", OPT_INT, &(d).nbest, 1, 64, 0}, {"--greedy", OPT_FLAG, &(d).greedy, 0, 0, 0},               \
         {"--batch", OPT_INT, &(d).batch, 1, 100000, 0}, {"--no-replace-unk", OPT_FLAG, &(d).no_unk, 0, 0, 0},   \
         {"--length-penalty", OPT_FLOAT, &(d).lp, 0, 10, 0}, {"--max-len-a", OPT_FLOAT, &(d).a, 0, 100, 0},        \
-        {"--max-len-b", OPT_INT, &(d).b, 0, 10000, 0}, {"--no-repeat-ngram", OPT_INT, &(d).no_repeat, 0, 100, 0}
+        {"--max-len-b", OPT_INT, &(d).b, 0, 10000, 0}, {"--no-repeat-ngram", OPT_INT, &(d).no_repeat, 0, 100, 0},  \
+        {"--strict", OPT_FLAG, &(d).strict, 0, 0, 0}
 
 static s2s_translate_options decode_options(const decode_cli *d)
 {
@@ -119,6 +123,7 @@ static s2s_translate_options decode_options(const decode_cli *d)
     o.decode.no_repeat_ngram = d->no_repeat;
     o.batch_size = d->batch > 0 ? d->batch : 64;
     o.replace_unk = !d->no_unk;
+    o.strict = d->strict;
     return o;
 }
 
@@ -185,7 +190,8 @@ static int write_svg(const loaded *l, const char *line, const s2s_translate_opti
     return s == S2S_OK ? 1 : (lib_fail(), 0);
 }
 
-static void print_translations(char **out, const float *scores, size_t n, int nbest, size_t first_line)
+/* Writes a batch's translations and flushes them: a cli_flush result. */
+static int print_translations(char **out, const float *scores, size_t n, int nbest, size_t first_line)
 {
     for (size_t i = 0; i < n; i++)
         for (int j = 0; j < nbest; j++) {
@@ -195,11 +201,17 @@ static void print_translations(char **out, const float *scores, size_t n, int nb
             else
                 printf("%zu ||| %s ||| %.4f\n", first_line + i, out[k], scores[k]);
         }
-    fflush(stdout);
+    return cli_flush(TOOL, stdout, "the translations to standard output");
 }
+
+#define STRICT_HELP                                                                                                 \
+    "  lines over 250 tokens are translated in pieces (cut at sentence ends) and joined; lines that are not\n"        \
+    "  valid UTF-8 or hold a NUL byte are left untranslated (an empty line in their place); each with a warning\n"  \
+    "  naming the line; --strict: such a line stops the run instead (exit status 1)\n"
 
 static int cmd_translate(int argc, char **argv)
 {
+    int out_open = cli_stdio_setup();
     common_opts c = {0, 0, 1, 0, 1};
     decode_cli d;
     decode_cli_default(&d);
@@ -210,7 +222,7 @@ static int cmd_translate(int argc, char **argv)
                "  --beam N (5) --nbest N (1: plain lines; >1: 'LINE ||| TEXT ||| SCORE') --greedy\n"
                "  --batch N (64; 1 when stdin is a terminal) --length-penalty X (0.6) --max-len-a X (2)\n"
                "  --max-len-b N (10) --no-repeat-ngram N --no-replace-unk --attention-svg FILE (first line)\n"
-               "  --device auto|cpu|cuda --threads N --quiet\n"
+               "  --strict --device auto|cpu|cuda --threads N --quiet\n" STRICT_HELP
                "example: echo 'Go now.' | s2s-translate translate --model runs/enfr.best.safetensors --beam 5\n");
         return 0;
     }
@@ -220,43 +232,64 @@ static int cmd_translate(int argc, char **argv)
         return cli_fail(TOOL, "--nbest %d cannot exceed --beam %d", d.nbest, d.beam), 2;
     if (!d.batch)
         d.batch = isatty(0) ? 1 : 64;
+    if (!cli_need_stdout(TOOL, out_open))
+        return 1;
+    if (d.svg && !cli_file_check(TOOL, d.svg))
+        return 1;
     loaded l;
     if (!load_model(&c, d.model, &l))
         return loaded_free(&l), 1;
     s2s_translate_options o = decode_options(&d);
-    int nbest = o.decode.mode == S2S_DECODE_BEAM ? o.decode.nbest : 1, rc = 0;
-    char **lines = malloc(sizeof(char *) * (size_t)d.batch), **out = malloc(sizeof(char *) * (size_t)d.batch * nbest);
+    int nbest = o.decode.mode == S2S_DECODE_BEAM ? o.decode.nbest : 1, rc = 0, gone = 0;
+    char **lines = calloc((size_t)d.batch, sizeof(char *)), **out = malloc(sizeof(char *) * (size_t)d.batch * nbest);
     float *scores = malloc(sizeof(float) * (size_t)d.batch * nbest);
     char *line = NULL;
-    size_t cap = 0, done = 0;
+    size_t cap = 0, done = 0, nul_line = 0, nul_at = 0;
     ssize_t r;
+    long nul_lines = 0;
     int n = 0, eof = 0;
-    while (!rc && !eof && lines && out && scores) {
+    if (!lines || !out || !scores)
+        rc = 1, fprintf(stderr, TOOL ": out of memory for batches of %d lines\n", d.batch);
+    while (!rc && !gone && !eof) {
         if ((r = getline(&line, &cap, stdin)) >= 0) {
-            while (r > 0 && (line[r - 1] == '\n' || line[r - 1] == '\r'))
-                line[--r] = '\0';
-            lines[n++] = strdup(line);
-            if (d.svg && done == 0 && n == 1 && !write_svg(&l, line, &o, d.svg))
+            if (!cli_line(TOOL, line, r, done + (size_t)n + 1, d.strict, &nul_lines, &nul_at))
+                nul_line = done + (size_t)n + 1, eof = 1; /* the lines before it first */
+            else if (!(lines[n++] = strdup(line)))
+                rc = 1, fprintf(stderr, TOOL ": out of memory for line %zu\n", done + (size_t)n);
+            if (!rc && d.svg && done == 0 && n == 1 && !write_svg(&l, line, &o, d.svg))
                 rc = 1;
         } else {
             eof = 1;
+            if (ferror(stdin))
+                rc = 1, fprintf(stderr, TOOL ": cannot read standard input: %s\n", strerror(errno));
         }
         if (!rc && n && (n == d.batch || eof)) {
-            if (s2s_translate(l.m, l.st, l.tt, (const char *const *)lines, (size_t)n, &o, out, scores) != S2S_OK)
+            o.first_line = done + 1;
+            if (s2s_translate(l.m, l.st, l.tt, (const char *const *)lines, (size_t)n, &o, out, scores) != S2S_OK) {
                 rc = lib_fail();
-            else
-                print_translations(out, scores, (size_t)n, nbest, done + 1), s2s_strings_free(out, (size_t)n * nbest);
+            } else {
+                int w = print_translations(out, scores, (size_t)n, nbest, done + 1);
+                rc = w == CLI_OUT_FAILED, gone = w == CLI_OUT_GONE;
+                s2s_strings_free(out, (size_t)n * nbest);
+            }
+        }
+        if (n == d.batch || eof || rc) {
             s2s_strings_free(lines, (size_t)n);
             done += (size_t)n, n = 0;
         }
+        if (nul_line && !rc && !gone)
+            cli_nul_error(TOOL, nul_line, nul_at), rc = 1;
     }
+    if (nul_lines > 20)
+        fprintf(stderr, TOOL ": warning: %ld more lines held a NUL byte (not translated)\n", nul_lines - 20);
     free(line), free(lines), free(out), free(scores);
     loaded_free(&l);
-    return rc;
+    return gone ? 0 : cli_finish_stdout(TOOL, rc);
 }
 
 static int cmd_eval(int argc, char **argv)
 {
+    int out_open = cli_stdio_setup();
     common_opts c = {0, 0, 1, 0, 1};
     decode_cli d;
     const char *src = NULL, *ref = NULL, *tsv = NULL, *save = NULL;
@@ -265,7 +298,8 @@ static int cmd_eval(int argc, char **argv)
                    {"--tsv", OPT_STR, &tsv, 0, 0, 0}, {"--output", OPT_STR, &save, 0, 0, 0}};
     if (argc > 2 && !strcmp(argv[2], "--help")) {
         printf("usage: s2s-translate eval --model FILE (--src F --ref F | --tsv F) [--output F] [decoding options]\n"
-               "  translates the sources, prints corpus BLEU (sacreBLEU 13a) and the time taken\n"
+               "  translates the sources, prints corpus BLEU (sacreBLEU 13a) and the time taken; --output F\n"
+               "  writes the translations (replacing F only once all of them are written)\n" STRICT_HELP
                "example: s2s-translate eval --model runs/ende.best.safetensors --src test.en --ref test.de --beam 5\n");
         return 0;
     }
@@ -274,8 +308,12 @@ static int cmd_eval(int argc, char **argv)
     s2s_corpus *test = NULL;
     if (!tsv && !(src && ref))
         return cli_fail(TOOL, "eval needs --src and --ref, or --tsv"), 2;
+    if (!cli_need_stdout(TOOL, out_open) || (save && !cli_file_check(TOOL, save)))
+        return 1;
     s2s_corpus_options co = s2s_corpus_options_default();
     co.normalize_spaces = 0; /* score against the references as they are */
+    co.log = log_to_stderr;  /* pairs the reader skips are named (the rest is info, as in train) */
+    co.log_user = (void *)TOOL;
     s2s_status s = tsv ? s2s_corpus_read_tsv(tsv, &co, &test) : s2s_corpus_read_aligned(src, ref, &co, &test);
     if (s != S2S_OK)
         return lib_fail();
@@ -295,28 +333,31 @@ static int cmd_eval(int argc, char **argv)
     s2s_bleu b;
     if (s == S2S_OK)
         s = s2s_bleu_corpus((const char *const *)out, refs, n, &b);
-    if (s == S2S_OK) {
+    int rc = s == S2S_OK ? 0 : lib_fail();
+    cli_file f; /* the translations first: nothing is reported before they are written */
+    if (!rc && save && cli_file_open(TOOL, save, &f)) {
+        for (size_t i = 0; i < n; i++)
+            fprintf(f.f, "%s\n", out[i]);
+        rc = !cli_file_close(TOOL, &f, 1);
+    } else if (!rc && save) {
+        rc = 1;
+    }
+    if (!rc) {
         printf("BLEU = %.2f %.1f/%.1f/%.1f/%.1f (BP = %.3f hyp_len = %ld ref_len = %ld)\n", b.score, b.precisions[0],
                b.precisions[1], b.precisions[2], b.precisions[3], b.brevity_penalty, b.hyp_len, b.ref_len);
         printf("%zu sentences in %.2f s (%.1f sentences/s), %s, %s\n", n, secs, n / secs,
                o.decode.mode == S2S_DECODE_GREEDY ? "greedy" : "beam", s2s_context_device_name(l.ctx));
-        FILE *f = save ? fopen(save, "w") : NULL;
-        for (size_t i = 0; f && i < n; i++)
-            fprintf(f, "%s\n", out[i]);
-        if (save && (!f || fclose(f)))
-            fprintf(stderr, TOOL ": cannot write %s: %s\n", save, strerror(errno)), s = S2S_ERR_IO;
-    } else {
-        lib_fail();
     }
     s2s_strings_free(out, n);
     free(out), free(in), free(refs);
     s2s_corpus_free(test);
     loaded_free(&l);
-    return s == S2S_OK ? 0 : 1;
+    return cli_finish_stdout(TOOL, rc);
 }
 
 static int cmd_inspect(int argc, char **argv)
 {
+    int out_open = cli_stdio_setup();
     const char *model = NULL;
     opt table[] = {{"--model", OPT_STR, &model, 0, 0, 0}};
     if (argc > 2 && !strcmp(argv[2], "--help")) {
@@ -329,6 +370,8 @@ static int cmd_inspect(int argc, char **argv)
         return 2;
     if (!model)
         return cli_fail(TOOL, "inspect needs --model FILE"), 2;
+    if (!cli_need_stdout(TOOL, out_open))
+        return 1;
     size_t len = 0, cap = 1 << 16;
     char *buf = malloc(cap);
     s2s_status s = buf ? s2s_model_file_report(model, buf, cap, &len) : S2S_ERR_OUT_OF_MEMORY;
@@ -341,7 +384,7 @@ static int cmd_inspect(int argc, char **argv)
     if (buf && len)
         fputs(buf, stdout);
     free(buf);
-    return s == S2S_OK ? 0 : lib_fail();
+    return cli_finish_stdout(TOOL, s == S2S_OK ? 0 : lib_fail());
 }
 
 int main(int argc, char **argv)

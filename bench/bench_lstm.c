@@ -8,6 +8,7 @@
  * FLOP count: 2*B*G*H*(in+H) per step, layer and direction forward (G gates: LSTM 4, GRU 3),
  * three times that for forward + backward. Uses only the public API. */
 #include <seq2seq.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -147,5 +148,7 @@ int main(int argc, char **argv)
            r.median_ms, r.min_ms, 1e3 * r.median_ms / o->T, flops(o) / (r.median_ms * 1e-3) / 1e12,
            r.peak_bytes / 1048576.0, r.cudnn_algo, o->lanes, o->wave_chunk, r.note);
     s2s_context_free(ctx);
+    if (fflush(stdout) != 0 || ferror(stdout)) /* a result never written is a failed run */
+        return fprintf(stderr, "bench_lstm: cannot write standard output: %s\n", strerror(errno)), 1;
     return 0;
 }

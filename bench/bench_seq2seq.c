@@ -12,6 +12,7 @@
  * early, in the peer too); latency per token = time / `len`. Beam search: beam 5, one
  * hypothesis returned per sentence, no length penalty. Uses only the public API. */
 #include <seq2seq.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -257,5 +258,7 @@ int main(int argc, char **argv)
         rc |= bench_beam(&o, ctx, m, 64);
     s2s_model_free(m);
     s2s_context_free(ctx);
+    if (fflush(stdout) != 0 || ferror(stdout)) /* a result never written is a failed run */
+        return fprintf(stderr, "bench_seq2seq: cannot write standard output: %s\n", strerror(errno)), 1;
     return rc;
 }

@@ -314,15 +314,27 @@ typedef struct s2s_translate_options {
     int batch_size;            /* sentences decoded together; default 64 */
     int replace_unk;           /* replace each <unk> in the output with the source piece it
                                   attends to most; default 1 */
-    int max_src_tokens;        /* longer inputs fail with S2S_ERR_INVALID_ARG naming the line;
-                                  default 250 */
+    int max_src_tokens;        /* the longest input decoded in one piece; default 250 */
+    int strict;                /* 0 (default): a line longer than max_src_tokens is translated in
+                                  pieces of at most that many tokens (cut after a sentence's end in
+                                  the piece's second half, else between words) whose outputs are
+                                  joined with spaces (n-best k joins every piece's k-th best; the
+                                  score is the sum); a line that is not valid UTF-8 is not
+                                  translated and gives empty outputs; each with a warning naming the
+                                  line through the context's log (the first 20 of each kind, then a
+                                  count). 1: either kind of line fails the whole call with
+                                  S2S_ERR_INVALID_ARG naming the line. */
+    size_t first_line;         /* the number that messages give lines[0] (a caller translating a
+                                  file in batches passes its position); default 1 */
 } s2s_translate_options;
 
 S2S_API s2s_translate_options s2s_translate_options_default(void);
 /* Translates n lines: tokenizes, sorts by length, decodes in batches, detokenizes and puts the
  * results back in input order. out receives n * nbest malloc'd strings (line-major, best
  * first; free with s2s_strings_free); scores (may be NULL) n * nbest scores. An empty or
- * blank line translates to an empty string. */
+ * blank line translates to an empty string (score 0). Lines are C strings: a caller reading
+ * text that may hold NUL bytes handles them before (the tools leave such a line out, with a
+ * warning). Nothing is written anywhere but out, scores and the log. */
 S2S_API s2s_status s2s_translate(s2s_model *m, const s2s_tokenizer *src_tok, const s2s_tokenizer *tgt_tok,
                                  const char *const *lines, size_t n, const s2s_translate_options *o, char **out,
                                  float *scores);
@@ -494,6 +506,13 @@ S2S_API s2s_status s2s_model_load(s2s_context *ctx, const char *path, s2s_model 
  * and whether every CRC matches (returns S2S_ERR_FORMAT when one does not). The report is
  * NUL-terminated in buf; *len gets its full length. */
 S2S_API s2s_status s2s_model_file_report(const char *path, char *buf, size_t cap, size_t *len);
+
+/* Checks, before any work, that files named PREFIX.* can be written: the prefix's folder exists
+ * and is a directory, a file can be created in it (made and removed again: this holds for root
+ * and read-only mounts too), and, when bytes > 0, it has at least that many bytes free.
+ * S2S_ERR_IO (or S2S_ERR_INVALID_ARG for an empty prefix or one ending in '/') naming the
+ * folder and what to do. s2s_trainer_create runs it with the size of one checkpoint. */
+S2S_API s2s_status s2s_output_check(const char *prefix, uint64_t bytes);
 
 /* Training checkpoints: the model file plus the optimizer's moments and step, and an opaque
  * blob of trainer state (data position, schedule, RNG counters). */

@@ -26,7 +26,12 @@ fi
 secs=${1:-60}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(build-fuzz/fuzz_*)
+if [ ${#targets[@]} -eq 0 ]; then # the built targets: executables, not their object files
+  for f in build-fuzz/fuzz_*; do
+    [ -x "$f" ] && [ "${f%.o}" = "$f" ] && targets+=("$f")
+  done
+fi
+[ ${#targets[@]} -gt 0 ] || { echo "fuzz.sh: no targets built (make fuzz builds them)" >&2; exit 2; }
 case "$secs" in '' | 0 | *[!0-9]*) echo "fuzz.sh: SECONDS must be a positive whole number, not '$secs'" >&2; exit 2 ;; esac
 
 # -max_len per target: big enough for the seeds and some growth, small enough to stay fast.

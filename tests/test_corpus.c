@@ -44,7 +44,8 @@ static void expect_error(s2s_status got, s2s_status want, const char *needle)
     cr_assert_eq(got, want, "status %s, want %s: %s", s2s_status_string(got), s2s_status_string(want),
                  s2s_last_error());
     cr_assert(strstr(s2s_last_error(), needle), "'%s' not in: %s", needle, s2s_last_error());
-    cr_assert(strstr(s2s_last_error(), "corpus.c:"), "no file:line in: %s", s2s_last_error());
+    cr_assert(strstr(s2s_last_error(), "corpus.c:") || strstr(s2s_last_error(), "files.c:"), /* opening: files.c */
+              "no file:line in: %s", s2s_last_error());
 }
 
 /* ---- tolerated quirks: BOM, CRLF --------------------------------------------------------- */
@@ -455,9 +456,9 @@ Test(corpus, directory_and_missing_file_are_io_errors)
 {
     s2s_corpus *c = NULL;
     expect_error(s2s_corpus_read_tsv(dir, NULL, &c), S2S_ERR_IO, dir);
-    cr_assert(strstr(s2s_last_error(), strerror(EISDIR)), "%s", s2s_last_error());
+    cr_assert(strstr(s2s_last_error(), "is a directory"), "%s", s2s_last_error());
     const char *ok = put("ok.en", "x\n", -1);
-    expect_error(s2s_corpus_read_aligned(ok, dir, NULL, &c), S2S_ERR_IO, strerror(EISDIR));
+    expect_error(s2s_corpus_read_aligned(ok, dir, NULL, &c), S2S_ERR_IO, "is a directory");
     char missing[200];
     snprintf(missing, sizeof missing, "%s/no/such.tsv", dir);
     expect_error(s2s_corpus_read_tsv(missing, NULL, &c), S2S_ERR_IO, missing);

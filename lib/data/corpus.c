@@ -173,17 +173,8 @@ static s2s_status lr_open(line_reader *r, const char *path, size_t max_line_byte
     memset(r, 0, sizeof *r);
     r->path = path;
     r->keep = max_line_bytes < SIZE_MAX ? max_line_bytes + 1 : SIZE_MAX; /* +1: over the limit */
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    struct stat st;
-    if (fd < 0)
-        return S2S_FAIL(S2S_ERR_IO, "cannot open corpus file '%s': %s; check the path (scripts/fetch-data.sh "
-                                    "fetches the demo corpora)", path, strerror(errno));
-    int e = fstat(fd, &st) != 0 ? errno : S_ISDIR(st.st_mode) ? EISDIR : 0;
-    if (e) {
-        close(fd);
-        return S2S_FAIL(S2S_ERR_IO, "cannot read corpus file '%s': %s; give the path of a text file", path,
-                        strerror(e));
-    }
+    int fd;
+    S2S_TRY(s2s_open_input(path, "corpus file", &fd)); /* scripts/fetch-data.sh fetches the demo corpora */
     unsigned char magic[2];
     r->gzip = pread(fd, magic, 2, 0) == 2 && magic[0] == 0x1f && magic[1] == 0x8b;
     r->gz = gzdopen(fd, "rb");

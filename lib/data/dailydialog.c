@@ -31,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 static int is_alpha(int ch) { return (ch | 32) >= 'a' && (ch | 32) <= 'z'; }
 static int is_upper(int ch) { return ch >= 'A' && ch <= 'Z'; }
@@ -215,14 +216,13 @@ s2s_status s2s_dialogue_add_pairs(reader *rd, const turns *t, const pairset *ex)
 /* Opens a regular file for reading; a missing file or a directory is S2S_ERR_IO. */
 s2s_status s2s_dialogue_open_file(const char *path, const char *what, FILE **f)
 {
-    struct stat sb;
-    int e = stat(path, &sb) != 0 ? errno : S_ISDIR(sb.st_mode) ? EISDIR : 0;
-    *f = e ? NULL : fopen(path, "r");
-    if (!e && !*f)
-        e = errno;
-    if (e)
-        return S2S_FAIL(S2S_ERR_IO, "cannot open %s '%s': %s; check the path (shared/data/README.md lists the "
-                                    "files)", what, path, strerror(e));
+    int fd;
+    *f = NULL;
+    S2S_TRY(s2s_open_input(path, what, &fd)); /* shared/data/README.md lists the files */
+    if (!(*f = fdopen(fd, "r"))) {
+        close(fd);
+        return S2S_FAIL(S2S_ERR_OUT_OF_MEMORY, "cannot read %s '%s': %s", what, path, strerror(errno));
+    }
     return S2S_OK;
 }
 

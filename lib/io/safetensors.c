@@ -39,19 +39,14 @@ static int dtype_parse(const char *s, s2s_st_dtype *d)
 /* Reads the whole regular file at path into *out (malloc'd). */
 static s2s_status read_all(const char *path, uint8_t **out, size_t *size)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return S2S_FAIL(S2S_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
+    int fd;
+    S2S_TRY(s2s_open_input(path, "model file", &fd));
     struct stat sb;
-    if (fstat(fd, &sb) != 0) {
-        s2s_status st = S2S_FAIL(S2S_ERR_IO, "cannot stat '%s': %s", path, strerror(errno));
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) { /* standard input: a file's size is needed */
+        s2s_status st = S2S_FAIL(S2S_ERR_IO, "model file '%s' is not a regular file; a safetensors file is read "
+                                             "whole, so give its path", path);
         close(fd);
         return st;
-    }
-    if (!S_ISREG(sb.st_mode)) {
-        close(fd);
-        return S2S_FAIL(S2S_ERR_IO, "'%s' is %s, not a safetensors file", path,
-                        S_ISDIR(sb.st_mode) ? "a directory" : "not a regular file");
     }
     size_t n = (size_t)sb.st_size, got = 0;
     uint8_t *buf = s2s_host_alloc(n, "reading a safetensors file");

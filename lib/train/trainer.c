@@ -162,6 +162,20 @@ static s2s_status trainer_init(s2s_trainer *t)
     return S2S_OK;
 }
 
+/* About what one checkpoint takes on disk: the weights and two moments as float32, the
+ * tokenizers, and 64 KiB for the header and the trainer's state. */
+static uint64_t checkpoint_bytes(const s2s_model *m, const s2s_tokenizer *st, const s2s_tokenizer *tt)
+{
+    uint64_t bytes = 3 * 4 * (uint64_t)s2s_model_param_numel(m) + (64u << 10);
+    const void *p, *q;
+    size_t len = 0, len2 = 0;
+    if (s2s_tokenizer_serialize(st, &p, &len) == S2S_OK)
+        bytes += len;
+    if (s2s_tokenizer_serialize(tt, &q, &len2) == S2S_OK && !(len2 == len && !memcmp(p, q, len)))
+        bytes += len2; /* two equal tokenizers are stored once */
+    return bytes;
+}
+
 S2S_API s2s_status s2s_trainer_create(s2s_model *model, const s2s_tokenizer *src_tok, const s2s_tokenizer *tgt_tok,
                                       const s2s_corpus *train, const s2s_corpus *valid,
                                       const s2s_trainer_options *opts, s2s_trainer **out)
@@ -178,6 +192,8 @@ S2S_API s2s_status s2s_trainer_create(s2s_model *model, const s2s_tokenizer *src
                         "with the tokenizers' sizes",
                         s2s_tokenizer_vocab_size(src_tok), s2s_tokenizer_vocab_size(tgt_tok), model->cfg.src_vocab,
                         model->cfg.tgt_vocab);
+    if (o.out_prefix)
+        S2S_TRY(s2s_output_check(o.out_prefix, checkpoint_bytes(model, src_tok, tgt_tok)));
     s2s_trainer *t = s2s_host_calloc(1, sizeof *t, "the trainer");
     if (!t)
         return S2S_ERR_OUT_OF_MEMORY;
