@@ -49,7 +49,4 @@ void s2s_host_batch_free(s2s_host_batch *hb);
 
 
 
-/* Writes PREFIX.loss.svg from PREFIX.metrics.csv: training and validation loss against the
- * step, readable in any browser. Problems are ignored (the plot is a convenience). */
-void s2s_trainer_plot(const char *prefix);
 #endif

@@ -1,10 +1,11 @@
 /* plot.c - the SVG loss plot beside a training run, drawn from its metrics CSV (so that a
  * resumed run's plot covers the whole history). */
-#include "data.h"
+#include "plot.h"
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define W 720
 #define HGT 420
@@ -70,18 +71,23 @@ static void read_csv(FILE *in, series *tr, series *va)
             push(strcmp(kind, "valid") ? tr : va, (double)step, loss);
 }
 
-void s2s_trainer_plot(const char *prefix)
+s2s_status s2s_trainer_plot(const char *prefix)
 {
-    size_t n = strlen(prefix) + 16;
-    char *csv = malloc(n), *svg = malloc(n);
+    size_t n = strlen(prefix) + 32;
+    char *csv = malloc(n), *svg = malloc(n), *tmp = malloc(n);
     series tr = {0}, va = {0};
     FILE *in = NULL, *out = NULL;
-    if (!csv || !svg)
+    s2s_status st = S2S_OK;
+    int fd = -1;
+    if (!csv || !svg || !tmp) {
+        st = S2S_FAIL(S2S_ERR_OUT_OF_MEMORY, "the loss plot of %s", prefix);
         goto done;
+    }
     snprintf(csv, n, "%s.metrics.csv", prefix);
     snprintf(svg, n, "%s.loss.svg", prefix);
+    snprintf(tmp, n, "%s.loss.svg.tmp-XXXXXX", prefix);
     if (!(in = fopen(csv, "r")))
-        goto done;
+        goto done; /* nothing reported yet: nothing to plot */
     read_csv(in, &tr, &va);
     double x0 = 0, x1 = 1, y0 = 1e300, y1 = -1e300;
     const series *all[2] = {&tr, &va};
@@ -91,8 +97,13 @@ void s2s_trainer_plot(const char *prefix)
             y0 = all[k]->y[i] < y0 ? all[k]->y[i] : y0;
             y1 = all[k]->y[i] > y1 ? all[k]->y[i] : y1;
         }
-    if (y0 > y1 || !(out = fopen(svg, "w")))
+    if (y0 > y1)
         goto done;
+    if ((fd = mkstemp(tmp)) < 0 || !(out = fdopen(fd, "w"))) {
+        st = S2S_FAIL(S2S_ERR_IO, "cannot write the loss plot beside %s: %s", svg, strerror(errno));
+        goto done;
+    }
+    fd = -1;
     if (y1 - y0 < 1e-6)
         y1 = y0 + 1;
     fprintf(out, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" font-family=\"sans-serif\">\n"
@@ -101,12 +112,22 @@ void s2s_trainer_plot(const char *prefix)
     polyline(out, &tr, x0, x1, y0, y1, "#1f77b4");
     polyline(out, &va, x0, x1, y0, y1, "#d62728");
     fputs("</svg>\n", out);
+    int bad = ferror(out);
+    bad |= fclose(out) != 0;
+    out = NULL;
+    if (bad || rename(tmp, svg) != 0)
+        st = S2S_FAIL(S2S_ERR_IO, "cannot write %s: %s", svg, errno ? strerror(errno) : "write error");
 done:
     if (in)
         fclose(in);
     if (out)
         fclose(out);
-    free(csv), free(svg), free(tr.x), free(tr.y), free(va.x), free(va.y);
+    if (fd >= 0)
+        close(fd);
+    if (st != S2S_OK && tmp)
+        unlink(tmp);
+    free(csv), free(svg), free(tmp), free(tr.x), free(tr.y), free(va.x), free(va.y);
+    return st;
 }
 
 /* Writes s with XML's five special characters escaped. */

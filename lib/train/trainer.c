@@ -7,6 +7,7 @@
  * by the step, so a resumed run draws the same masks. */
 #include "data.h"
 #include "model.h"
+#include "plot.h"
 #include <dirent.h>
 #include <errno.h>
 #include <math.h>
@@ -634,7 +635,7 @@ static s2s_status loop(s2s_trainer *t, long max_now, int final_round)
     if (final_round && last_saved != t->st.step)
         S2S_TRY(checkpoint_round(t, &stop));
     if (t->prefix)
-        s2s_trainer_plot(t->prefix);
+        S2S_TRY(s2s_trainer_plot(t->prefix));
     return S2S_OK;
 }
 
