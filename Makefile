@@ -39,7 +39,7 @@ CFLAGS   += -std=c11 -D_GNU_SOURCE $(WARN) -fPIC -fvisibility=hidden -fopenmp -f
 CXX      ?= c++
 CXXFLAGS ?= -O2 -g
 CXXFLAGS += -std=c++17 -Wall -Wextra -fPIC -fvisibility=hidden $(INC)
-LDLIBS   := -lsentencepiece_train -lsentencepiece -lcjson -lz -lopenblas -lm -lgomp -lstdc++
+LDLIBS   := -lsentencepiece_train -lsentencepiece -lcjson -lz -lopenblas -lm -lgomp -lstdc++ -lpthread
 ifeq ($(SANITIZE),1)
   CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer
   CXXFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer

@@ -52,7 +52,9 @@ typedef enum s2s_status {
     S2S_ERR_CUDA,          /* a CUDA runtime call or kernel launch failed */
     S2S_ERR_CUBLAS,        /* a cuBLAS call failed */
     S2S_ERR_CUDNN,         /* a cuDNN call failed */
-    S2S_ERR_INTERNAL       /* a bug in the library: please report it with the message */
+    S2S_ERR_INTERNAL,      /* a bug in the library: please report it with the message */
+    S2S_ERR_BUSY,          /* a bounded queue is full: try again later */
+    S2S_ERR_CANCELLED      /* the work was cancelled before it finished */
 } s2s_status;
 
 /* Short constant English name of a status ("out of memory"). Never NULL. */
@@ -359,6 +361,88 @@ S2S_API s2s_status s2s_tokenizer_unknown_words(const s2s_tokenizer *t, const cha
  * the output pieces down the side. */
 S2S_API s2s_status s2s_attention_svg(const char *path, const char *const *src_pieces, int n_src,
                                      const char *const *out_pieces, int n_out, const float *attention);
+
+/* ---- serving engine: many requests decoded together (continuous batching) ----------------------
+ * An engine owns a model and its tokenizers and decodes every active hypothesis of every request
+ * as one batch per decoder step. A request joins once its encoder has run (at the start of the
+ * next step), leaves the moment its search ends, and a cancelled one leaves at the next step;
+ * beam search takes beam_size rows, greedy decoding and sampling one. Each request carries its
+ * own s2s_decode_options. Its result equals s2s_translate's for that line alone with the same
+ * options and the engine's replace_unk and max_src_tokens (the same text; scores within
+ * float rounding, as the rows around it change the batch's GEMMs).
+ *
+ * Admission: a request costs its rows times (its source tokens + 1) (encoder memory and the
+ * decoder state it holds); requests wait in a queue, in order, until they fit in token_budget and
+ * max_rows; a full queue refuses new ones with S2S_ERR_BUSY.
+ *
+ * Threads: one thread runs the engine (s2s_engine_run, or s2s_engine_step in a loop) and is the
+ * only one that touches the model while the engine lives; any thread may submit, cancel, stop
+ * and read the stats. Callbacks run on the engine thread, so they must be quick (copy and
+ * signal); they may submit and cancel. */
+typedef struct s2s_engine s2s_engine;
+
+typedef struct s2s_engine_options {
+    int max_rows;         /* hypotheses decoded at once; default 256 */
+    long token_budget;    /* admitted rows x (source tokens + 1), summed; default 16384 */
+    int queue_max;        /* requests waiting for admission; default 1024 */
+    int max_src_tokens;   /* a longer input is refused at submission; default 250 */
+    int replace_unk;      /* as s2s_translate_options; default 1 */
+} s2s_engine_options;
+
+/* What a finished request gives. texts and scores (n = nbest for beam search, else 1; best
+ * first) live until the callback returns: copy what you keep. */
+typedef struct s2s_engine_result {
+    uint64_t id;
+    s2s_status status;   /* S2S_OK; S2S_ERR_CANCELLED; or the failure (error holds the message) */
+    const char *error;   /* "" when status is S2S_OK */
+    int n;
+    const char *const *texts;
+    const float *scores;
+    int src_tokens;      /* the input's tokens */
+    int out_tokens;      /* the best output's tokens */
+    double queue_ms;     /* from submission to admission */
+    double total_ms;     /* from submission to this result */
+} s2s_engine_result;
+
+/* A streamed piece of text: the best hypothesis grew by `text` (greedy decoding and sampling
+ * only; beam search's best changes from step to step, so it streams nothing). */
+typedef void (*s2s_engine_token_fn)(uint64_t id, const char *text, void *user);
+typedef void (*s2s_engine_result_fn)(const s2s_engine_result *result, void *user);
+
+typedef struct s2s_engine_stats {
+    long requests_active, requests_queued, rows_active;
+    long long steps, requests_done, tokens_in, tokens_out;
+    double last_step_ms;
+} s2s_engine_stats;
+
+S2S_API s2s_engine_options s2s_engine_options_default(void);
+/* The model and tokenizers must outlive the engine and are used by the engine thread only. */
+S2S_API s2s_status s2s_engine_create(s2s_model *m, const s2s_tokenizer *src_tok, const s2s_tokenizer *tgt_tok,
+                                     const s2s_engine_options *o, s2s_engine **out);
+/* Queues text for decoding with options o (NULL: defaults) and returns its id (> 0). Refused at
+ * once: invalid options or text that is not UTF-8 (S2S_ERR_INVALID_ARG), more tokens than
+ * max_src_tokens or more than the whole budget (S2S_ERR_INVALID_ARG naming the limit), a full
+ * queue (S2S_ERR_BUSY), a stopped engine (S2S_ERR_CANCELLED). Otherwise on_result (may be NULL)
+ * is called exactly once, and on_token (may be NULL) before it for each piece. An empty text
+ * gives one empty output at once. */
+S2S_API s2s_status s2s_engine_submit(s2s_engine *e, const char *text, const s2s_decode_options *o,
+                                     s2s_engine_token_fn on_token, s2s_engine_result_fn on_result, void *user,
+                                     uint64_t *id);
+/* Cancels a request: it leaves at the next step and its result comes with S2S_ERR_CANCELLED.
+ * Unknown or finished ids are ignored. */
+S2S_API void s2s_engine_cancel(s2s_engine *e, uint64_t id);
+/* One step: admissions and cancellations, one decoder step for every active row, results.
+ * *active (may be NULL) gets the requests active or queued afterwards. */
+S2S_API s2s_status s2s_engine_step(s2s_engine *e, int *active);
+/* Steps until s2s_engine_stop, sleeping while there is nothing to do. A failing step fails
+ * every request it held (their results say why) and the engine goes on. */
+S2S_API s2s_status s2s_engine_run(s2s_engine *e);
+/* Makes run return: at once with drain = 0 (requests not finished are cancelled), or once
+ * every submitted request has finished with drain = 1. Later submissions are refused. */
+S2S_API void s2s_engine_stop(s2s_engine *e, int drain);
+S2S_API void s2s_engine_stats_get(s2s_engine *e, s2s_engine_stats *st);
+/* Frees the engine; requests still held get their results (cancelled) first. */
+S2S_API void s2s_engine_free(s2s_engine *e);
 
 /* ---- tagger: one recurrent stack, a label per input position ------------------------------ */
 

@@ -21,6 +21,8 @@ S2S_API const char *s2s_status_string(s2s_status st)
     case S2S_ERR_CUBLAS: return "cuBLAS error";
     case S2S_ERR_CUDNN: return "cuDNN error";
     case S2S_ERR_INTERNAL: return "internal error";
+    case S2S_ERR_BUSY: return "busy";
+    case S2S_ERR_CANCELLED: return "cancelled";
     }
     return "unknown status";
 }

@@ -1,6 +1,7 @@
 /* translate.c - text in, text out: tokenize, sort by length, decode in batches, detokenize
  * (replacing unknown words from the source), restore the input order. */
 #include "internal.h"
+#include "decode.h"
 #include "model.h"
 #include "text.h"
 #include <math.h>
@@ -252,8 +253,8 @@ static s2s_status detok_replace(const s2s_tokenizer *st, const s2s_tokenizer *tt
     return S2S_OK;
 }
 
-static s2s_status hyp_text(const s2s_tokenizer *st, const s2s_tokenizer *tt, const s2s_hypothesis *h,
-                           const int32_t *src, int replace, char **out)
+s2s_status s2s_hyp_text(const s2s_tokenizer *st, const s2s_tokenizer *tt, const s2s_hypothesis *h,
+                        const int32_t *src, int replace, char **out)
 {
     size_t cap = 64 * (size_t)h->len + 64, len = 0;
     char *buf = malloc(cap);
@@ -294,7 +295,7 @@ static s2s_status translate_batch(s2s_model *m, const s2s_tokenizer *st, const s
     for (int b = 0; b < B && s == S2S_OK; b++)
         for (int j = 0; j < nbest && s == S2S_OK; j++) { /* out, scores: per segment */
             size_t at = rows[b] * (size_t)nbest + (size_t)j;
-            s = hyp_text(st, tt, &h[(size_t)b * nbest + j], e->ids + e->off[rows[b]], o->replace_unk, &out[at]);
+            s = s2s_hyp_text(st, tt, &h[(size_t)b * nbest + j], e->ids + e->off[rows[b]], o->replace_unk, &out[at]);
             if (scores)
                 scores[at] = h[(size_t)b * nbest + j].score;
         }

@@ -36,6 +36,7 @@ s2s_status s2s_decoder_init(s2s_model *m, const s2s_enc_state *es, int T, int B,
         ds->ht = ds->run[L - 1].y;
     }
     ds->step_emb = ds->logits = ds->row_tmp = NULL;
+    ds->ht0 = NULL;
     return S2S_OK;
 }
 
@@ -44,8 +45,9 @@ s2s_status s2s_decoder_step_fwd(s2s_model *m, const s2s_dev_batch *db, const s2s
 {
     int H = m->cfg.hidden, E = m->cfg.embed, L = m->cfg.layers, B = ds->B, S = es->S;
     size_t BH = (size_t)B * H;
-    if (m->feed && t > 0) /* input feeding: xp0[t] += ht[t-1] W_ih0[:, E:E+H]^T */
-        S2S_TRY(s2s_rnn_project(m->be, &m->dec[0], &ds->run[0], ROWS(ds->ht, t - 1, B, H), H, E, H, t, 1));
+    const float *fed = t > 0 ? ROWS(ds->ht, t - 1, B, H) : ds->ht0;
+    if (m->feed && fed) /* input feeding: xp0[t] += ht[t-1] W_ih0[:, E:E+H]^T */
+        S2S_TRY(s2s_rnn_project(m->be, &m->dec[0], &ds->run[0], fed, H, E, H, t, 1));
     for (int l = 0; l < L; l++) {
         if (l > 0) {
             float *x = ROWS(ds->xin[l], t, B, H);

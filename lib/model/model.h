@@ -103,6 +103,8 @@ typedef struct s2s_dec_state {
     float *step_emb;             /* [B, E] the embeddings of the tokens fed at a step */
     float *logits;               /* [B, V] the generator's output at the last step run */
     float *row_tmp;              /* [B, H] scratch of the state gather */
+    const float *ht0;            /* [B, H] the attentional state fed to step 0 (input feeding), as
+                                    h0 is for the layers; NULL: zeros (a new sentence) */
 } s2s_dec_state;
 
 /* The batch boundary (batch.c), for training and decoding alike. s2s_batch_check checks a user
