@@ -7,6 +7,8 @@
 #include <seq2seq.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -61,16 +63,32 @@ static int cli_stdio_setup(void)
 }
 
 /* Flushes f (named dest in messages) and checks it: CLI_OUT_OK; CLI_OUT_GONE when the reader has
- * gone (quiet); CLI_OUT_FAILED with a message. */
-static int cli_flush(const char *tool, FILE *f, const char *dest)
+ * gone (quiet); CLI_OUT_FAILED with a message. err: the errno of a printf to f that failed
+ * before (0: none), since a long line's failed write empties the buffer and the flush then
+ * succeeds: only the stream's error flag would remain, without its reason. */
+static int cli_flush_err(const char *tool, FILE *f, const char *dest, int err)
 {
     errno = 0;
-    if (fflush(f) == 0 && !ferror(f))
+    if (fflush(f) == 0 && !ferror(f) && !err)
         return CLI_OUT_OK;
-    if (errno == EPIPE)
+    err = err ? err : errno;
+    if (!err) { /* the error flag without a reason: a pipe whose reader left shows POLLERR */
+        struct pollfd p = {fileno(f), POLLOUT, 0};
+        err = poll(&p, 1, 0) == 1 && (p.revents & POLLERR) ? EPIPE : 0;
+    }
+    if (err == EPIPE)
         return CLI_OUT_GONE;
-    fprintf(stderr, "%s: cannot write %s: %s\n", tool, dest, errno ? strerror(errno) : "write error");
+    fprintf(stderr, "%s: cannot write %s: %s\n", tool, dest, err ? strerror(err) : "write error");
     return CLI_OUT_FAILED;
+}
+
+static int cli_flush(const char *tool, FILE *f, const char *dest) { return cli_flush_err(tool, f, dest, 0); }
+
+/* printf's result as an errno to hand to cli_flush_err (the first failure is kept in *err). */
+static void cli_note(int printed, int *err)
+{
+    if (printed < 0 && !*err)
+        *err = errno ? errno : EIO;
 }
 
 /* The end of a command that wrote to standard output: its last flush and close, checked. Returns
@@ -104,7 +122,8 @@ static int cli_need_stdout(const char *tool, int out_open)
 typedef struct cli_file {
     FILE *f;
     const char *path;
-    char *tmp; /* NULL: written directly */
+    char *tmp;        /* NULL: written directly */
+    char tmp_target[PATH_MAX]; /* what tmp replaces (path, or the file a link names) */
 } cli_file;
 
 /* Before the work: is path writable as such? A directory, or a folder that takes no new file, is
@@ -135,12 +154,18 @@ __attribute__((unused)) static int cli_file_open(const char *tool, const char *p
             fprintf(stderr, "%s: cannot open %s: %s\n", tool, path, strerror(errno));
         return o->f != NULL;
     }
-    size_t n = strlen(path) + 16;
+    char real[PATH_MAX]; /* a link is followed: the file it names is replaced, the link stays */
+    const char *target = realpath(path, real) ? real : path;
+    mode_t mode = stat(target, &sb) == 0 ? sb.st_mode & 07777 : 0644;
+    size_t n = strlen(target) + 16;
     int fd = -1;
     if ((o->tmp = malloc(n))) {
-        snprintf(o->tmp, n, "%s.tmp-XXXXXX", path);
-        fd = mkstemp(o->tmp);
+        snprintf(o->tmp, n, "%s.tmp-XXXXXX", target);
+        snprintf(o->tmp_target, sizeof o->tmp_target, "%s", target);
+        if ((fd = mkstemp(o->tmp)) >= 0)
+            fchmod(fd, mode); /* mkstemp makes 0600: keep the old file's mode, or 0644 */
     }
+    o->path = path;
     if (fd < 0 || !(o->f = fdopen(fd, "w"))) {
         fprintf(stderr, "%s: cannot create a file beside %s: %s\n", tool, path, strerror(errno));
         if (fd >= 0)
@@ -157,13 +182,15 @@ __attribute__((unused)) static int cli_file_close(const char *tool, cli_file *o,
 {
     if (!o->f)
         return 0;
-    int ok = keep && cli_flush(tool, o->f, o->path) == CLI_OUT_OK;
+    int w = keep ? cli_flush(tool, o->f, o->path) : CLI_OUT_FAILED, ok = w == CLI_OUT_OK;
+    if (w == CLI_OUT_GONE) /* a pipe named as the file: its reader left before the end */
+        fprintf(stderr, "%s: cannot write %s: the reader has gone (broken pipe)\n", tool, o->path);
     if (ok && o->tmp && fsync(fileno(o->f)) != 0)
         ok = 0, fprintf(stderr, "%s: cannot write %s: %s\n", tool, o->path, strerror(errno));
     if (fclose(o->f) != 0 && ok)
         ok = 0, fprintf(stderr, "%s: cannot write %s: %s\n", tool, o->path, strerror(errno));
     o->f = NULL;
-    if (ok && o->tmp && rename(o->tmp, o->path) != 0)
+    if (ok && o->tmp && rename(o->tmp, o->tmp_target) != 0)
         ok = 0, fprintf(stderr, "%s: cannot rename the finished file to %s: %s\n", tool, o->path, strerror(errno));
     if (o->tmp && !ok)
         unlink(o->tmp);
@@ -314,8 +341,16 @@ typedef struct common_opts {
         {"--seed", OPT_LONG, &(c).seed, 0, 2147483647, 0}, {"--precision", OPT_CHOICE, &(c).precision, 0, 0, "fp32|tf32|bf16"}, \
         {"--quiet", OPT_FLAG, &(c).quiet, 0, 0, 0}
 
+/* The library's messages on stderr, prefixed by the tool; a run shows at most 200 warnings (a
+ * file of bad lines would bury the rest), then says once that it stops showing them. */
 static void log_to_stderr(s2s_log_level level, const char *msg, void *user)
 {
+    static long warnings; /* this program's, not the library's: one count per run */
+    if (level == S2S_LOG_WARN && ++warnings > 200) {
+        if (warnings == 201)
+            fprintf(stderr, "%s: warning: more warnings follow; they are not shown\n", (const char *)user);
+        return;
+    }
     fprintf(stderr, "%s: %s%s\n", (const char *)user, level == S2S_LOG_WARN ? "warning: " : level > S2S_LOG_WARN ? "error: " : "",
             msg);
 }

@@ -222,16 +222,22 @@ static int reply(session *z, const char *line)
     char *outs[MAX_BEAM] = {NULL};
     float scores[MAX_BEAM];
     s2s_status s = s2s_translate(z->m, z->st, z->tt, &line, 1, &o, outs, scores);
+    int any = 0; /* a line left out (not UTF-8) has only empty replies: nothing to rerank */
+    for (int i = 0; s == S2S_OK && i < n; i++)
+        any |= outs[i][0] != 0;
+    int ntok = 0; /* a line answered in pieces is beyond what the reverse model scores */
+    s2s_tokenizer_encode(z->st, line, NULL, 0, &ntok);
+    rerank = rerank && any && ntok <= o.max_src_tokens;
     if (s == S2S_OK && rerank &&
         s2s_rerank_reverse(z->rev, z->rst, z->rtt, line, (const char *const *)outs, scores, n, z->mmi_weight, NULL,
                            &best) != S2S_OK) {
         fprintf(stderr, TOOL ": not reranked: %s\n", s2s_last_error());
         best = 0;
     }
-    int w = CLI_OUT_OK;
+    int w = CLI_OUT_OK, err = 0;
     if (s == S2S_OK) {
-        printf(z->interactive ? "bot> %s\n" : "%s\n", outs[best]);
-        w = cli_flush(TOOL, stdout, "the reply to standard output");
+        cli_note(printf(z->interactive ? "bot> %s\n" : "%s\n", outs[best]), &err);
+        w = cli_flush_err(TOOL, stdout, "the reply to standard output", err);
     }
     s2s_strings_free(outs, (size_t)n);
     if (s != S2S_OK)

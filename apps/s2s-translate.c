@@ -193,15 +193,16 @@ static int write_svg(const loaded *l, const char *line, const s2s_translate_opti
 /* Writes a batch's translations and flushes them: a cli_flush result. */
 static int print_translations(char **out, const float *scores, size_t n, int nbest, size_t first_line)
 {
-    for (size_t i = 0; i < n; i++)
+    int err = 0;
+    for (size_t i = 0; i < n && !err; i++)
         for (int j = 0; j < nbest; j++) {
             size_t k = i * nbest + j;
             if (nbest == 1)
-                printf("%s\n", out[k]);
+                cli_note(printf("%s\n", out[k]), &err);
             else
-                printf("%zu ||| %s ||| %.4f\n", first_line + i, out[k], scores[k]);
+                cli_note(printf("%zu ||| %s ||| %.4f\n", first_line + i, out[k], scores[k]), &err);
         }
-    return cli_flush(TOOL, stdout, "the translations to standard output");
+    return cli_flush_err(TOOL, stdout, "the translations to standard output", err);
 }
 
 #define STRICT_HELP                                                                                                 \
@@ -247,7 +248,7 @@ static int cmd_translate(int argc, char **argv)
     size_t cap = 0, done = 0, nul_line = 0, nul_at = 0;
     ssize_t r;
     long nul_lines = 0;
-    int n = 0, eof = 0;
+    int n = 0, eof = 0, svg_done = !d.svg;
     if (!lines || !out || !scores)
         rc = 1, fprintf(stderr, TOOL ": out of memory for batches of %d lines\n", d.batch);
     while (!rc && !gone && !eof) {
@@ -256,8 +257,11 @@ static int cmd_translate(int argc, char **argv)
                 nul_line = done + (size_t)n + 1, eof = 1; /* the lines before it first */
             else if (!(lines[n++] = strdup(line)))
                 rc = 1, fprintf(stderr, TOOL ": out of memory for line %zu\n", done + (size_t)n);
-            if (!rc && d.svg && done == 0 && n == 1 && !write_svg(&l, line, &o, d.svg))
+            if (!rc && !svg_done && !*line)
+                fprintf(stderr, TOOL ": warning: --attention-svg: the first line is empty or left out; no heatmap\n");
+            else if (!rc && !svg_done && !write_svg(&l, line, &o, d.svg))
                 rc = 1;
+            svg_done = svg_done || !rc;
         } else {
             eof = 1;
             if (ferror(stdin))

@@ -23,9 +23,12 @@ s2s_status s2s_open_input(const char *path, const char *what, int *fd)
     *fd = -1;
     if (stat(path, &sb) != 0)
         return S2S_FAIL(S2S_ERR_IO, "cannot open %s '%s': %s; check the path", what, path, strerror(errno));
-    /* the pipe, file or terminal the user gave as standard input (/dev/stdin) is read as it is */
-    int is_stdin = fstat(0, &in) == 0 && in.st_dev == sb.st_dev && in.st_ino == sb.st_ino;
-    if (!S_ISREG(sb.st_mode) && !is_stdin)
+    /* a pipe or terminal this process holds open is read as it is: standard input named as
+     * /dev/stdin, a shell's process substitution <(...) as /dev/fd/N */
+    int is_ours = 0;
+    for (int fd_i = 0; fd_i < 256 && !is_ours && !S_ISREG(sb.st_mode); fd_i++)
+        is_ours = fstat(fd_i, &in) == 0 && in.st_dev == sb.st_dev && in.st_ino == sb.st_ino;
+    if (!S_ISREG(sb.st_mode) && !is_ours)
         return S2S_FAIL(S2S_ERR_IO, "%s '%s' is %s; give a regular file (or pipe the data to standard input and "
                                     "name /dev/stdin)", what, path, kind_of(sb.st_mode));
     if ((*fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)

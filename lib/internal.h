@@ -60,8 +60,9 @@ void s2s_strbuf_putc(s2s_strbuf *b, char c, size_t times);
 void s2s_strbuf_printf(s2s_strbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void s2s_strbuf_free(s2s_strbuf *b);
 
-/* Opens path for reading (files.c) when it is a regular file, or whatever this process has as
- * standard input (named as /dev/stdin); a directory, named pipe, device or socket is refused at
+/* Opens path for reading (files.c) when it is a regular file, or a pipe or terminal this process
+ * already holds (standard input as /dev/stdin, <(...) as /dev/fd/N); a directory, named pipe,
+ * device or socket is refused at
  * once with S2S_ERR_IO (opening a FIFO with no writer would wait forever). what names the file
  * in messages ("corpus file"). *fd is -1 on failure. */
 s2s_status s2s_open_input(const char *path, const char *what, int *fd);

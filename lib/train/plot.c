@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define W 720
@@ -99,7 +100,9 @@ s2s_status s2s_trainer_plot(const char *prefix)
         }
     if (y0 > y1)
         goto done;
-    if ((fd = mkstemp(tmp)) < 0 || !(out = fdopen(fd, "w"))) {
+    if ((fd = mkstemp(tmp)) >= 0)
+        fchmod(fd, 0644); /* as fopen would (mkstemp makes 0600) */
+    if (fd < 0 || !(out = fdopen(fd, "w"))) {
         st = S2S_FAIL(S2S_ERR_IO, "cannot write the loss plot beside %s: %s", svg, strerror(errno));
         goto done;
     }
@@ -112,6 +115,7 @@ s2s_status s2s_trainer_plot(const char *prefix)
     polyline(out, &tr, x0, x1, y0, y1, "#1f77b4");
     polyline(out, &va, x0, x1, y0, y1, "#d62728");
     fputs("</svg>\n", out);
+    errno = 0;
     int bad = ferror(out);
     bad |= fclose(out) != 0;
     out = NULL;

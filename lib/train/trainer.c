@@ -168,11 +168,11 @@ static s2s_status trainer_init(s2s_trainer *t)
 static uint64_t checkpoint_bytes(const s2s_model *m, const s2s_tokenizer *st, const s2s_tokenizer *tt)
 {
     uint64_t bytes = 3 * 4 * (uint64_t)s2s_model_param_numel(m) + (64u << 10);
-    const void *p, *q;
+    const void *p = NULL, *q = NULL;
     size_t len = 0, len2 = 0;
     if (s2s_tokenizer_serialize(st, &p, &len) == S2S_OK)
         bytes += len;
-    if (s2s_tokenizer_serialize(tt, &q, &len2) == S2S_OK && !(len2 == len && !memcmp(p, q, len)))
+    if (s2s_tokenizer_serialize(tt, &q, &len2) == S2S_OK && !(p && len2 == len && !memcmp(p, q, len)))
         bytes += len2; /* two equal tokenizers are stored once */
     return bytes;
 }
