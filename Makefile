@@ -21,6 +21,7 @@ HAVE_CRITERION := $(shell pkg-config --exists criterion 2>/dev/null && echo 1 ||
 HAVE_SPM := $(shell test -f /usr/include/sentencepiece_processor.h && echo 1 || echo 0)
 HAVE_CJSON := $(shell test -f /usr/include/cjson/cJSON.h && echo 1 || echo 0)
 HAVE_ZLIB := $(shell test -f /usr/include/zlib.h && echo 1 || echo 0)
+HAVE_MHD := $(shell test -f /usr/include/microhttpd.h && echo 1 || echo 0)
 HAVE_CUDNN_H := $(shell test -f $(CUDA_HOME)/include/cudnn.h -o -f /usr/include/cudnn.h -o -f /usr/include/x86_64-linux-gnu/cudnn.h && echo 1 || echo 0)
 ifeq ($(CUDA),1)
   CUDNN ?= $(HAVE_CUDNN_H)
@@ -69,6 +70,9 @@ OBJ      := $(LIB_C:%.c=$(BUILD)/obj/%.o) $(LIB_CXX:%.cc=$(BUILD)/obj/%.o) $(CU_
 LIB_SO   := $(BUILD)/libseq2seq.so
 LIB_A    := $(BUILD)/libseq2seq.a
 APPS     := $(patsubst apps/%.c,$(BUILD)/%,$(wildcard apps/*.c)) $(patsubst bench/%.c,$(BUILD)/%,$(wildcard bench/*.c))
+ifneq ($(HAVE_MHD),1)
+  APPS   := $(filter-out $(BUILD)/s2s-serve,$(APPS))
+endif
 TEST_C   := $(wildcard tests/*.c)
 TEST_BIN := $(BUILD)/tests/test_suite
 
@@ -79,6 +83,7 @@ config:
 	@echo "libseq2seq: nvcc: $(if $(NVCC),$(NVCC),not found); CUDA backend: $(if $(filter 1,$(CUDA)),yes (sm $(CUDA_ARCH)),no)"
 	@echo "libseq2seq: cuDNN: $(if $(filter 1,$(CUDNN)),yes,$(if $(filter 1,$(HAVE_CUDNN_H)),found but off (CUDNN=0),no)); OpenBLAS: $(if $(filter 1,$(HAVE_OPENBLAS)),yes,MISSING - run scripts/install-deps.sh); Criterion: $(if $(filter 1,$(HAVE_CRITERION)),yes,no (needed by make test))"
 	@echo "libseq2seq: SentencePiece: $(if $(filter 1,$(HAVE_SPM)),yes,MISSING); cJSON: $(if $(filter 1,$(HAVE_CJSON)),yes,MISSING); zlib: $(if $(filter 1,$(HAVE_ZLIB)),yes,MISSING)$(if $(filter 0,$(HAVE_SPM) $(HAVE_CJSON) $(HAVE_ZLIB)), - run scripts/install-deps.sh,)"
+	@echo "libseq2seq: libmicrohttpd: $(if $(filter 1,$(HAVE_MHD)),yes (s2s-serve),no: s2s-serve is not built (scripts/install-deps.sh installs it))"
 
 lib: $(LIB_SO) $(LIB_A)
 
@@ -111,6 +116,15 @@ $(LIB_A): $(OBJ)
 apps: $(APPS)
 # The programs see the public header only (README: layout), so the compiler enforces it.
 PROG_CFLAGS = $(filter-out -I%,$(CFLAGS)) -Iinclude
+# s2s-serve's web page: apps/s2s-serve.html as a C string, so the binary serves it alone.
+$(BUILD)/gen/s2s-serve-page.h: apps/s2s-serve.html
+	@mkdir -p $(dir $@)
+	{ printf 'static const char PAGE[] =\n'; sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/    "/' -e 's/$$/\\n"/' $<; \
+	  printf ';\n'; } > $@
+$(BUILD)/s2s-serve: apps/s2s-serve.c $(BUILD)/gen/s2s-serve-page.h $(LIB_SO)
+	@mkdir -p $(BUILD)/deps
+	$(CC) $(PROG_CFLAGS) -I$(BUILD)/gen $(DEPFLAGS) -MF $(BUILD)/deps/s2s-serve.d -MT $@ $< -o $@ -L$(BUILD) -lseq2seq \
+	  -Wl,-rpath,'$$ORIGIN' $(LDFLAGS) -lmicrohttpd -lcjson -lpthread
 $(BUILD)/%: apps/%.c $(LIB_SO)
 	@mkdir -p $(BUILD)/deps
 	$(CC) $(PROG_CFLAGS) $(DEPFLAGS) -MF $(BUILD)/deps/$*.d -MT $@ $< -o $@ -L$(BUILD) -lseq2seq -Wl,-rpath,'$$ORIGIN' $(LDFLAGS) $(if $(filter s2s-chat,$*),-ledit)

@@ -3,6 +3,7 @@
  * by apps/s2s-translate.c and apps/s2s-chat.c (each tool is one translation unit). */
 #ifndef S2S_CLI_H
 #define S2S_CLI_H
+#pragma GCC diagnostic ignored "-Wunused-function" /* each tool uses a part of this */
 
 #include <seq2seq.h>
 #include <errno.h>

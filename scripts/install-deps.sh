@@ -14,6 +14,9 @@ PACKAGES=(
   libcjson-dev                    # config and safetensors headers
   libsentencepiece-dev            # the subword tokenizer
   libedit-dev                     # line editing at the chat prompt
+  libmicrohttpd-dev               # s2s-serve's HTTP
+  # for the tests of s2s-serve: a load generator, and a real browser driven by Selenium
+  hey chromium chromium-driver python3-selenium
 )
 
 missing=()
