@@ -46,6 +46,11 @@ ifeq ($(SANITIZE),1)
   CXXFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer
   LDFLAGS += -fsanitize=address,undefined
 endif
+ifeq ($(TSAN),1)
+  CFLAGS += -fsanitize=thread -fno-omit-frame-pointer
+  CXXFLAGS += -fsanitize=thread -fno-omit-frame-pointer
+  LDFLAGS += -fsanitize=thread
+endif
 
 # Sources that need the CUDA toolkit: the CUDA backend, its cuDNN layers and the cuDNN benchmark peer.
 LIB_ALL_C := $(wildcard lib/*.c lib/*/*.c)
@@ -216,4 +221,24 @@ fuzz:
 	@$(MAKE) --no-print-directory $(FUZZ_BIN)
 	scripts/fuzz.sh $(or $(SECONDS),60) $(FUZZ_BIN)
 .SECONDARY: $(FUZZ_OBJ)
-.PHONY: sanitize fuzz
+.PHONY: sanitize fuzz tsan
+
+# `make tsan`: the serving engine and s2s-serve under ThreadSanitizer (build-tsan/, CPU only):
+# tests/tsan/engine_threads.c (a thread running the engine while three submit and cancel; a
+# drain; a stop in flight) and the server's end-to-end test with the instrumented server and
+# tools (Criterion itself does not run under TSan). Reports go to build-tsan/sanitizer/ and fail
+# the target.
+# scripts/tsan.supp silences libgomp, which is not instrumented (its barriers look like races).
+TSAN_LOG := $(CURDIR)/build-tsan/sanitizer
+tsan:
+	@$(MAKE) --no-print-directory BUILD=build-tsan CUDA=0 TSAN=1 all
+	$(CC) $(filter-out -I%,$(CFLAGS)) -fsanitize=thread -Iinclude tests/tsan/engine_threads.c -o build-tsan/engine_threads \
+	  -Lbuild-tsan -lseq2seq -Wl,-rpath,'$$ORIGIN' -fsanitize=thread -lpthread
+	@rm -rf $(TSAN_LOG) && mkdir -p $(TSAN_LOG)
+	@t0=$$(date +%s); export OMP_WAIT_POLICY=passive \
+	  TSAN_OPTIONS=halt_on_error=0:log_path=$(TSAN_LOG)/tsan:suppressions=$(CURDIR)/scripts/tsan.supp; \
+	./build-tsan/engine_threads && python3 tests/serve/serve_test.py build-tsan; rc=$$?; \
+	reports=$$(grep -l 'WARNING: ThreadSanitizer' $(TSAN_LOG)/* 2>/dev/null); \
+	for r in $$reports; do echo "==== $$r"; cat "$$r"; done; \
+	echo "tsan: suite exit $$rc, $$(echo $$reports | wc -w) report(s), $$(( $$(date +%s) - t0 )) s"; \
+	test $$rc -eq 0 -a -z "$$reports"

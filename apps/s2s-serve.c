@@ -16,7 +16,7 @@
 #include <pthread.h>
 #include <time.h>
 
-#include "s2s-serve-page.h" /* PAGE: apps/s2s-serve.html as a C string (made by the Makefile) */
+#include <s2s-serve-page.h> /* PAGE: apps/s2s-serve.html as a C string, made by the Makefile in the build */
 
 #define TOOL "s2s-serve"
 #define MAX_MODELS 8
@@ -83,6 +83,7 @@ typedef struct server {
     histo duration[EP_N], queue_time, per_token;
     long long responses[NCODES + 1];
     struct conn *waiting; /* connections with an engine request: the deadline watch */
+    int watch_stop;
 } server;
 
 /* ---- one engine request and the connection waiting for it ----------------------------------------
@@ -267,15 +268,14 @@ static void watch_remove(conn *k)
     pthread_mutex_unlock(&sv->mu);
 }
 
-static volatile int watch_stop;
-
 static void *watch(void *arg)
 {
     server *sv = arg;
-    while (!watch_stop) {
+    for (int stop = 0; !stop;) {
         usleep(50 * 1000);
         double t = mono_ms();
         pthread_mutex_lock(&sv->mu);
+        stop = sv->watch_stop;
         for (conn *k = sv->waiting; k; k = k->next_waiting)
             if (!k->timed_out && t > k->deadline) {
                 k->timed_out = 1;
@@ -522,9 +522,10 @@ static enum MHD_Result chat_start(conn *k)
     }
     s2s_decode_options o = s2s_decode_options_default();
     o.mode = S2S_DECODE_GREEDY, o.no_repeat_ngram = 3;
-    double temp = -1, top_p = 1, max_tokens = -1, beam = 0, seed = -1, n = 1;
+    double temp = -1, top_p = 1, max_tokens = -1, min_tokens = 0, beam = 0, seed = -1, n = 1;
     if (!get_num(k, j, "temperature", 0, 100, 0, &temp, &ret, "") || !get_num(k, j, "top_p", 0.001, 1, 0, &top_p, &ret, "") ||
         !get_num(k, j, "max_tokens", 1, 4096, 1, &max_tokens, &ret, "") ||
+        !get_num(k, j, "min_tokens", 0, 4096, 1, &min_tokens, &ret, "") ||
         !get_num(k, j, "beam_size", 1, 64, 1, &beam, &ret, "") || !get_num(k, j, "seed", 0, 4294967295.0, 1, &seed, &ret, "") ||
         !get_num(k, j, "n", 1, 1, 1, &n, &ret, "")) {
         cJSON_Delete(j);
@@ -536,6 +537,7 @@ static enum MHD_Result chat_start(conn *k)
         o.mode = S2S_DECODE_SAMPLE, o.temperature = (float)temp, o.top_p = (float)top_p;
     if (seed >= 0)
         o.seed = (uint64_t)seed;
+    o.min_len = (int)min_tokens; /* vLLM's extension: no end of reply before this many tokens */
     if (max_tokens > 0)
         o.max_len_a = 0, o.max_len_b = (int)max_tokens, k->max_tokens = (int)max_tokens;
     k->stream = cJSON_IsTrue(stream);
@@ -1075,6 +1077,15 @@ static const char *HELP =
     "  --device auto|cpu|cuda --threads N --quiet\n"
     "example: s2s-serve --model en-de=runs/m30k.best.safetensors --model chat=runs/chat.best.safetensors\n";
 
+static int sig_pipe[2];
+
+static void on_signal(int sig)
+{
+    unsigned char b = (unsigned char)sig;
+    ssize_t n = write(sig_pipe[1], &b, 1); /* async-signal-safe; a full pipe already holds a signal */
+    (void)n;
+}
+
 static int parse_named(const char *v, char *name, size_t cap, const char **path)
 {
     const char *eq = strchr(v, '=');
@@ -1167,10 +1178,15 @@ int main(int argc, char **argv)
     a4.sin_family = AF_INET, a4.sin_port = htons((uint16_t)o->port);
     a6.sin6_family = AF_INET6, a6.sin6_port = htons((uint16_t)o->port);
 
-    /* SIGTERM and SIGINT are taken by this thread alone (sigwait), so every thread starts with them blocked */
-    sigset_t sigs;
-    sigemptyset(&sigs), sigaddset(&sigs, SIGTERM), sigaddset(&sigs, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    /* SIGTERM and SIGINT: a handler (whichever thread takes it: the BLAS library's threads exist
+     * before main) writes a byte that this thread waits for; a second one changes nothing */
+    if (pipe(sig_pipe) != 0)
+        return fprintf(stderr, TOOL ": cannot make a pipe: %s\n", strerror(errno)), 1;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL), sigaction(SIGINT, &sa, NULL);
     pthread_mutex_init(&sv.mu, NULL);
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_SUSPEND_RESUME | MHD_USE_ERROR_LOG |
                      (v6 ? MHD_USE_IPv6 : 0);
@@ -1200,8 +1216,9 @@ int main(int argc, char **argv)
         for (int i = 0; i < nm; i++)
             fprintf(stderr, " %s%s", sv.models[i].name, sv.models[i].rev ? " (with a reverse model)" : "");
         fprintf(stderr, "%s\n", o->api_key ? "; an API key is required" : "");
-        int sig = 0;
-        sigwait(&sigs, &sig);
+        unsigned char sig = 0;
+        while (read(sig_pipe[0], &sig, 1) < 0 && errno == EINTR)
+            ;
         fprintf(stderr, TOOL ": %s: draining (up to %g s)\n", sig == SIGTERM ? "SIGTERM" : "SIGINT", o->drain_s);
     } else {
         rc = 1;
@@ -1212,7 +1229,9 @@ int main(int argc, char **argv)
     stop_models(&sv, 1); /* every request in flight is answered (or cancelled at the drain's end) */
     usleep(100 * 1000);  /* let the resumed connections send their answers */
     MHD_stop_daemon(sv.d);
-    watch_stop = 1;
+    pthread_mutex_lock(&sv.mu);
+    sv.watch_stop = 1;
+    pthread_mutex_unlock(&sv.mu);
     pthread_join(watcher, NULL);
     free_models(&sv);
     if (rc == 0)
