@@ -125,6 +125,7 @@ typedef struct conn {
     int in_waiting;
     int tokens_in, tokens_out;
     int max_tokens; /* chat: the request's max_tokens (0: none) */
+    int include_usage; /* chat stream: stream_options.include_usage, a last chunk with the usage */
 } conn;
 
 static void waiter_unref(waiter *w)
@@ -541,6 +542,8 @@ static enum MHD_Result chat_start(conn *k)
     if (max_tokens > 0)
         o.max_len_a = 0, o.max_len_b = (int)max_tokens, k->max_tokens = (int)max_tokens;
     k->stream = cJSON_IsTrue(stream);
+    const cJSON *so = cJSON_GetObjectItemCaseSensitive(j, "stream_options");
+    k->include_usage = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(so, "include_usage"));
     k->model_name = strdup(m->name);
     snprintf(k->chat_id, sizeof k->chat_id, "chatcmpl-%lld", k->req_no);
     char why[1024];
@@ -680,6 +683,19 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max)
         if (code == 200) {
             n = sse_chunk(k, NULL, NULL, finish_reason(k, w), buf, max);
             k->tokens_in += w->res.src_tokens, k->tokens_out += w->res.out_tokens;
+            if (k->include_usage && n) { /* OpenAI's last chunk: no choices, the usage */
+                cJSON *j = chat_object(k, "chat.completion.chunk"), *u;
+                cJSON_AddArrayToObject(j, "choices");
+                u = cJSON_AddObjectToObject(j, "usage");
+                cJSON_AddNumberToObject(u, "prompt_tokens", w->res.src_tokens);
+                cJSON_AddNumberToObject(u, "completion_tokens", w->res.out_tokens);
+                cJSON_AddNumberToObject(u, "total_tokens", w->res.src_tokens + w->res.out_tokens);
+                char *s = cJSON_PrintUnformatted(j);
+                cJSON_Delete(j);
+                int m = s ? snprintf(buf + n, max - n, "data: %s\n\n", s) : 0;
+                n += m > 0 && (size_t)m < max - n ? (size_t)m : 0;
+                free(s);
+            }
         } else {
             n = (size_t)snprintf(buf, max, "data: {\"error\":{\"message\":\"%s\",\"code\":%d}}\n\n",
                                  code == 504 ? "the deadline passed; the request was cancelled"
