@@ -1240,8 +1240,11 @@ int main(int argc, char **argv)
         rc = 1;
     }
     pthread_mutex_lock(&sv.mu);
-    sv.state = 2; /* new decoding requests: 503; /health: 503 */
+    sv.state = 2; /* decoding requests already connected: 503; /health: 503 */
     pthread_mutex_unlock(&sv.mu);
+    MHD_socket ls = MHD_quiesce_daemon(sv.d); /* no new connections; those open go on */
+    if (ls != MHD_INVALID_SOCKET)
+        close(ls);
     stop_models(&sv, 1); /* every request in flight is answered (or cancelled at the drain's end) */
     usleep(100 * 1000);  /* let the resumed connections send their answers */
     MHD_stop_daemon(sv.d);
