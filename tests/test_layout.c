@@ -1,23 +1,12 @@
 /* test_layout.c - the layer rule of README.md (Layout): scripts/check-layers.py finds no lower
  * layer including or calling a higher one and no call circle in this tree and its objects
  * ($S2S_BUILD/obj), and does find each kind of violation in a small tree made to have them. */
-#include <criterion/criterion.h>
+#include "test_util.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-/* Runs cmd, returns its exit status and its output in out. */
-static int run(const char *cmd, char *out, size_t cap)
-{
-    FILE *p = popen(cmd, "r");
-    cr_assert_not_null(p, "popen %s", cmd);
-    size_t n = fread(out, 1, cap - 1, p);
-    out[n] = 0;
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
 
 static int have_python(void) { return system("python3 -c 0 >/dev/null 2>&1") == 0; }
 
@@ -28,7 +17,7 @@ Test(layout, tree_follows_the_layer_table)
     const char *build = getenv("S2S_BUILD") ? getenv("S2S_BUILD") : "build";
     char cmd[512], out[65536];
     snprintf(cmd, sizeof cmd, "python3 scripts/check-layers.py --objects %s/obj 2>&1", build);
-    int rc = run(cmd, out, sizeof out);
+    int rc = tu_run(cmd, out, sizeof out);
     cr_assert_eq(rc, 0, "%s\n%s", cmd, out);
     cr_assert(strstr(out, "0 problem(s)") && strstr(out, "calls of"), "%s", out);
 }
@@ -72,7 +61,7 @@ Test(layout, violations_are_found)
              dir);
     cr_assert_eq(system(cmd), 0, "%s", cmd);
     snprintf(cmd, sizeof cmd, "python3 scripts/check-layers.py --root %s --objects %s/obj 2>&1", dir, dir);
-    int rc = run(cmd, out, sizeof out);
+    int rc = tu_run(cmd, out, sizeof out);
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     cr_assert_eq(system(cmd), 0);
     cr_assert_eq(rc, 1, "exit %d\n%s", rc, out);

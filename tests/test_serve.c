@@ -3,7 +3,7 @@
  * clients, hey's bounded load, a client that vanishes mid-stream, a full queue, a deadline, a
  * drain on SIGTERM) and the web page in a real browser where Chromium and Selenium are installed
  * (tests/serve/browser_test.py). Servers bind 127.0.0.1 on free ports and are stopped within. */
-#include <criterion/criterion.h>
+#include "test_util.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,17 +11,6 @@
 #include <unistd.h>
 
 static const char *build(void) { return getenv("S2S_BUILD") ? getenv("S2S_BUILD") : "build"; }
-
-/* Runs cmd; its output in out; the exit status. */
-static int run(const char *cmd, char *out, size_t cap)
-{
-    FILE *p = popen(cmd, "r");
-    cr_assert_not_null(p, "popen %s", cmd);
-    size_t n = fread(out, 1, cap - 1, p);
-    out[n] = 0;
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
 
 static int have_server(void)
 {
@@ -37,7 +26,7 @@ Test(serve, end_to_end, .timeout = 300)
     char cmd[512];
     static char out[1 << 16];
     snprintf(cmd, sizeof cmd, "python3 tests/serve/serve_test.py %s 2>&1", build());
-    int rc = run(cmd, out, sizeof out);
+    int rc = tu_run(cmd, out, sizeof out);
     cr_assert(rc == 0 && strstr(out, "serve_test: 0 failed"), "%s: exit %d\n%s", cmd, rc, out);
 }
 
@@ -48,7 +37,7 @@ Test(serve, web_page_in_a_browser, .timeout = 300)
     char cmd[512];
     static char out[1 << 16];
     snprintf(cmd, sizeof cmd, "python3 tests/serve/browser_test.py %s 2>&1", build());
-    int rc = run(cmd, out, sizeof out);
+    int rc = tu_run(cmd, out, sizeof out);
     if (rc == 77)
         cr_skip_test("%s", out);
     cr_assert(rc == 0 && strstr(out, "browser_test: 0 failed"), "%s: exit %d\n%s", cmd, rc, out);

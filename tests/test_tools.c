@@ -206,12 +206,8 @@ Test(tools, output_matrix, .timeout = 300)
     const char *build = getenv("S2S_BUILD") ? getenv("S2S_BUILD") : "build";
     char cmd[512];
     snprintf(cmd, sizeof cmd, "tests/tools/output_matrix.sh %s 2>&1", build);
-    FILE *p = popen(cmd, "r");
-    cr_assert_not_null(p);
     static char out[65536];
-    size_t n = fread(out, 1, sizeof out - 1, p);
-    out[n] = 0;
-    int st = pclose(p);
-    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s:\n%s", cmd, out);
+    int rc = tu_run(cmd, out, sizeof out);
+    cr_assert_eq(rc, 0, "%s:\n%s", cmd, out);
     cr_assert(strstr(out, "output_matrix: 0 failed"), "%s", out);
 }

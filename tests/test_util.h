@@ -8,7 +8,20 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/wait.h>
 #include <time.h>
+
+/* Runs a shell command; out gets its output (NUL-terminated); returns its exit status (-1 when
+ * it did not exit). */
+static inline int tu_run(const char *cmd, char *out, size_t cap)
+{
+    FILE *p = popen(cmd, "r");
+    cr_assert_not_null(p, "popen %s", cmd);
+    size_t n = fread(out, 1, cap - 1, p);
+    out[n] = 0;
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
 
 /* xorshift64* stream: tests draw fresh inputs from a seed they print on failure. */
 static inline uint64_t tu_next(uint64_t *s)
