@@ -176,6 +176,19 @@ Test(decode, trained_model_beam_greedy_sampling, .timeout = 120)
             for (int y = x + 1; y < h[i].len; y++)
                 cr_assert_neq(h[i].ids[x], h[i].ids[y]);
     s2s_hypotheses_free(h, 16);
+    /* 2- and 3-gram blocking in each mode, on long outputs (min_len forces them): no n-gram twice */
+    for (int n = 2; n <= 3; n++)
+        for (int mode = 0; mode < 3; mode++) {
+            o.mode = mode == 0 ? S2S_DECODE_GREEDY : mode == 1 ? S2S_DECODE_BEAM : S2S_DECODE_SAMPLE;
+            o.no_repeat_ngram = n, o.min_len = 14, o.max_len_a = 0, o.max_len_b = 16;
+            cr_assert_eq(s2s_model_decode(m, &b, &o, &h), S2S_OK, "%s", s2s_last_error());
+            for (int i = 0; i < 16; i++)
+                for (int x = 0; x + n <= h[i].len; x++)
+                    for (int y = x + 1; y + n <= h[i].len; y++)
+                        cr_assert(memcmp(h[i].ids + x, h[i].ids + y, sizeof(int32_t) * (size_t)n) != 0,
+                                  "mode %d: row %d repeats the %d-gram at %d at %d", mode, i, n, x, y);
+            s2s_hypotheses_free(h, 16);
+        }
     s2s_optimizer_free(opt);
     s2s_model_free(m);
     s2s_context_free(ctx);

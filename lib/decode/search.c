@@ -36,12 +36,13 @@ s2s_status s2s_search_init(s2s_search *s, const s2s_decode_options *o, int src_l
     s->max_len = ml < 1 ? 1 : ml;
     size_t K = (size_t)s->K, T = (size_t)s->max_len, att = o->attention ? T * (size_t)S : 0;
     size_t per = T * 2 * sizeof(int32_t) + att * sizeof(float) + 16; /* one hypothesis' arrays */
-    size_t heads = 3 * K * sizeof(s2s_hyp) + K * sizeof(float);
+    size_t heads = 3 * K * sizeof(s2s_hyp) + K * sizeof(float) + T * sizeof(int32_t);
     char *p = s->pool = s2s_host_calloc(1, heads + 3 * K * per, "beam hypotheses");
     if (!p)
         return S2S_ERR_OUT_OF_MEMORY;
     s->live = (s2s_hyp *)p, s->next = s->live + K, s->fin = s->next + K;
     s->fin_score = (float *)(s->fin + K);
+    s->banned = (int32_t *)(s->fin_score + K);
     p += heads;
     for (size_t i = 0; i < 3 * K; i++, p += per) { /* live, next, fin are consecutive */
         s2s_hyp *h = &s->live[i];
@@ -131,6 +132,42 @@ static void keep_top(cand *top, int *n, int cap, cand c)
     top[i] = c;
 }
 
+/* The tokens that would repeat an n-gram of h (those that followed an earlier occurrence of its
+ * last n - 1 tokens), into s->banned: what repeats() says of every token, found once per row in
+ * O(len n) instead of O(V len). Returns their number, or -1 when they do not fit (then
+ * repeats() is asked token by token). */
+static int find_banned(s2s_search *s, const s2s_hyp *h)
+{
+    int n = s->o.no_repeat_ngram, nb = 0;
+    if (n <= 0 || h->len < n - 1)
+        return 0;
+    const int32_t *tail = h->tok + h->len - (n - 1);
+    for (int i = 0; i + n - 1 < h->len; i++) {
+        int same = 1;
+        for (int j = 0; same && j < n - 1; j++)
+            same = h->tok[i + j] == tail[j];
+        if (same) {
+            if (nb == s->max_len)
+                return -1;
+            s->banned[nb++] = h->tok[i + n - 1];
+        }
+    }
+    return nb;
+}
+
+/* Whether v may follow h; nb: find_banned's answer for h. */
+static int allowed_nb(const s2s_search *s, const s2s_hyp *h, int32_t v, int nb)
+{
+    if (v == S2S_PAD_ID || v == S2S_BOS_ID || (v == S2S_EOS_ID && h->len < s->o.min_len))
+        return 0;
+    if (nb < 0)
+        return !repeats(h, v, s->o.no_repeat_ngram);
+    for (int i = 0; i < nb; i++)
+        if (s->banned[i] == v)
+            return 0;
+    return 1;
+}
+
 static int allowed(const s2s_search *s, const s2s_hyp *h, int32_t v)
 {
     if (v == S2S_EOS_ID && h->len < s->o.min_len)
@@ -157,8 +194,9 @@ static void beam_step(s2s_search *s, const s2s_step_rows *r, int32_t *tok, int32
             continue;
         }
         const float *lp = r->lp + (size_t)k * V;
+        int nb = find_banned(s, h);
         for (int32_t v = 0; v < V; v++)
-            if (allowed(s, h, v))
+            if (allowed_nb(s, h, v, nb))
                 keep_top(top, &n, 2 * K, (cand){h->logp + lp[v], k, v});
     }
     int filled = 0;
@@ -194,12 +232,12 @@ static int cmp_cand_desc(const void *a, const void *b)
 
 /* Draws from softmax(lp / temperature) over the allowed tokens, restricted to the top_k most
  * likely and to the smallest set holding top_p of the mass; Philox keyed by (seed, key, step). */
-static int32_t sample_token(const s2s_search *s, const float *lp, const s2s_hyp *h, cand *c)
+static int32_t sample_token(s2s_search *s, const float *lp, const s2s_hyp *h, cand *c)
 {
     const s2s_decode_options *o = &s->o;
-    int n = 0;
+    int n = 0, nb = find_banned(s, h);
     for (int32_t v = 0; v < s->V; v++)
-        if (allowed(s, h, v))
+        if (allowed_nb(s, h, v, nb))
             c[n++] = (cand){lp[v] / (o->temperature > 0 ? o->temperature : 1.0f), 0, v};
     if (n == 0)
         return S2S_EOS_ID;
@@ -244,11 +282,19 @@ static void single_step(s2s_search *s, const s2s_step_rows *r, int32_t *tok, int
     }
     if (s->o.mode == S2S_DECODE_SAMPLE) {
         pick = sample_token(s, lp, h, scratch);
-    } else {
-        int32_t best = -1;
-        for (int32_t v = 0; v < s->V; v++)
-            if (allowed(s, h, v) && (best < 0 || lp[v] > lp[best]))
-                best = v;
+    } else { /* the first of the largest allowed: the row's first largest when it is allowed */
+        int nb = find_banned(s, h), nan = isnan(lp[0]);
+        int32_t best = 0;
+        for (int32_t v = 1; v < s->V; v++) {
+            best = lp[v] > lp[best] ? v : best;
+            nan |= isnan(lp[v]);
+        }
+        if (nan || !allowed_nb(s, h, best, nb)) { /* the full scan decides, as it always did */
+            best = -1;
+            for (int32_t v = 0; v < s->V; v++)
+                if (allowed_nb(s, h, v, nb) && (best < 0 || lp[v] > lp[best]))
+                    best = v;
+        }
         pick = best < 0 ? S2S_EOS_ID : best;
     }
     hyp_copy(s, nh, h);

@@ -26,6 +26,7 @@ typedef struct s2s_search {
     s2s_hyp *live, *next; /* [K] */
     s2s_hyp *fin;         /* [K]: the best finished, kept as copies */
     float *fin_score;     /* [K]: their length-normalised scores */
+    int32_t *banned;      /* [max_len]: a row's tokens that n-gram blocking refuses (scratch) */
     void *pool;           /* every array above */
 } s2s_search;
 
