@@ -150,6 +150,9 @@ deps:
 test: deps
 	@$(MAKE) --no-print-directory all $(TEST_BIN)
 	S2S_BUILD=$(BUILD) OMP_WAIT_POLICY=$${OMP_WAIT_POLICY:-passive} ./$(TEST_BIN) $(TEST_ARGS)
+	@if python3 -c 'import pytest' 2>/dev/null; then \
+	  S2S_BUILD=$(BUILD) OMP_WAIT_POLICY=$${OMP_WAIT_POLICY:-passive} python3 -m pytest -q python/tests; \
+	else echo "make test: pytest is not installed: the Python package's tests (python/tests) are skipped"; fi
 
 check: test
 

@@ -37,11 +37,15 @@ def main():
     ap.add_argument("--model", default=None)
     ap.add_argument("--beam", type=int, default=5)
     ap.add_argument("--label", default="")
+    ap.add_argument("--expect", help="translate: a file with the expected translation of each line (the same "
+                    "order); the output counts the answers that differ")
     a = ap.parse_args()
     lines = [x.rstrip("\n") for x in open(a.lines, encoding="utf-8") if x.strip()][: a.n]
     lock = threading.Lock()
     todo = list(range(len(lines)))
     lat, ttft, tpot, errors, out_tokens = [], [], [], [], [0]
+    expect = [x.rstrip("\n") for x in open(a.expect, encoding="utf-8")][: len(lines)] if a.expect else None
+    differ = []
 
     def one(i, c):
         t0 = time.perf_counter()
@@ -54,6 +58,9 @@ def main():
             data = r.read()
             if r.status != 200:
                 raise RuntimeError("%d %s" % (r.status, data[:200]))
+            if expect is not None and json.loads(data)[0][0]["tgt"] != expect[i]:
+                with lock:
+                    differ.append(i)
             return time.perf_counter() - t0, None, None, 0
         body = {"messages": [{"role": "user", "content": lines[i]}], "stream": True,
                 "stream_options": {"include_usage": True}}
@@ -121,6 +128,8 @@ def main():
     if a.kind == "chat":
         res.update({"ttft_p50_ms": round(1e3 * pct(ttft, 50), 1), "ttft_p99_ms": round(1e3 * pct(ttft, 99), 1),
                     "tpot_p50_ms": round(1e3 * pct(tpot, 50), 2)})
+    if expect is not None:
+        res["differ_from_expected"] = len(differ)
     if errors:
         res["first_error"] = errors[0]
     print(json.dumps(res))

@@ -66,6 +66,9 @@ S2S_API const char *s2s_last_error(void);
 
 /* Library version as "MAJOR.MINOR.PATCH". */
 S2S_API const char *s2s_version(void);
+/* sizeof the public struct named `type` ("s2s_decode_options", ...), 0 for an unknown name: for
+ * bindings (the Python package) to check their copies of the layouts when they load. */
+S2S_API size_t s2s_sizeof(const char *type);
 
 /* ---- context ----------------------------------------------------------------------- */
 

@@ -29,6 +29,41 @@ S2S_API const char *s2s_status_string(s2s_status st)
 
 S2S_API const char *s2s_last_error(void) { return last_error; }
 
+S2S_API size_t s2s_sizeof(const char *type)
+{
+    static const struct {
+        const char *name;
+        size_t size;
+    } T[] = {
+        {"s2s_context_options", sizeof(s2s_context_options)},
+        {"s2s_model_config", sizeof(s2s_model_config)},
+        {"s2s_param_info", sizeof(s2s_param_info)},
+        {"s2s_batch", sizeof(s2s_batch)},
+        {"s2s_loss_options", sizeof(s2s_loss_options)},
+        {"s2s_optimizer_options", sizeof(s2s_optimizer_options)},
+        {"s2s_decode_options", sizeof(s2s_decode_options)},
+        {"s2s_hypothesis", sizeof(s2s_hypothesis)},
+        {"s2s_translate_options", sizeof(s2s_translate_options)},
+        {"s2s_engine_options", sizeof(s2s_engine_options)},
+        {"s2s_engine_result", sizeof(s2s_engine_result)},
+        {"s2s_engine_stats", sizeof(s2s_engine_stats)},
+        {"s2s_tagger_config", sizeof(s2s_tagger_config)},
+        {"s2s_corpus_options", sizeof(s2s_corpus_options)},
+        {"s2s_corpus_stats", sizeof(s2s_corpus_stats)},
+        {"s2s_tokenizer_options", sizeof(s2s_tokenizer_options)},
+        {"s2s_provenance", sizeof(s2s_provenance)},
+        {"s2s_bleu", sizeof(s2s_bleu)},
+        {"s2s_train_progress", sizeof(s2s_train_progress)},
+        {"s2s_trainer_options", sizeof(s2s_trainer_options)},
+        {"s2s_bench_rnn_options", sizeof(s2s_bench_rnn_options)},
+        {"s2s_bench_result", sizeof(s2s_bench_result)},
+    };
+    for (size_t i = 0; type && i < sizeof T / sizeof T[0]; i++)
+        if (!strcmp(T[i].name, type))
+            return T[i].size;
+    return 0;
+}
+
 S2S_API const char *s2s_version(void) { return "0.1.0"; }
 
 static void vfail(const char *file, int line, s2s_status st, const char *tail, const char *fmt, va_list ap)
