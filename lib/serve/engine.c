@@ -646,14 +646,15 @@ S2S_API s2s_status s2s_engine_step(s2s_engine *e, int *active)
 {
     if (!e)
         return S2S_FAIL(S2S_ERR_INVALID_ARG, "s2s_engine_step: engine is NULL");
-    int cap = e->o.max_rows;
-    request **add = malloc(sizeof(request *) * (size_t)cap * 3), **gone = add + cap, **keep = add + 2 * cap;
+    int cap = e->o.max_rows, gcap = e->o.queue_max + 1; /* admitted, kept: rows; cancelled: the queue */
+    request **add = malloc(sizeof(request *) * ((size_t)cap * 2 + (size_t)gcap)), **keep = add + cap,
+            **gone = add + 2 * cap;
     if (!add)
         return S2S_FAIL(S2S_ERR_OUT_OF_MEMORY, "a step's lists");
     int nadd, ngone, nkeep = 0;
     double t0 = now_ms();
     pthread_mutex_lock(&e->mu);
-    intake(e, add, &nadd, gone, &ngone, cap);
+    intake(e, add, &nadd, gone, &ngone, gcap);
     pthread_mutex_unlock(&e->mu);
     for (int i = 0; i < ngone; i++)
         end_without(e, gone[i], S2S_ERR_CANCELLED, "cancelled while queued");
