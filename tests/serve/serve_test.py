@@ -116,9 +116,10 @@ def body(t):
     if not check("setup_train", r.returncode == 0, r.stderr):
         return
     M = t + "/m.best.safetensors"
-    # and a model that learned nothing: it rarely ends a reply, so a stream lasts (vanish)
+    # and a model that learned nothing, wider: it rarely ends a reply and each step takes a while,
+    # so a stream of min_tokens lasts well past the deadlines and signals of the tests below
     r = run([B + "/s2s-translate", "train", "--train-tsv", t + "/train.tsv", "--out", t + "/r", "--vocab", "40",
-             "--hidden", "32", "--embed", "16", "--max-steps", "1", "--valid-every", "0", "--lr", "1e-9",
+             "--hidden", "512", "--embed", "64", "--max-steps", "1", "--valid-every", "0", "--lr", "1e-9",
              "--device", "cpu", "--threads", "1", "--quiet"])
     if not check("setup_train_untrained", r.returncode == 0, r.stderr):
         return
@@ -293,7 +294,7 @@ def vanish(s):
 def limits(M, R):
     """A full queue: 429 with Retry-After; a deadline: 504 (the request's rows freed)."""
     s = Server("--model", "tr=" + M, "--model", "rand=" + R, "--queue", "1", "--max-rows", "64", "--token-budget",
-               "2000", "--deadline", "0.3")
+               "2000", "--deadline", "0.1")
     try:
         results = []
 
@@ -307,7 +308,7 @@ def limits(M, R):
         check("queue_full_429", c429 and c429[0][1].get("Retry-After") == "1" and "queue" in c429[0][2],
               [r[0] for r in results])
         code, _, txt = s.request("POST", "/v1/chat/completions", {"model": "rand", "messages": [
-            {"role": "user", "content": "red cat"}], "min_tokens": 4000, "max_tokens": 4096})
+            {"role": "user", "content": "red cat"}], "min_tokens": 4096, "max_tokens": 4096})
         check("deadline_504", code == 504 and "deadline" in txt, "%d %s" % (code, txt))
         freed = False
         for _ in range(50):
@@ -326,13 +327,14 @@ def drain(R):
     s = Server("--model", "rand=" + R, "--drain", "20")
     res = {}
 
-    def slow():  # about 2,000 decoder steps: well over the signal's delay
+    def slow():  # 4,096 decoder steps: well over the signal's delay
         res["r"] = s.request("POST", "/v1/chat/completions", {"messages": [{"role": "user", "content": "red cat"}],
-                                                               "min_tokens": 2000, "max_tokens": 2000})
+                                                               "min_tokens": 4096, "max_tokens": 4096})
 
     th = threading.Thread(target=slow)
     th.start()
-    time.sleep(0.3)
+    time.sleep(0.05)
+    in_flight = th.is_alive()  # the request is still decoding when the signal comes
     s.p.send_signal(signal.SIGTERM)
     time.sleep(0.1)
     try:
@@ -342,8 +344,8 @@ def drain(R):
     th.join(60)
     code = s.stop(wait=60)
     r = res.get("r")
-    check("drain_answers_in_flight", r is not None and r[0] == 200 and
-          json.loads(r[2])["usage"]["completion_tokens"] == 2000, r and r[:1])
+    check("drain_answers_in_flight", in_flight and r is not None and r[0] == 200 and
+          json.loads(r[2])["usage"]["completion_tokens"] == 4096, (in_flight, r and r[:1]))
     check("drain_refuses_new", late[0] in (0, 503), late)
     check("drain_exit_0", code == 0 and any("draining" in x for x in s.log), "exit %s" % code)
 
