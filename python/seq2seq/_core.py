@@ -126,6 +126,16 @@ def float_arg(name: str, value: Any, lo: float, hi: float) -> float:
 DEVICES = {"auto": 0, "cpu": 1, "cuda": 2}
 
 
+def free_model(m, st, tt) -> None:
+    """Frees a model and its tokenizers (tt may be the same handle as st), each when set."""
+    if m:
+        lib.s2s_model_free(m)
+    if tt and tt.value != (st.value if st else None):
+        lib.s2s_tokenizer_free(tt)
+    if st:
+        lib.s2s_tokenizer_free(st)
+
+
 class Handle:
     """An object owning C handles: closed by close(), a with block, or garbage collection; a
     closed object raises ClosedError instead of touching freed memory. Methods are not safe to

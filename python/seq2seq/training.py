@@ -8,8 +8,8 @@ from typing import Callable, Optional, Sequence, Tuple
 
 from . import _capi
 from ._capi import lib
-from ._core import (INVALID_ARG, Handle, InvalidArgumentError, check, float_arg, int_arg, make_context, path_arg,
-                    text_arg, texts_arg)
+from ._core import (INVALID_ARG, Handle, InvalidArgumentError, check, float_arg, free_model, int_arg, make_context,
+                    path_arg, text_arg)
 
 
 @dataclass
@@ -187,12 +187,7 @@ class Trainer(Handle):
         return self.out + ".best.safetensors"
 
     def _free(self) -> None:
-        if self._m:
-            lib.s2s_model_free(self._m)
-        if self._tt and self._tt.value != (self._st.value if self._st else None):
-            lib.s2s_tokenizer_free(self._tt)
-        if self._st:
-            lib.s2s_tokenizer_free(self._st)
+        free_model(self._m, self._st, self._tt)
         for c in (self._train, self._valid):
             if c:
                 lib.s2s_corpus_free(c)

@@ -8,8 +8,8 @@ from typing import List, Optional, Sequence
 
 from . import _capi
 from ._capi import lib
-from ._core import (INVALID_ARG, Handle, InvalidArgumentError, check, float_arg, int_arg, make_context, path_arg,
-                    texts_arg)
+from ._core import (INVALID_ARG, Handle, InvalidArgumentError, check, float_arg, free_model, int_arg, make_context,
+                    path_arg, texts_arg)
 
 
 @dataclass
@@ -54,12 +54,7 @@ class Model(Handle):
         self.device = lib.s2s_context_device_name(self._ctx).decode()
 
     def _free(self) -> None:
-        if self._m:
-            lib.s2s_model_free(self._m)
-        if self._tt and self._tt.value != (self._st.value if self._st else None):
-            lib.s2s_tokenizer_free(self._tt)
-        if self._st:
-            lib.s2s_tokenizer_free(self._st)
+        free_model(self._m, self._st, self._tt)
         if self._ctx:
             lib.s2s_context_free(self._ctx)
         self._ctx = self._m = self._st = self._tt = None
