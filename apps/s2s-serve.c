@@ -126,6 +126,8 @@ typedef struct conn {
     int tokens_in, tokens_out;
     int max_tokens; /* chat: the request's max_tokens (0: none) */
     int include_usage; /* chat stream: stream_options.include_usage, a last chunk with the usage */
+    int streamed_any;  /* chat stream: a content piece was sent */
+    const char *allow; /* a 405's Allow header */
 } conn;
 
 static void waiter_unref(waiter *w)
@@ -205,6 +207,8 @@ static enum MHD_Result answer(conn *k, int code, const char *type, char *body, s
         MHD_add_response_header(r, "Retry-After", "1");
     if (code == 401)
         MHD_add_response_header(r, "WWW-Authenticate", "Bearer");
+    if (code == 405)
+        MHD_add_response_header(r, "Allow", k->allow ? k->allow : "GET");
     k->code = code;
     enum MHD_Result ret = MHD_queue_response(k->c, (unsigned)code, r);
     MHD_destroy_response(r);
@@ -414,7 +418,7 @@ static enum MHD_Result translate_start(conn *k)
         cJSON_Delete(j);
         return fail(k, 400, "the body must be a non-empty JSON array of {\"src\": text, \"id\": model}");
     }
-    int n = cJSON_GetArraySize(j);
+    int n = cJSON_GetArraySize(j), first_nbest = 1;
     for (int i = 0; i < n; i++) {
         const cJSON *it = cJSON_GetArrayItem(j, i), *src = cJSON_GetObjectItemCaseSensitive(it, "src");
         char where[32];
@@ -440,6 +444,12 @@ static enum MHD_Result translate_start(conn *k)
             cJSON_Delete(j);
             return fail(k, 400, "item %d: n_best %g exceeds beam_size %g", i, nbest, beam);
         }
+        if (i > 0 && (int)nbest != first_nbest) { /* the answer is one list per rank */
+            cJSON_Delete(j);
+            return fail(k, 400, "item %d: n_best %g differs from item 0's %d; one request has one n_best", i, nbest,
+                        first_nbest);
+        }
+        first_nbest = (int)nbest;
         o.beam_size = (int)beam, o.nbest = (int)nbest, o.length_penalty = (float)lp;
         char why[1024];
         int code = submit(k, m, src->valuestring, &o, 0, why, sizeof why);
@@ -460,28 +470,33 @@ static enum MHD_Result translate_start(conn *k)
 static enum MHD_Result translate_finish(conn *k)
 {
     cJSON *j = parse_body(k, &(enum MHD_Result){MHD_NO}); /* parsed before: cannot fail now */
-    cJSON *out = cJSON_CreateArray();
     for (int i = 0; i < k->nw; i++) {
-        waiter *w = k->w[i];
-        int code = status_of(k, w);
+        int code = status_of(k, k->w[i]);
         if (code != 200) {
-            cJSON_Delete(j), cJSON_Delete(out);
+            cJSON_Delete(j);
             return code == 504 ? fail(k, 504, "the deadline of %g s passed; the request was cancelled", k->sv->o.deadline_s)
-                               : fail(k, code, "item %d: %s", i, w->error ? strip_prefix(w->error) : "failed");
+                               : fail(k, code, "item %d: %s", i, k->w[i]->error ? strip_prefix(k->w[i]->error) : "failed");
         }
-        const cJSON *src = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(j, i), "src");
-        cJSON *list = cJSON_CreateArray();
-        for (int b = 0; b < w->res.n; b++) {
-            cJSON *h = cJSON_CreateObject();
-            cJSON_AddStringToObject(h, "src", src->valuestring);
-            cJSON_AddStringToObject(h, "tgt", w->texts[b]);
-            cJSON_AddNumberToObject(h, "pred_score", w->scores[b]);
-            cJSON_AddNumberToObject(h, "n_best", b + 1);
-            cJSON_AddItemToArray(list, h);
-        }
-        cJSON_AddItemToArray(out, list);
-        k->tokens_in += w->res.src_tokens, k->tokens_out += w->res.out_tokens;
     }
+    /* OpenNMT-py's shape: one list per rank (n_best of them), each with one result per item, in
+     * order; "n_best" is the number of ranks */
+    int nbest = k->nw ? k->w[0]->res.n : 0;
+    cJSON *out = cJSON_CreateArray();
+    for (int b = 0; b < nbest; b++) {
+        cJSON *rank = cJSON_CreateArray();
+        for (int i = 0; i < k->nw; i++) {
+            waiter *w = k->w[i];
+            cJSON *h = cJSON_CreateObject();
+            cJSON_AddStringToObject(h, "src", cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(j, i), "src")->valuestring);
+            cJSON_AddStringToObject(h, "tgt", b < w->res.n ? w->texts[b] : "");
+            cJSON_AddNumberToObject(h, "n_best", nbest);
+            cJSON_AddNumberToObject(h, "pred_score", b < w->res.n ? w->scores[b] : 0.0);
+            cJSON_AddItemToArray(rank, h);
+        }
+        cJSON_AddItemToArray(out, rank);
+    }
+    for (int i = 0; i < k->nw; i++)
+        k->tokens_in += k->w[i]->res.src_tokens, k->tokens_out += k->w[i]->res.out_tokens;
     cJSON_Delete(j);
     return answer_json(k, 200, out);
 }
@@ -671,6 +686,7 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max)
         if (n) {
             memmove(w->pending, w->pending + take, w->pending_len - take + 1);
             w->pending_len -= take;
+            k->streamed_any = 1;
         }
         pthread_mutex_unlock(&w->mu);
         return n ? (ssize_t)n : MHD_CONTENT_READER_END_WITH_ERROR;
@@ -680,8 +696,13 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max)
         size_t n = 0;
         int code = status_of(k, w);
         k->code = code;
+        if (code == 200 && !k->streamed_any) /* beam search streams nothing: its (reranked) reply at once */
+            n = sse_chunk(k, chat_reply(k, w), NULL, NULL, buf, max);
         if (code == 200) {
-            n = sse_chunk(k, NULL, NULL, finish_reason(k, w), buf, max);
+            size_t m0 = n;
+            n += sse_chunk(k, NULL, NULL, finish_reason(k, w), buf + n, max - n);
+            if (n == m0) /* it did not fit after the reply: the next call sends it */
+                return k->streamed_any = 1, (ssize_t)n;
             k->tokens_in += w->res.src_tokens, k->tokens_out += w->res.out_tokens;
             if (k->include_usage && n) { /* OpenAI's last chunk: no choices, the usage */
                 cJSON *j = chat_object(k, "chat.completion.chunk"), *u;
@@ -872,6 +893,7 @@ static enum MHD_Result route(conn *k, const char *url, const char *method)
 {
     server *sv = k->sv;
     int get = is(method, "GET") || is(method, "HEAD"), post = is(method, "POST");
+    k->allow = is(url, "/translate") || is(url, "/v1/chat/completions") ? "POST" : "GET, HEAD";
     if (is(url, "/health"))
         return get ? health(k) : fail(k, 405, "/health answers GET");
     if (is(url, "/") && get) /* the page itself holds nothing: its calls carry the key */
@@ -976,9 +998,9 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls, enum 
     int code = toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? k->code : k->code ? k->code : 499;
     pthread_mutex_lock(&sv->mu);
     histo_add(&sv->duration[k->endpoint], ms * 1e-3);
-    int slot = NCODES;
+    int slot = NCODES; /* 499 (the client went away before its answer) and others: not listed */
     for (int i = 0; i < NCODES; i++)
-        slot = CODES[i] == k->code ? i : slot;
+        slot = CODES[i] == code ? i : slot;
     sv->responses[slot]++;
     pthread_mutex_unlock(&sv->mu);
     if (!sv->o.quiet && k->endpoint != EP_OTHER)

@@ -36,8 +36,9 @@ def built_libraries():
     try:
         libdir = subprocess.check_output(["pkg-config", "--variable=libdir", "seq2seq"], text=True).strip()
     except (OSError, subprocess.CalledProcessError):
-        raise SystemExit("seq2seq: no repository beside python/ and no installed libseq2seq (pkg-config seq2seq); "
-                         "build it, or set S2S_LIBRARY")
+        raise SystemExit("seq2seq: no repository beside python/ (a build from an sdist, as `python -m build` does?) "
+                         "and no installed libseq2seq (pkg-config seq2seq): build with `pip wheel ./python` or "
+                         "`pip install ./python` from the repository, run `make install`, or set S2S_LIBRARY")
     return [(os.path.join(libdir, "libseq2seq.so"), "libseq2seq.so")]
 
 

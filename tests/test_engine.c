@@ -200,6 +200,40 @@ Test(engine, cancel_empty_and_refusals, .timeout = 120)
     world_free(&w);
 }
 
+/* A request that leaves from the front moves the others' rows down: their states and their next
+ * tokens move with them (the tokens once stayed behind, and the requests after a cancelled one
+ * went on from the wrong tokens). */
+Test(engine, cancel_moves_the_other_rows_intact, .timeout = 120)
+{
+    world w;
+    world_make(&w);
+    s2s_engine *e = NULL;
+    cr_assert_eq(s2s_engine_create(w.m, w.t.tok, w.t.tok, NULL, &e), S2S_OK);
+    got g[5];
+    memset(g, 0, sizeof g);
+    uint64_t id[5];
+    for (int k = 0; k < 5; k++) {
+        s2s_decode_options d = opts_of(k % 2 ? 1 : 0); /* greedy and beam rows interleaved */
+        if (k == 0 || k == 2) /* the two to cancel cannot end before it */
+            d.min_len = 30, d.max_len_b = 40;
+        cr_assert_eq(s2s_engine_submit(e, line_of(&w, k), &d, on_token, on_result, &g[k], &id[k]), S2S_OK);
+    }
+    cr_assert_eq(s2s_engine_step(e, NULL), S2S_OK);
+    cr_assert_eq(s2s_engine_step(e, NULL), S2S_OK);
+    s2s_engine_cancel(e, id[0]);
+    s2s_engine_cancel(e, id[2]);
+    int active = 1;
+    while (active)
+        cr_assert_eq(s2s_engine_step(e, &active), S2S_OK);
+    cr_assert(g[0].done && g[0].status == S2S_ERR_CANCELLED);
+    cr_assert(g[2].done && g[2].status == S2S_ERR_CANCELLED);
+    for (int k = 1; k < 5; k += 2) /* 1 and 3 (beam), and 4 (greedy) went on after the others left */
+        expect_alone(&w, line_of(&w, k), k % 2 ? 1 : 0, &g[k]);
+    expect_alone(&w, line_of(&w, 4), 0, &g[4]);
+    s2s_engine_free(e);
+    world_free(&w);
+}
+
 /* The engine on its own thread, three submitting threads, a drain at the end. */
 typedef struct client {
     s2s_engine *e;

@@ -286,7 +286,7 @@ S2S_API void s2s_engine_stop(s2s_engine *e, int drain)
         return;
     pthread_mutex_lock(&e->mu);
     e->stopping = 1;
-    e->drain = e->drain || drain ? drain : 0;
+    e->drain = drain;
     pthread_cond_broadcast(&e->cv);
     pthread_mutex_unlock(&e->mu);
 }
@@ -351,11 +351,8 @@ static void finish_request(s2s_engine *e, request *r)
     char *texts[64] = {NULL};
     float scores[64];
     s2s_status st = S2S_OK;
-    if (r->src_len == 0) { /* an empty text: empty outputs, as s2s_translate gives */
-        memset(hyps, 0, sizeof hyps);
-        for (int j = 0; j < nbest; j++)
-            hyps[j].score = 0.0f;
-    } else {
+    memset(hyps, 0, sizeof hyps); /* collect fills them one by one: a failure leaves the rest NULL */
+    if (r->src_len > 0) {
         st = s2s_search_collect(&r->search, hyps);
     }
     for (int j = 0; j < nbest && st == S2S_OK; j++) {
@@ -367,7 +364,6 @@ static void finish_request(s2s_engine *e, request *r)
         snprintf(why, sizeof why, "%s", s2s_last_error());
         for (int j = 0; j < nbest; j++)
             free(texts[j]);
-        s2s_hypotheses_free(NULL, 0);
         for (int j = 0; r->src_len && j < nbest; j++)
             free(hyps[j].ids), free(hyps[j].src_pos), free(hyps[j].attention);
         end_without(e, r, st, why);
@@ -525,6 +521,9 @@ static s2s_status relayout(s2s_engine *e, request **keep, int nk, request **add,
         st = remap(e, e->ht, e->ht, e->R, NULL, 0, e->map, R_new, H);
     if (st == S2S_OK)
         st = remap_memory(e, from_old, from_new, R_new, S_new, B_new ? &enc : NULL, S_enc, B_new);
+    for (int i = 0; i < R_new && st == S2S_OK; i++) /* kept rows move down: their next tokens with them */
+        if (from_old[i] >= 0)
+            e->tok[i] = e->tok[from_old[i]]; /* in place: from_old[i] >= i */
     for (int i = 0; i < nk + nadd && st == S2S_OK; i++) {
         request *r = i < nk ? keep[i] : add[i - nk];
         for (int k = 0; k < r->K; k++)

@@ -25,8 +25,11 @@ class Chatbot(Translator):
     that reranks the whole beam with mmi_weight (3). Thread rules as Translator."""
 
     _what = "the Chatbot"
+    _engine = None  # class defaults: _free may run before __init__ has set them
+    _rev = None
 
     def __init__(self, path, mmi=None, mmi_weight: float = 3.0, device: str = "auto", threads: Optional[int] = None):
+        self._callbacks = {}  # request id -> its ctypes callbacks, kept alive while the engine may call them
         super().__init__(path, device, threads)
         self.mmi_weight = float_arg("mmi_weight", mmi_weight, 0, 100)
         self._rev: Optional[Model] = None
@@ -40,8 +43,9 @@ class Chatbot(Translator):
 
     def _free(self) -> None:
         if self._engine:
-            lib.s2s_engine_free(self._engine)
+            lib.s2s_engine_free(self._engine)  # gives the requests it holds their (cancelled) results
             self._engine = None
+        getattr(self, "_callbacks", {}).clear()
         if self._rev is not None:
             self._rev.close()
         super()._free()
@@ -78,11 +82,13 @@ class Chatbot(Translator):
         return texts[best.value].decode("utf-8", "replace")
 
     def stream(self, text: str, mode: str = "greedy", temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
-               seed: int = 1, max_tokens: Optional[int] = None, timeout: float = 600.0) -> Iterator[str]:
+               seed: int = 1, max_tokens: Optional[int] = None) -> Iterator[str]:
         """Yields the reply's text piece by piece as it is decoded (greedy or sampling: beam
-        search's best changes from step to step, so it streams nothing until the end). The pieces
-        join to what reply() gives with the same options. Runs on the library's serving engine,
-        stepped in this thread; a generator closed early cancels the rest."""
+        search's best changes from step to step, so it streams nothing). For inputs of up to 250
+        tokens the pieces join to what reply() gives with the same options (longer ones raise,
+        where reply() answers in pieces). Runs on the library's serving engine, stepped in this
+        thread; the Chatbot's lock is held for each step, not while the generator waits, so other
+        calls go on between pieces; a generator closed early cancels the rest."""
         if mode not in ("greedy", "sample"):
             raise InvalidArgumentError(INVALID_ARG, "stream decodes with mode 'greedy' or 'sample', not %r" % mode)
         enc = text_arg("text", text)
@@ -101,7 +107,8 @@ class Chatbot(Translator):
             done["status"] = r.status
             done["error"] = (r.error or b"").decode("utf-8", "replace")
 
-        tok_cb, res_cb = _capi.TOKEN_FN(on_token), _capi.RESULT_FN(on_result)
+        cbs = (_capi.TOKEN_FN(on_token), _capi.RESULT_FN(on_result))
+        rid = ctypes.c_uint64()
         with self._lock:
             self._alive()
             if self._engine is None:
@@ -109,21 +116,32 @@ class Chatbot(Translator):
                 eo = lib.s2s_engine_options_default()
                 check(lib.s2s_engine_create(self._m, self._st, self._tt, ctypes.byref(eo), ctypes.byref(e)))
                 self._engine = e
-            rid = ctypes.c_uint64()
-            check(lib.s2s_engine_submit(self._engine, enc, ctypes.byref(d), tok_cb, res_cb, None, ctypes.byref(rid)))
-            try:
-                active = ctypes.c_int(1)
-                while "status" not in done:
-                    check(lib.s2s_engine_step(self._engine, ctypes.byref(active)))
-                    while not pieces.empty():
-                        yield pieces.get()
+            check(lib.s2s_engine_submit(self._engine, enc, ctypes.byref(d), cbs[0], cbs[1], None, ctypes.byref(rid)))
+            self._callbacks[rid.value] = cbs  # alive until the engine has given the result
+        try:
+            while "status" not in done:
+                self._step()
                 while not pieces.empty():
                     yield pieces.get()
-            finally:
-                if "status" not in done:  # the generator was closed early: cancel, and let it leave
-                    lib.s2s_engine_cancel(self._engine, rid)
-                    while "status" not in done:
-                        if lib.s2s_engine_step(self._engine, ctypes.byref(active)) != OK:
-                            break
+            while not pieces.empty():
+                yield pieces.get()
+        finally:
+            if "status" not in done:  # closed early: cancel, and step until the engine lets it go
+                with self._lock:
+                    if self._engine is not None:
+                        lib.s2s_engine_cancel(self._engine, rid)
+                while "status" not in done and self._step():
+                    pass
+            if "status" in done:
+                self._callbacks.pop(rid.value, None)
         if done.get("status") not in (OK, CANCELLED):
             raise error_of(done["status"], done.get("error"))
+
+    def _step(self) -> bool:
+        """One engine step under the lock; False when the Chatbot was closed meanwhile."""
+        with self._lock:
+            if self._closed or self._engine is None:
+                return False
+            active = ctypes.c_int(0)
+            check(lib.s2s_engine_step(self._engine, ctypes.byref(active)))
+            return True

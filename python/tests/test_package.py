@@ -107,6 +107,35 @@ def test_chatbot_reply_and_stream(data):
         assert [bot.reply(x) for x in LINES[:4]] == mmi[:4]
 
 
+def test_stream_paused_does_not_hold_the_bot(data):
+    """A stream waiting between pieces leaves the Chatbot to other calls and other threads; it can
+    be closed from another thread."""
+    with seq2seq.Chatbot(data["model"], device="cpu", threads=1) as bot:
+        want = bot.reply(LINES[1], mode="greedy")
+        it = bot.stream(LINES[7], max_tokens=30)
+        next(it)  # paused after the first piece
+        got = []
+        th = threading.Thread(target=lambda: got.append(bot.reply(LINES[1], mode="greedy")))
+        th.start()
+        th.join(30)
+        assert got == [want], "a paused stream blocked reply()"
+        closer = threading.Thread(target=it.close)
+        closer.start()
+        closer.join(30)
+        assert not closer.is_alive()
+        assert bot.reply(LINES[1], mode="greedy") == want
+
+
+def test_file_without_tokenizers(data, tmp_path):
+    import ctypes
+    from seq2seq import _capi
+    with seq2seq.ModelFile(data["model"]) as f:  # the same weights saved without their tokenizers
+        assert _capi.lib.s2s_model_save(f._m, None, None, None, str(tmp_path / "bare.safetensors").encode()) == 0
+    for cls in (seq2seq.Translator, seq2seq.Chatbot):
+        with pytest.raises(seq2seq.InvalidArgumentError, match="no tokenizers"):
+            cls(str(tmp_path / "bare.safetensors"), device="cpu", threads=1)
+
+
 def test_train_equals_the_tool_and_reports(data):
     d = data["dir"]
     tool("s2s-translate", "train", "--train-tsv", str(d / "train.tsv"), "--out", str(d / "tool"), "--vocab", "40",

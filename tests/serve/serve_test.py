@@ -163,12 +163,25 @@ def endpoints(s, lines, M, t):
     # translations equal the tool's, line by line (beam 5, the line alone)
     code, _, txt = s.post("/translate", [{"src": x, "id": 1} for x in lines])
     want = alone_translations(M, lines, t)
-    got = [r[0]["tgt"] for r in json.loads(txt)] if code == 200 else []
+    got = [h["tgt"] for h in json.loads(txt)[0]] if code == 200 else []  # rank 0's list: one per item
     check("translate_equals_alone", got == want, "got %s want %s (%s)" % (got[:3], want[:3], txt[:200]))
-    code, _, txt = s.post("/translate", [{"src": lines[3], "id": "tr", "beam_size": 4, "n_best": 3}])
-    j = json.loads(txt) if code == 200 else None
-    check("translate_nbest", j and len(j[0]) == 3 and [h["n_best"] for h in j[0]] == [1, 2, 3] and
-          j[0][0]["pred_score"] >= j[0][1]["pred_score"] >= j[0][2]["pred_score"] and j[0][0]["src"] == lines[3], txt)
+    code, _, txt = s.post("/translate", [{"src": lines[3], "id": "tr", "beam_size": 4, "n_best": 3},
+                                         {"src": lines[4], "id": "tr", "beam_size": 4, "n_best": 3}])
+    j = json.loads(txt) if code == 200 else None  # OpenNMT-py's shape: j[rank][item]
+    check("translate_nbest", j and len(j) == 3 and all(len(r) == 2 for r in j) and
+          all(h["n_best"] == 3 for r in j for h in r) and [j[0][i]["src"] for i in range(2)] == lines[3:5] and
+          all(j[0][i]["pred_score"] >= j[1][i]["pred_score"] >= j[2][i]["pred_score"] for i in range(2)), txt)
+    code, _, txt = s.post("/translate", [{"src": lines[3], "n_best": 2}, {"src": lines[4], "n_best": 1}])
+    check("translate_nbest_differs_400", code == 400 and "n_best" in txt, txt)
+    # streaming with beam search: the reply comes whole, as one piece
+    code, _, txt = s.post("/v1/chat/completions", {"messages": [{"role": "user", "content": lines[2]}],
+                                                    "stream": True, "beam_size": 4})
+    evs = sse_events(txt)
+    pieces = [json.loads(e)["choices"][0]["delta"].get("content", "") for e in evs[:-1]]
+    code2, _, txt2 = s.post("/v1/chat/completions", {"messages": [{"role": "user", "content": lines[2]}],
+                                                      "beam_size": 4})
+    check("chat_stream_beam", code == 200 and "".join(pieces) == json.loads(txt2)["choices"][0]["message"]["content"]
+          and "".join(pieces) != "", "%s / %s" % (pieces, txt2[:200]))
     # chat: greedy with 3-gram blocking, as s2s-chat chat --greedy
     r = run([B + "/s2s-chat", "chat", "--model", M, "--greedy", "--device", "cpu", "--threads", "1", "--quiet"],
             input="\n".join(lines[:6]) + "\n")
@@ -223,8 +236,8 @@ def errors(s):
         check("error_" + name, ok, "%d %s" % (code, txt))
     code, _, txt = s.request("GET", "/nothing", headers=AUTH)
     check("error_404", code == 404, txt)
-    code, _, txt = s.request("GET", "/translate", headers=AUTH)
-    check("error_405", code == 405, txt)
+    code, hdr, txt = s.request("GET", "/translate", headers=AUTH)
+    check("error_405", code == 405 and hdr.get("Allow") == "POST", "%s %s" % (hdr, txt))
 
 
 def load(s, lines, M, t):
