@@ -27,18 +27,22 @@ S2S_HD float s2s_tanhf(float x) { return tanhf(x); }
 S2S_HD float s2s_expf(float xin)
 {
     float x = xin != xin ? 0.0f : xin; /* NaN: computed on 0 (no undefined conversion), returned below */
-    x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
+    x = x < -87.0f ? -87.0f : x;
+    x = x > 88.0f ? 88.0f : x;
     float kf = x * 1.44269504088896341f;
-    int k = (int)(kf + (kf >= 0.0f ? 0.5f : -0.5f)); /* round to nearest */
+    union {
+        float f;
+        uint32_t i;
+    } half, s, p2;
+    half.f = 0.5f, s.f = kf;
+    half.i |= s.i & 0x80000000u; /* copysign(0.5, kf): round to nearest, halves away from zero */
+    int k = (int)(kf + half.f);
     float r = x - (float)k * 0.693145751953125f - (float)k * 1.428606765330187045e-06f;
     float p = 1.0f + r * (1.0f + r * (0.5f + r * (0.16666667f + r * (0.041666668f + r * (0.008333334f +
                                                                                             r * 0.0013888889f)))));
-    union {
-        int32_t i;
-        float f;
-    } u;
-    u.i = (k + 127) << 23;
-    return xin != xin ? xin : p * u.f;
+    p2.i = (uint32_t)(k + 127) << 23;
+    float e = p * p2.f;
+    return xin != xin ? xin : e;
 }
 S2S_HD float s2s_tanhf(float x)
 {
