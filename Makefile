@@ -1,6 +1,7 @@
 # libseq2seq build. `make` builds build/libseq2seq.{so,a}, the tools and the examples;
 # `make test` runs the Criterion suite; `make demo` trains a small translator and translates.
 # Knobs: CUDA=0|1 (default: 1 where nvcc is found), CUDA_ARCH="80 89 90", CUDNN=0|1,
+# DNNL=0|1 (oneDNN for the CPU's bf16/int8 decoding; default: 1 where found),
 # PREFIX=/usr/local for `make install`, SANITIZE=1 for ASan+UBSan builds (CPU path).
 
 PREFIX   ?= /usr/local
@@ -22,6 +23,8 @@ HAVE_SPM := $(shell test -f /usr/include/sentencepiece_processor.h && echo 1 || 
 HAVE_CJSON := $(shell test -f /usr/include/cjson/cJSON.h && echo 1 || echo 0)
 HAVE_ZLIB := $(shell test -f /usr/include/zlib.h && echo 1 || echo 0)
 HAVE_MHD := $(shell test -f /usr/include/microhttpd.h && echo 1 || echo 0)
+HAVE_DNNL_H := $(shell test -f /usr/include/dnnl.h -o -f /usr/include/oneapi/dnnl/dnnl.h && echo 1 || echo 0)
+DNNL ?= $(HAVE_DNNL_H)
 HAVE_CUDNN_H := $(shell test -f $(CUDA_HOME)/include/cudnn.h -o -f /usr/include/cudnn.h -o -f /usr/include/x86_64-linux-gnu/cudnn.h && echo 1 || echo 0)
 ifeq ($(CUDA),1)
   CUDNN ?= $(HAVE_CUDNN_H)
@@ -50,6 +53,12 @@ ifeq ($(TSAN),1)
   CFLAGS += -fsanitize=thread -fno-omit-frame-pointer
   CXXFLAGS += -fsanitize=thread -fno-omit-frame-pointer
   LDFLAGS += -fsanitize=thread
+endif
+
+# oneDNN: the CPU's bf16 and int8 decoding (lib/backend/cpu_dnnl.c); DNNL=0 builds without it.
+ifeq ($(DNNL),1)
+  CFLAGS += -DS2S_HAVE_DNNL
+  LDLIBS += -ldnnl
 endif
 
 # Sources that need the CUDA toolkit: the CUDA backend, its cuDNN layers and the cuDNN benchmark peer.
@@ -89,6 +98,7 @@ config:
 	@echo "libseq2seq: cuDNN: $(if $(filter 1,$(CUDNN)),yes,$(if $(filter 1,$(HAVE_CUDNN_H)),found but off (CUDNN=0),no)); OpenBLAS: $(if $(filter 1,$(HAVE_OPENBLAS)),yes,MISSING - run scripts/install-deps.sh); Criterion: $(if $(filter 1,$(HAVE_CRITERION)),yes,no (needed by make test))"
 	@echo "libseq2seq: SentencePiece: $(if $(filter 1,$(HAVE_SPM)),yes,MISSING); cJSON: $(if $(filter 1,$(HAVE_CJSON)),yes,MISSING); zlib: $(if $(filter 1,$(HAVE_ZLIB)),yes,MISSING)$(if $(filter 0,$(HAVE_SPM) $(HAVE_CJSON) $(HAVE_ZLIB)), - run scripts/install-deps.sh,)"
 	@echo "libseq2seq: libmicrohttpd: $(if $(filter 1,$(HAVE_MHD)),yes (s2s-serve),no: s2s-serve is not built (scripts/install-deps.sh installs it))"
+	@echo "libseq2seq: oneDNN: $(if $(filter 1,$(DNNL)),yes (CPU bf16/int8 decoding),$(if $(filter 1,$(HAVE_DNNL_H)),found but off (DNNL=0),no: decoding on the CPU is fp32 only (scripts/install-deps.sh installs libdnnl-dev)))"
 
 lib: $(LIB_SO) $(LIB_A)
 

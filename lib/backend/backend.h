@@ -30,12 +30,19 @@ typedef struct s2s_pview {
     int rows, cols;
 } s2s_pview;
 
+/* A weight block converted for reduced-precision products (ops->pack); the backend's own. */
+typedef struct s2s_packed s2s_packed;
+
 /* The weights of one direction of one recurrent layer, in PyTorch's layout. G is the gate count
- * (LSTM 4, GRU 3, RNN 1). */
+ * (LSTM 4, GRU 3, RNN 1). pk_*: reduced-precision copies, set only while a decode at that
+ * precision runs (model/precision.c): pk_hh of w_hh, pk_ih[i] of w_ih's columns from pk_col[i]
+ * (input feeding splits layer 0's input in two); NULL: the fp32 GEMM. */
 typedef struct s2s_rnn_w {
     s2s_cell cell;
     int in, H, G;
     s2s_pview w_ih, w_hh, b_ih, b_hh; /* [G*H, in], [G*H, H], [G*H], [G*H] */
+    s2s_packed *pk_hh, *pk_ih[2];
+    int pk_col[2];
 } s2s_rnn_w;
 
 typedef struct s2s_ops {
@@ -173,6 +180,9 @@ typedef struct s2s_ops {
      * first, the smaller column first among equal values; NaN is never chosen and slots past
      * a row's non-NaN count get -inf and column -1. 1 <= k <= S2S_TOPK_MAX. */
     s2s_status (*topk)(s2s_backend *be, float *vals, int32_t *idx, const float *x, int rows, int cols, int k);
+    /* log_softmax then topk, the same values and columns, without the whole log-softmax
+     * necessarily written out (a search's step). x's contents afterwards are unspecified. */
+    s2s_status (*log_softmax_topk)(s2s_backend *be, float *vals, int32_t *idx, float *x, int rows, int cols, int k);
 
     /* ---- dropout ------------------------------------------------------------------------
      * y[e] = x[e] * s2s_dropout_scale(seed, stream, e, p) for e < n (kernels/philox.h); y may
@@ -185,6 +195,21 @@ typedef struct s2s_ops {
      * training step. */
     s2s_status (*dropout_at)(s2s_backend *be, float *y, const float *x, size_t n, float p, uint64_t seed,
                              uint64_t stream, const uint64_t *step);
+
+    /* ---- reduced-precision weights for decoding (NULL where the backend has none) ---------
+     * precision_info: whether this device can multiply by weights in precision prec (BF16,
+     * INT8) and how; buf (host, cap bytes) receives what it would use ("int8: oneDNN 2.6.3,
+     * AVX2, ...") or, with S2S_ERR_UNSUPPORTED, why not ("bf16 needs AVX-512 BF16 or AMX; ...").
+     * pack: converts the weight block W (n x k, row stride ldw; y = x W^T; kn = 1: W is stored
+     * k x n, y = x W) once; the block is read during the call only. gemm_packed: y [m, n] (row
+     * stride ldy) = x [m, k] (row stride ldx) times the packed block, plus beta * y, beta 0 or 1;
+     * n and k must be the packed block's. A packed block is used by one thread at a time. */
+    s2s_status (*precision_info)(s2s_backend *be, s2s_precision prec, char *buf, size_t cap);
+    s2s_status (*pack)(s2s_backend *be, const float *w, int n, int k, int ldw, int kn, s2s_precision prec,
+                       s2s_packed **out);
+    s2s_status (*gemm_packed)(s2s_backend *be, s2s_packed *pw, int m, int n, int k, const float *x, int ldx, float beta,
+                              float *y, int ldy);
+    void (*packed_free)(s2s_backend *be, s2s_packed *pw); /* pw may be NULL */
 
     /* ---- whole recurrent layers through a vendor library (cuDNN) -------------------------
      * NULL unless the context asked for it (s2s_context_options.rnn_impl). One layer of dirs
@@ -226,6 +251,8 @@ struct s2s_backend {
     int lanes_max;  /* lanes the backend made */
     int wave_chunk; /* time steps per chunk in a layer wavefront (0: the whole sequence) */
     char name[160]; /* what it runs on, for people: "CPU (2 threads, OpenBLAS)", the GPU's name */
+    unsigned isa_cap; /* CPU: the highest oneDNN ISA (dnnl_cpu_isa_t) reduced precision may use;
+                         0: what the CPU has. Tests lower it to take the fallback paths. */
 };
 
 #define S2S_LANES_MAX 4
@@ -245,5 +272,9 @@ int s2s_cuda_device_count(void);
  * (backend_cuda_cudnn.c); the backend frees the plug-in's state with itself. */
 s2s_status s2s_cudnn_layers_enable(s2s_backend *be);
 #endif
+
+/* The CPU backend's log-sum-exp of one row (generic C, or where this CPU has it the AVX2 copy,
+ * which gives the same bits): exposed for tests/test_precision.c. */
+float s2s_cpu_row_lse(const float *x, int cols, int generic);
 
 #endif

@@ -6,6 +6,9 @@
 #include "cell_math.h"
 #include "philox.h"
 #include <cblas.h>
+#ifdef S2S_HAVE_DNNL
+#include "cpu_dnnl.h"
+#endif
 #include <float.h>
 #include <math.h>
 #include <stdio.h>
@@ -406,6 +409,19 @@ static s2s_status cpu_rnn_bwd(s2s_backend *be, int B, int H, const float *h, con
 
 /* ---- attention ------------------------------------------------------------------- */
 
+/* a . b in 8 lanes of partial sums (vectorised; one fixed order whatever the CPU) */
+static float dot8(const float *a, const float *b, int n)
+{
+    float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    int j = 0;
+    for (; j + 8 <= n; j += 8)
+        for (int l = 0; l < 8; l++)
+            acc[l] += a[j + l] * b[j + l];
+    for (int l = 0; j < n; j++, l++)
+        acc[l] += a[j] * b[j];
+    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+}
+
 static s2s_status cpu_attn_fwd(s2s_backend *be, int S, int B, int H, const float *keys, const float *vals,
                                const float *q, const int32_t *src_len, float *alpha, float *ctx)
 {
@@ -416,10 +432,7 @@ static s2s_status cpu_attn_fwd(s2s_backend *be, int S, int B, int H, const float
         float *ab = alpha + (size_t)b * S;
         float mx = -FLT_MAX;
         for (int s = 0; s < n; s++) {
-            const float *k = keys + ((size_t)s * B + b) * H;
-            float d = 0.0f;
-            for (int j = 0; j < H; j++)
-                d += qb[j] * k[j];
+            float d = dot8(qb, keys + ((size_t)s * B + b) * H, H);
             ab[s] = d;
             mx = d > mx ? d : mx;
         }
@@ -520,18 +533,103 @@ static s2s_status cpu_xent(s2s_backend *be, float *logits, const int32_t *tgt, i
     return S2S_OK;
 }
 
+/* log(sum exp(x)) of one row: its max, then the exponentials' sum in 8 lanes of partial sums
+ * (one fixed order whatever the threads, the vector width or the CPU). */
+static float row_lse_generic(const float *xr, int cols)
+{
+    float mx = -FLT_MAX, acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    for (int c = 0; c < cols; c++)
+        mx = xr[c] > mx ? xr[c] : mx;
+    int c = 0;
+    for (; c + 8 <= cols; c += 8)
+        for (int l = 0; l < 8; l++)
+            acc[l] += s2s_expf(xr[c + l] - mx);
+    for (int l = 0; c < cols; c++, l++)
+        acc[l] += s2s_expf(xr[c] - mx);
+    float z = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+    return mx + logf(z);
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define S2S_LSE_AVX2 1
+/* The same numbers with AVX2 (GCC does not vectorise s2s_expf's clamps for AVX2): each lane
+ * runs s2s_expf's operations in its order, without FMA (this function may not use it), and
+ * the lanes are the generic version's partial sums (tests/test_precision.c compares bits). */
+__attribute__((target("avx2"))) static float row_lse_avx2(const float *xr, int cols)
+{
+    __m256 vmx = _mm256_set1_ps(-FLT_MAX);
+    int c = 0;
+    for (; c + 8 <= cols; c += 8) /* max_ps(x, m) keeps m where x is NaN, as the generic loop */
+        vmx = _mm256_max_ps(_mm256_loadu_ps(xr + c), vmx);
+    float m8[8], mx = -FLT_MAX;
+    _mm256_storeu_ps(m8, vmx);
+    for (int l = 0; l < 8; l++)
+        mx = m8[l] > mx ? m8[l] : mx;
+    for (; c < cols; c++)
+        mx = xr[c] > mx ? xr[c] : mx;
+    const __m256 m = _mm256_set1_ps(mx), lo = _mm256_set1_ps(-87.0f), hi = _mm256_set1_ps(88.0f);
+    const __m256 l2e = _mm256_set1_ps(1.44269504088896341f), half = _mm256_set1_ps(0.5f);
+    const __m256 sign = _mm256_castsi256_ps(_mm256_set1_epi32((int)0x80000000u)), zero = _mm256_setzero_ps();
+    const __m256 c1 = _mm256_set1_ps(0.693145751953125f), c2 = _mm256_set1_ps(1.428606765330187045e-06f);
+    const __m256 one = _mm256_set1_ps(1.0f), p2 = _mm256_set1_ps(0.5f), p3 = _mm256_set1_ps(0.16666667f);
+    const __m256 p4 = _mm256_set1_ps(0.041666668f), p5 = _mm256_set1_ps(0.008333334f);
+    const __m256 p6 = _mm256_set1_ps(0.0013888889f);
+    const __m256i bias = _mm256_set1_epi32(127);
+    __m256 acc = zero;
+    c = 0;
+    for (; c + 8 <= cols; c += 8) {
+        __m256 xin = _mm256_sub_ps(_mm256_loadu_ps(xr + c), m);
+        __m256 nan = _mm256_cmp_ps(xin, xin, _CMP_UNORD_Q);
+        __m256 x = _mm256_blendv_ps(xin, zero, nan);
+        x = _mm256_max_ps(x, lo);
+        x = _mm256_min_ps(x, hi);
+        __m256 kf = _mm256_mul_ps(x, l2e);
+        __m256 h = _mm256_or_ps(half, _mm256_and_ps(kf, sign));
+        __m256i k = _mm256_cvttps_epi32(_mm256_add_ps(kf, h));
+        __m256 fk = _mm256_cvtepi32_ps(k);
+        __m256 r = _mm256_sub_ps(_mm256_sub_ps(x, _mm256_mul_ps(fk, c1)), _mm256_mul_ps(fk, c2));
+        __m256 p = _mm256_add_ps(p5, _mm256_mul_ps(r, p6));
+        p = _mm256_add_ps(p4, _mm256_mul_ps(r, p));
+        p = _mm256_add_ps(p3, _mm256_mul_ps(r, p));
+        p = _mm256_add_ps(p2, _mm256_mul_ps(r, p));
+        p = _mm256_add_ps(one, _mm256_mul_ps(r, p));
+        p = _mm256_add_ps(one, _mm256_mul_ps(r, p));
+        __m256 e = _mm256_mul_ps(p, _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(k, bias), 23)));
+        acc = _mm256_add_ps(acc, _mm256_blendv_ps(e, xin, nan));
+    }
+    float a[8];
+    _mm256_storeu_ps(a, acc);
+    for (int l = 0; c < cols; c++, l++)
+        a[l] += s2s_expf(xr[c] - mx);
+    float z = ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
+    return mx + logf(z);
+}
+#endif
+
+/* row_lse_generic, or its AVX2 twin where this CPU has AVX2 (the same bits). */
+typedef float (*row_lse_fn)(const float *, int);
+static row_lse_fn row_lse_pick(void)
+{
+#ifdef S2S_LSE_AVX2
+    if (__builtin_cpu_supports("avx2"))
+        return row_lse_avx2;
+#endif
+    return row_lse_generic;
+}
+
+float s2s_cpu_row_lse(const float *xr, int cols, int generic)
+{
+    return (generic ? row_lse_generic : row_lse_pick())(xr, cols);
+}
+
 static s2s_status cpu_log_softmax(s2s_backend *be, float *y, const float *x, int rows, int cols)
 {
+    row_lse_fn row_lse = row_lse_pick();
     OMP_FOR((size_t)rows * cols)
     for (int r = 0; r < rows; r++) {
         const float *xr = x + (size_t)r * cols;
-        float *yr = y + (size_t)r * cols;
-        float mx = -FLT_MAX, z = 0.0f;
-        for (int c = 0; c < cols; c++)
-            mx = xr[c] > mx ? xr[c] : mx;
-        for (int c = 0; c < cols; c++)
-            z += expf(xr[c] - mx);
-        float lse = mx + logf(z);
+        float *yr = y + (size_t)r * cols, lse = row_lse(xr, cols);
         for (int c = 0; c < cols; c++)
             yr[c] = xr[c] - lse;
     }
@@ -551,30 +649,68 @@ static s2s_status cpu_argmax(s2s_backend *be, int32_t *out, const float *x, int 
     return S2S_OK;
 }
 
-/* Insertion into each row's sorted list of k: most columns fail the first comparison. */
+/* Column c into a row's sorted list of k (n so far). */
+static void topk_insert(float *vr, int32_t *ir, int *n, int k, float v, int c)
+{
+    if (isnan(v) || (*n == k && !(v > vr[k - 1]))) /* equal: the earlier column stays */
+        return;
+    int i = *n < k ? (*n)++ : k - 1;
+    while (i > 0 && vr[i - 1] < v) {
+        vr[i] = vr[i - 1], ir[i] = ir[i - 1];
+        i--;
+    }
+    vr[i] = v, ir[i] = c;
+}
+
+#define TOPK_BLOCK 16
+
+/* One row's k largest of x - off (off = 0: x itself; x - 0 is x), as topk's contract says.
+ * Once the list is full, a block of columns whose largest value does not beat the list's last
+ * is passed over whole (a vectorised max; x - off rounds monotonically, so the block's largest
+ * x gives its largest x - off): most are, and the result is the same as inserting column by
+ * column. */
+static void row_topk(const float *xr, float off, int cols, int k, float *vr, int32_t *ir)
+{
+    int n = 0, c = 0;
+    for (; c < cols && n < k; c++)
+        topk_insert(vr, ir, &n, k, xr[c] - off, c);
+    for (; c < cols; c += TOPK_BLOCK) {
+        int end = cols - c < TOPK_BLOCK ? cols : c + TOPK_BLOCK;
+        float bm = -INFINITY;
+#pragma omp simd reduction(max : bm)
+        for (int j = c; j < end; j++)
+            bm = xr[j] > bm ? xr[j] : bm; /* NaN never wins, as in topk_insert */
+        if (!(bm - off > vr[k - 1]))
+            continue;
+        for (int j = c; j < end; j++)
+            topk_insert(vr, ir, &n, k, xr[j] - off, j);
+    }
+    for (int j = n; j < k; j++)
+        vr[j] = -INFINITY, ir[j] = -1;
+}
+
 static s2s_status cpu_topk(s2s_backend *be, float *vals, int32_t *idx, const float *x, int rows, int cols, int k)
 {
     if (k < 1 || k > S2S_TOPK_MAX || cols < 1)
         return S2S_FAIL(S2S_ERR_INVALID_ARG, "topk: k = %d (1..%d), cols = %d", k, S2S_TOPK_MAX, cols);
     OMP_FOR((size_t)rows * cols)
+    for (int r = 0; r < rows; r++)
+        row_topk(x + (size_t)r * cols, 0.0f, cols, k, vals + (size_t)r * k, idx + (size_t)r * k);
+    return S2S_OK;
+}
+
+/* Per row: the log-sum-exp, then the top k of x - lse computed as log_softmax computes it: the
+ * same values and columns as log_softmax then topk, with x read, never written. */
+static s2s_status cpu_log_softmax_topk(s2s_backend *be, float *vals, int32_t *idx, float *x, int rows, int cols,
+                                       int k)
+{
+    if (k < 1 || k > S2S_TOPK_MAX || cols < 1)
+        return S2S_FAIL(S2S_ERR_INVALID_ARG, "log_softmax_topk: k = %d (1..%d), cols = %d", k, S2S_TOPK_MAX, cols);
+    row_lse_fn row_lse = row_lse_pick();
+    OMP_FOR((size_t)rows * cols)
     for (int r = 0; r < rows; r++) {
         const float *xr = x + (size_t)r * cols;
-        float *vr = vals + (size_t)r * k;
-        int32_t *ir = idx + (size_t)r * k;
-        int n = 0;
-        for (int c = 0; c < cols; c++) {
-            float v = xr[c];
-            if (isnan(v) || (n == k && !(v > vr[k - 1]))) /* equal: the earlier column stays */
-                continue;
-            int i = n < k ? n++ : k - 1;
-            while (i > 0 && vr[i - 1] < v) {
-                vr[i] = vr[i - 1], ir[i] = ir[i - 1];
-                i--;
-            }
-            vr[i] = v, ir[i] = c;
-        }
-        for (int j = n; j < k; j++)
-            vr[j] = -INFINITY, ir[j] = -1;
+        row_topk(xr, row_lse(xr, cols), cols, k, vals + (size_t)r * k, idx + (size_t)r * k);
     }
     return S2S_OK;
 }
@@ -664,10 +800,17 @@ static const s2s_ops cpu_ops = {
     .log_softmax = cpu_log_softmax,
     .argmax = cpu_argmax,
     .topk = cpu_topk,
+    .log_softmax_topk = cpu_log_softmax_topk,
     .dropout = cpu_dropout,
     .dropout_at = cpu_dropout_at,
     .adam = cpu_adam,
     .sgd = cpu_sgd,
+#ifdef S2S_HAVE_DNNL
+    .precision_info = s2s_dnnl_precision_info,
+    .pack = s2s_dnnl_pack,
+    .gemm_packed = s2s_dnnl_gemm_packed,
+    .packed_free = s2s_dnnl_packed_free,
+#endif
 };
 
 s2s_status s2s_backend_cpu_create(s2s_context *ctx, int threads, s2s_backend **out)
@@ -683,8 +826,14 @@ s2s_status s2s_backend_cpu_create(s2s_context *ctx, int threads, s2s_backend **o
     be->head.threads = threads > 0 ? threads : 1;
     be->head.lanes = be->head.lanes_max = 1;
     be->head.wave_chunk = 0;
-    snprintf(be->head.name, sizeof be->head.name, "CPU (%d thread%s, OpenBLAS)", be->head.threads,
-             be->head.threads == 1 ? "" : "s");
+    snprintf(be->head.name, sizeof be->head.name, "CPU (%d thread%s, OpenBLAS%s)", be->head.threads,
+             be->head.threads == 1 ? "" : "s",
+#ifdef S2S_HAVE_DNNL
+             ", oneDNN"
+#else
+             ""
+#endif
+    );
     openblas_set_num_threads(1);
     *out = &be->head;
     return S2S_OK;

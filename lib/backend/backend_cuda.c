@@ -599,6 +599,14 @@ static s2s_status cuda_topk(s2s_backend *be, float *vals, int32_t *idx, const fl
     return S2S_OK;
 }
 
+/* The two kernels in turn, the log-softmax in place in x (the contract lets x go). */
+static s2s_status cuda_log_softmax_topk(s2s_backend *be, float *vals, int32_t *idx, float *x, int rows, int cols,
+                                        int k)
+{
+    S2S_TRY(cuda_log_softmax(be, x, x, rows, cols));
+    return cuda_topk(be, vals, idx, x, rows, cols, k);
+}
+
 static s2s_status cuda_dropout(s2s_backend *be, float *y, const float *x, size_t n, float p, uint64_t seed,
                                uint64_t stream)
 {
@@ -675,6 +683,7 @@ static const s2s_ops cuda_ops = {
     .log_softmax = cuda_log_softmax,
     .argmax = cuda_argmax,
     .topk = cuda_topk,
+    .log_softmax_topk = cuda_log_softmax_topk,
     .dropout = cuda_dropout,
     .dropout_at = cuda_dropout_at,
     .adam = cuda_adam,

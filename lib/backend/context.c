@@ -86,6 +86,9 @@ S2S_API s2s_status s2s_context_create(const s2s_context_options *opts, s2s_conte
     s2s_context_options o = opts ? *opts : s2s_context_options_default();
     if (o.threads < 0)
         return S2S_FAIL(S2S_ERR_INVALID_ARG, "threads = %d; use 0 (all cores) or a positive count", o.threads);
+    if (o.precision == S2S_PRECISION_INT8)
+        return S2S_FAIL(S2S_ERR_INVALID_ARG, "int8 is a decoding precision: set it in s2s_decode_options.precision "
+                                             "(the context's precision is the GPU's GEMM precision)");
     if (o.precision != S2S_PRECISION_FP32 && o.precision != S2S_PRECISION_TF32 && o.precision != S2S_PRECISION_BF16)
         return S2S_FAIL(S2S_ERR_INVALID_ARG, "unknown precision %d", (int)o.precision);
     if (o.streams < 0 || o.streams > S2S_LANES_MAX)

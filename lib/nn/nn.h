@@ -60,6 +60,12 @@ s2s_pview s2s_params_view(const s2s_params *p, int index);
 typedef enum { S2S_INIT_UNIFORM, S2S_INIT_NORMAL_PAD0, S2S_INIT_ZERO } s2s_init_kind;
 s2s_status s2s_params_init_values(s2s_params *p, uint64_t seed, const s2s_init_kind *kind, const float *bound);
 
+/* y [m, n] (row stride ldy) = x [m, k] W^T + beta y, W the block [n, k] at w (row stride ldw;
+ * kn = 1: W is stored [k, n] and y = x W): through pk, W's reduced-precision copy, when it is
+ * not NULL, else the fp32 GEMM. beta is 0 or 1. */
+s2s_status s2s_linear(s2s_backend *be, s2s_packed *pk, int m, int n, int k, const float *x, int ldx, const float *w,
+                      int ldw, int kn, float beta, float *y, int ldy);
+
 /* ---- recurrent layers --------------------------------------------------------------------
  * One direction of one layer: weights s2s_rnn_w (backend.h). */
 int s2s_cell_gates(s2s_cell cell);
@@ -90,6 +96,8 @@ s2s_status s2s_rnn_run_init(s2s_arena *ar, const s2s_rnn_w *w, int T, int B, int
 /* xp[t] = b_ih (+ b_hh for LSTM and RNN, whose recurrent term is accumulated onto xp) for
  * every t. */
 s2s_status s2s_rnn_bias(s2s_backend *be, const s2s_rnn_w *w, s2s_rnn_run *r);
+/* The same for steps t0 .. t0+nt-1 only (a search biases each step as it comes). */
+s2s_status s2s_rnn_bias_steps(s2s_backend *be, const s2s_rnn_w *w, s2s_rnn_run *r, int t0, int nt);
 /* xp[t0 .. t0+nt) += x W_ih[:, col0:col0+ncols]^T in one GEMM; x holds nt*B rows of stride ldx
  * (the inputs of those steps). Column blocks let input feeding split the layer-0 input. */
 s2s_status s2s_rnn_project(s2s_backend *be, const s2s_rnn_w *w, s2s_rnn_run *r, const float *x, int ldx, int col0,

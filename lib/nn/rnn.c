@@ -47,19 +47,28 @@ s2s_status s2s_rnn_run_init(s2s_arena *ar, const s2s_rnn_w *w, int T, int B, int
     return S2S_OK;
 }
 
-s2s_status s2s_rnn_bias(s2s_backend *be, const s2s_rnn_w *w, s2s_rnn_run *r)
+s2s_status s2s_rnn_bias_steps(s2s_backend *be, const s2s_rnn_w *w, s2s_rnn_run *r, int t0, int nt)
 {
     /* LSTM and RNN accumulate the recurrent GEMM onto xp, so both biases go in here; GRU
      * keeps b_hh apart because r multiplies (W_hn h + b_hn). */
     const float *b2 = w->cell == S2S_CELL_GRU ? NULL : w->b_hh.w;
-    return be->ops->bias_rows(be, r->xp, r->T * r->B, GH(w), GH(w), w->b_ih.w, b2);
+    return be->ops->bias_rows(be, ROW(r->xp, t0, r->B, GH(w)), nt * r->B, GH(w), GH(w), w->b_ih.w, b2);
+}
+
+s2s_status s2s_rnn_bias(s2s_backend *be, const s2s_rnn_w *w, s2s_rnn_run *r)
+{
+    return s2s_rnn_bias_steps(be, w, r, 0, r->T);
 }
 
 s2s_status s2s_rnn_project(s2s_backend *be, const s2s_rnn_w *w, s2s_rnn_run *r, const float *x, int ldx, int col0,
                            int ncols, int t0, int nt)
 {
-    return be->ops->gemm(be, 0, 1, nt * r->B, GH(w), ncols, 1.0f, x, ldx, w->w_ih.w + col0, w->in, 1.0f,
-                         ROW(r->xp, t0, r->B, GH(w)), GH(w));
+    s2s_packed *pk = NULL;
+    for (int i = 0; i < 2; i++)
+        if (w->pk_ih[i] && w->pk_col[i] == col0)
+            pk = w->pk_ih[i];
+    return s2s_linear(be, pk, nt * r->B, GH(w), ncols, x, ldx, w->w_ih.w + col0, w->in, 0, 1.0f,
+                      ROW(r->xp, t0, r->B, GH(w)), GH(w));
 }
 
 static int first_step(const s2s_rnn_run *r, int t) { return r->reverse ? t == r->T - 1 : t == 0; }
@@ -89,7 +98,7 @@ s2s_status s2s_rnn_step_fwd(s2s_backend *be, const s2s_rnn_w *w, s2s_rnn_run *r,
     switch (w->cell) {
     case S2S_CELL_LSTM:
         if (!skip_gemm)
-            S2S_TRY(be->ops->gemm(be, 0, 1, B, GH(w), H, 1.0f, hprev, H, w->w_hh.w, H, 1.0f, xp, GH(w)));
+            S2S_TRY(s2s_linear(be, w->pk_hh, B, GH(w), H, hprev, H, w->w_hh.w, H, 0, 1.0f, xp, GH(w)));
         return be->ops->lstm_fwd(be, B, H, xp, hprev, s2s_rnn_c_prev(w, r, t), r->len, t, hs, ROW(r->cs, t, B, H), y,
                                  act);
     case S2S_CELL_GRU: {
@@ -97,12 +106,12 @@ s2s_status s2s_rnn_step_fwd(s2s_backend *be, const s2s_rnn_w *w, s2s_rnn_run *r,
         if (skip_gemm)
             S2S_TRY(be->ops->fill(be, hp, (size_t)B * GH(w), 0.0f));
         else
-            S2S_TRY(be->ops->gemm(be, 0, 1, B, GH(w), H, 1.0f, hprev, H, w->w_hh.w, H, 0.0f, hp, GH(w)));
+            S2S_TRY(s2s_linear(be, w->pk_hh, B, GH(w), H, hprev, H, w->w_hh.w, H, 0, 0.0f, hp, GH(w)));
         return be->ops->gru_fwd(be, B, H, xp, hp, w->b_hh.w, hprev, r->len, t, hs, y, act);
     }
     case S2S_CELL_RNN_TANH:
         if (!skip_gemm)
-            S2S_TRY(be->ops->gemm(be, 0, 1, B, H, H, 1.0f, hprev, H, w->w_hh.w, H, 1.0f, xp, H));
+            S2S_TRY(s2s_linear(be, w->pk_hh, B, H, H, hprev, H, w->w_hh.w, H, 0, 1.0f, xp, H));
         return be->ops->rnn_fwd(be, B, H, xp, hprev, r->len, t, hs, y);
     }
     return S2S_FAIL(S2S_ERR_INVALID_ARG, "unknown cell type %d", (int)w->cell);
