@@ -82,8 +82,14 @@ typedef enum s2s_precision {
     S2S_PRECISION_FP32 = 0, /* float32 GEMMs (default) */
     S2S_PRECISION_TF32,     /* TF32 tensor-core GEMMs with float32 accumulation (GPU only;
                                the CPU computes fp32 either way) */
-    S2S_PRECISION_BF16      /* bfloat16 tensor-core GEMM products with float32 accumulation;
-                               tensors stay float32 in memory (GPU only, as TF32) */
+    S2S_PRECISION_BF16,     /* training and decoding on the GPU: bfloat16 tensor-core GEMM
+                               products with float32 accumulation, tensors float32 in memory.
+                               Decoding on the CPU (s2s_decode_options.precision): the weights
+                               converted to bfloat16 once (oneDNN; AVX-512 BF16 or AMX) */
+    S2S_PRECISION_INT8      /* decoding on the CPU only (s2s_decode_options.precision): int8
+                               weights with one symmetric scale per output row, activations
+                               quantized per row at each product, int32 accumulation (oneDNN;
+                               AVX2 or better) */
 } s2s_precision;
 
 /* How the encoder's recurrent layers run on the GPU. */
@@ -293,6 +299,10 @@ typedef struct s2s_decode_options {
     float top_p;            /* sampling: keep the smallest set with this much mass; 1 off */
     uint64_t seed;          /* sampling */
     int attention;          /* 1: return each output token's attention over the source */
+    s2s_precision precision; /* the weights' precision: FP32 (default; the reference), BF16 or
+                               INT8 (CPU with oneDNN: converted once per model and kept; where
+                               this CPU cannot, fp32 with a warning logged once). See
+                               s2s_model_prepare_decoding */
 } s2s_decode_options;
 
 typedef struct s2s_hypothesis {
@@ -311,6 +321,16 @@ S2S_API s2s_decode_options s2s_decode_options_default(void);
 S2S_API s2s_status s2s_model_decode(s2s_model *m, const s2s_batch *batch, const s2s_decode_options *o,
                                     s2s_hypothesis **out);
 S2S_API void s2s_hypotheses_free(s2s_hypothesis *h, size_t n);
+
+/* Readies decoding at precision `want` now (converting the weights, which the first decode at
+ * that precision would otherwise do) and says what it will use: *used (may be NULL) is want, or
+ * S2S_PRECISION_FP32 where this device cannot (no oneDNN in the build, a GPU context, a CPU
+ * without the features: bf16 needs AVX-512 BF16 or AMX, int8 AVX2); `what` (may be NULL)
+ * receives a line for people: the library, the CPU features and the scheme, or why fp32. The
+ * model's weights stay fp32 (saving writes them unchanged); the copies are dropped whenever the
+ * weights change (training, s2s_model_param_set) and made again when next needed. */
+S2S_API s2s_status s2s_model_prepare_decoding(s2s_model *m, s2s_precision want, s2s_precision *used, char *what,
+                                              size_t cap);
 
 /* ---- translating text ------------------------------------------------------------------------ */
 
@@ -390,6 +410,9 @@ typedef struct s2s_engine_options {
     int queue_max;        /* requests waiting for admission; default 1024 */
     int max_src_tokens;   /* a longer input is refused at submission; default 250 */
     int replace_unk;      /* as s2s_translate_options; default 1 */
+    s2s_precision precision; /* the weights' precision for every request (their own decode
+                                options' precision is not used): as s2s_decode_options;
+                                default FP32 */
 } s2s_engine_options;
 
 /* What a finished request gives. texts and scores (n = nbest for beam search, else 1; best

@@ -157,13 +157,13 @@ static s2s_status device_step(s2s_model *m, search *s, dev *d, int t)
     float *lp = d->ds.logits;
     S2S_TRY(be->ops->to_device(be, d->ids, s->tok_host, sizeof(int32_t) * (size_t)BK));
     S2S_TRY(s2s_decoder_search_step(m, &d->xb, &d->xs, &d->ds, d->ids, t));
-    S2S_TRY(be->ops->log_softmax(be, lp, lp, BK, V));
     S2S_TRY(attention_to_host(m, s, d, t));
-    if (s->M) { /* only each row's M best leave the device */
-        S2S_TRY(be->ops->topk(be, d->top_v, d->top_i, lp, BK, V, s->M));
+    if (s->M) { /* only each row's M best leave the device (the whole log-softmax is not needed) */
+        S2S_TRY(be->ops->log_softmax_topk(be, d->top_v, d->top_i, lp, BK, V, s->M));
         S2S_TRY(be->ops->to_host(be, s->top_i, d->top_i, sizeof(int32_t) * (size_t)BK * s->M));
         return be->ops->to_host(be, s->top_v, d->top_v, sizeof(float) * (size_t)BK * s->M);
     }
+    S2S_TRY(be->ops->log_softmax(be, lp, lp, BK, V));
     return be->ops->to_host(be, s->lp_host, lp, sizeof(float) * (size_t)BK * V);
 }
 
@@ -271,8 +271,12 @@ S2S_API s2s_status s2s_model_decode(s2s_model *m, const s2s_batch *batch, const 
     s2s_hypothesis *h = s2s_host_calloc((size_t)batch->batch * nbest, sizeof *h, "hypotheses");
     if (!h)
         return S2S_ERR_OUT_OF_MEMORY;
-    s2s_status st = batch->batch > 0 ? run_search(m, batch, &o, h)
+    s2s_status st = batch->batch > 0 ? s2s_model_precision_begin(m, o.precision)
                                      : S2S_FAIL(S2S_ERR_INVALID_ARG, "batch->batch must be >= 1");
+    if (st == S2S_OK) {
+        st = run_search(m, batch, &o, h);
+        s2s_model_precision_end(m);
+    }
     s2s_arena_reset(&m->arena);
     if (st != S2S_OK) {
         s2s_hypotheses_free(h, (size_t)batch->batch * nbest);

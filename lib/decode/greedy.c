@@ -114,7 +114,11 @@ S2S_API s2s_status s2s_model_greedy_decode(s2s_model *m, const s2s_batch *batch,
     if (!m || !batch || !out || !out_len || max_len < 1)
         return S2S_FAIL(S2S_ERR_INVALID_ARG, "s2s_model_greedy_decode: model, batch, out, out_len must be set and "
                                              "max_len >= 1");
-    s2s_status st = greedy(m, batch, max_len, out, out_len);
+    s2s_status st = s2s_model_precision_begin(m, S2S_PRECISION_FP32);
+    if (st == S2S_OK) {
+        st = greedy(m, batch, max_len, out, out_len);
+        s2s_model_precision_end(m);
+    }
     s2s_arena_reset(&m->arena);
     return st;
 }

@@ -20,8 +20,10 @@ static double length_norm(const s2s_search *s, int len)
 
 int s2s_search_top_m(const s2s_decode_options *o, int V)
 {
-    int K = o->beam_size;
-    return o->mode == S2S_DECODE_BEAM && o->no_repeat_ngram <= 0 && 2 * K + 3 < V ? 2 * K + 3 : 0;
+    /* 2K+3 holds K allowed tokens even when PAD, BOS and EOS (before min_len) are not allowed;
+     * n-gram blocking can ban any token, sampling draws from all: those need whole rows */
+    int K = o->mode == S2S_DECODE_BEAM ? o->beam_size : o->mode == S2S_DECODE_GREEDY ? 1 : 0;
+    return K > 0 && o->no_repeat_ngram <= 0 && 2 * K + 3 < V ? 2 * K + 3 : 0;
 }
 
 size_t s2s_search_scratch_bytes(int V, int K) { return sizeof(cand) * ((size_t)V + 2 * (size_t)K); }
@@ -274,38 +276,53 @@ static void single_step(s2s_search *s, const s2s_step_rows *r, int32_t *tok, int
     s2s_hyp *nh = &s->next[0];
     const float *lp = r->lp;
     int32_t pick = S2S_EOS_ID;
+    float v = -INFINITY; /* pick's log-probability */
     parent[0] = 0;
     tok[0] = S2S_EOS_ID;
     if (h->logp == -INFINITY) {
         nh->logp = -INFINITY;
         return;
     }
-    if (s->o.mode == S2S_DECODE_SAMPLE) {
+    if (r->M) { /* greedy from the row's best M, largest first, ties by column: the first allowed */
+        int m = s2s_search_top_m(&s->o, s->V);
+        m = m > 0 && m < r->M ? m : r->M;
+        int nb = find_banned(s, h);
+        for (int j = 0; j < m && r->top_i[j] >= 0; j++) {
+            if (r->top_i[j] == S2S_EOS_ID)
+                v = r->top_v[j]; /* EOS's value, should nothing be allowed */
+            if (allowed_nb(s, h, r->top_i[j], nb)) {
+                pick = r->top_i[j], v = r->top_v[j];
+                break;
+            }
+        }
+    } else if (s->o.mode == S2S_DECODE_SAMPLE) {
         pick = sample_token(s, lp, h, scratch);
+        v = lp[pick];
     } else { /* the first of the largest allowed: the row's first largest when it is allowed */
         int nb = find_banned(s, h), nan = isnan(lp[0]);
         int32_t best = 0;
-        for (int32_t v = 1; v < s->V; v++) {
-            best = lp[v] > lp[best] ? v : best;
-            nan |= isnan(lp[v]);
+        for (int32_t c = 1; c < s->V; c++) {
+            best = lp[c] > lp[best] ? c : best;
+            nan |= isnan(lp[c]);
         }
         if (nan || !allowed_nb(s, h, best, nb)) { /* the full scan decides, as it always did */
             best = -1;
-            for (int32_t v = 0; v < s->V; v++)
-                if (allowed_nb(s, h, v, nb) && (best < 0 || lp[v] > lp[best]))
-                    best = v;
+            for (int32_t c = 0; c < s->V; c++)
+                if (allowed_nb(s, h, c, nb) && (best < 0 || lp[c] > lp[best]))
+                    best = c;
         }
         pick = best < 0 ? S2S_EOS_ID : best;
+        v = lp[pick];
     }
     hyp_copy(s, nh, h);
     if (pick == S2S_EOS_ID) {
-        nh->logp = h->logp + lp[pick];
+        nh->logp = h->logp + v;
         finish(s, nh);
         nh->logp = -INFINITY;
         return;
     }
     tok[0] = pick;
-    hyp_push(s, nh, r, 0, pick, h->logp + lp[pick]);
+    hyp_push(s, nh, r, 0, pick, h->logp + v);
     if (nh->len >= s->max_len)
         finish(s, nh), nh->logp = -INFINITY;
 }

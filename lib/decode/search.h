@@ -49,7 +49,7 @@ s2s_status s2s_search_init(s2s_search *s, const s2s_decode_options *o, int src_l
 void s2s_search_free(s2s_search *s);
 /* The best tokens per row that the device must send for a step (0: every token): beam search
  * without n-gram blocking needs 2K + 3 (the 2K it keeps are among them even when PAD, BOS and
- * EOS, the only tokens it may refuse, are too). */
+ * EOS, the only tokens it may refuse, are too), greedy decoding 5 (K = 1); sampling every token. */
 int s2s_search_top_m(const s2s_decode_options *o, int V);
 /* Host scratch a step needs, in bytes. */
 size_t s2s_search_scratch_bytes(int V, int K);

@@ -418,7 +418,7 @@ static s2s_status check_config_fits(const s2s_st_file *f, const s2s_model_config
 static s2s_status create_for_file(s2s_context *ctx, const s2s_st_file *f, const s2s_model_config *cfg,
                                   s2s_model **m)
 {
-    s2s_status st = s2s_model_create(ctx, cfg, m);
+    s2s_status st = s2s_model_create_as(ctx, cfg, 0, m); /* every tensor comes from the file (check_tensors) */
     if (st != S2S_ERR_INVALID_ARG)
         return st;
     return S2S_FAIL_WRAP(S2S_ERR_FORMAT, "%s: the stored config is invalid", f->path);
@@ -752,8 +752,10 @@ S2S_API s2s_status s2s_checkpoint_load(const char *path, s2s_model *m, s2s_optim
     if (st == S2S_OK)
         st = copy_state(&f, &blob, &len);
     /* Everything is checked: only a device copy can fail from here on. */
-    if (st == S2S_OK)
+    if (st == S2S_OK) {
+        s2s_model_weights_changed(m);
         st = upload(&f, m, m->params.data, "");
+    }
     for (int k = 0; k < moment_count(opt) && st == S2S_OK; k++)
         st = upload(&f, m, k ? opt->v : opt->m, moment_prefix[k]);
     s2s_st_close(&f);

@@ -20,7 +20,6 @@ s2s_status s2s_decoder_init(s2s_model *m, const s2s_enc_state *es, int T, int B,
     for (int l = 0; l < L; l++) {
         /* The decoder is not masked: positions past a target's end are cut off by the loss. */
         S2S_TRY(s2s_rnn_run_init(&m->arena, &m->dec[l], T, B, 0, NULL, es->hfin[l], es->cfin[l], train, &ds->run[l]));
-        S2S_TRY(s2s_rnn_bias(m->be, &m->dec[l], &ds->run[l]));
         ds->xin[l] = NULL;
         if (l > 0)
             ds->xin[l] = ds->run[l - 1].y;
@@ -64,8 +63,8 @@ s2s_status s2s_decoder_step_fwd(s2s_model *m, const s2s_dev_batch *db, const s2s
     float *ctx = ROWS(ds->ctx, t, B, H), *ht = ROWS(ds->ht, t, B, H);
     S2S_TRY(OPS->attn_fwd(m->be, S, B, H, es->keys, es->out[L - 1], h, db->src_len, ROWS(ds->alpha, t, B, S), ctx));
     /* ht = tanh(W_c [ctx ; h]) as two GEMMs on the column blocks of W_c [H, 2H] */
-    S2S_TRY(OPS->gemm(m->be, 0, 1, B, H, H, 1.0f, ctx, H, m->attn_out.w, 2 * H, 0.0f, ht, H));
-    S2S_TRY(OPS->gemm(m->be, 0, 1, B, H, H, 1.0f, h, H, m->attn_out.w + H, 2 * H, 1.0f, ht, H));
+    S2S_TRY(s2s_linear(m->be, m->pk_attn_out[0], B, H, H, ctx, H, m->attn_out.w, 2 * H, 0, 0.0f, ht, H));
+    S2S_TRY(s2s_linear(m->be, m->pk_attn_out[1], B, H, H, h, H, m->attn_out.w + H, 2 * H, 0, 1.0f, ht, H));
     return OPS->tanh_fwd(m->be, ht, ht, BH);
 }
 
@@ -90,6 +89,8 @@ s2s_status s2s_decoder_fwd(s2s_model *m, const s2s_dev_batch *db, const s2s_enc_
     int E = m->cfg.embed, T = db->T, B = db->B;
     size_t TB = (size_t)T * B;
     S2S_TRY(s2s_decoder_init(m, es, T, B, train, ds));
+    for (int l = 0; l < m->cfg.layers; l++)
+        S2S_TRY(s2s_rnn_bias(m->be, &m->dec[l], &ds->run[l]));
     float *emb;
     S2S_TRY(s2s_arena_floats(&m->arena, TB * E, &emb));
     S2S_TRY(OPS->gather_rows(m->be, emb, E, m->tgt_emb.w, db->tgt_in, (int)TB, E));
@@ -117,9 +118,16 @@ s2s_status s2s_decoder_search_init(s2s_model *m, const s2s_enc_state *es, int T,
 s2s_status s2s_decoder_search_step(s2s_model *m, const s2s_dev_batch *db, const s2s_enc_state *es, s2s_dec_state *ds,
                                    const int32_t *ids, int t)
 {
-    int E = m->cfg.embed, H = m->cfg.hidden, B = ds->B;
-    S2S_TRY(OPS->gather_rows(m->be, ds->step_emb, E, m->tgt_emb.w, ids, B, E));
-    S2S_TRY(s2s_rnn_project(m->be, &m->dec[0], &ds->run[0], ds->step_emb, E, 0, E, t, 1));
+    int E = m->cfg.embed, H = m->cfg.hidden, B = ds->B, GH = m->G * H;
+    /* each layer's biases for this step only (a search's T is its longest possible length) */
+    for (int l = m->emb_proj ? 1 : 0; l < m->cfg.layers; l++)
+        S2S_TRY(s2s_rnn_bias_steps(m->be, &m->dec[l], &ds->run[l], t, 1));
+    if (m->emb_proj) { /* bias + emb W_ih0[:, :E]^T, looked up (precision.c) */
+        S2S_TRY(OPS->gather_rows(m->be, ds->run[0].xp + (size_t)t * B * GH, GH, m->emb_proj, ids, B, GH));
+    } else {
+        S2S_TRY(OPS->gather_rows(m->be, ds->step_emb, E, m->tgt_emb.w, ids, B, E));
+        S2S_TRY(s2s_rnn_project(m->be, &m->dec[0], &ds->run[0], ds->step_emb, E, 0, E, t, 1));
+    }
     S2S_TRY(s2s_decoder_step_fwd(m, db, es, ds, t, 0));
     return s2s_generator_logits(m, ROWS(ds->ht, t, B, H), B, ds->logits);
 }
@@ -147,7 +155,7 @@ s2s_status s2s_generator_logits(s2s_model *m, const float *x, int N, float *logi
 {
     int H = m->cfg.hidden, V = m->cfg.tgt_vocab;
     S2S_TRY(OPS->bias_rows(m->be, logits, N, V, V, m->gen_b.w, NULL));
-    return OPS->gemm(m->be, 0, 1, N, V, H, 1.0f, x, H, m->gen_w.w, H, 1.0f, logits, V);
+    return s2s_linear(m->be, m->pk_gen, N, V, H, x, H, m->gen_w.w, H, 0, 1.0f, logits, V);
 }
 
 s2s_status s2s_generator_loss(s2s_model *m, const float *ht, const int32_t *tgt, int N, int ntokens, float smoothing,

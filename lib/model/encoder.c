@@ -67,7 +67,8 @@ s2s_status s2s_encoder_fwd(s2s_model *m, const s2s_dev_batch *db, int train, uin
     if (m->cfg.attention == S2S_ATTN_GENERAL) {
         /* keys[s] = h_s W_a, so that q . keys[s] = (W_a q) . h_s (OpenNMT's linear_in). */
         S2S_TRY(s2s_arena_floats(&m->arena, SB * H, &es->keys));
-        S2S_TRY(OPS->gemm(m->be, 0, 0, (int)SB, H, H, 1.0f, es->out[L - 1], H, m->attn_in.w, H, 0.0f, es->keys, H));
+        S2S_TRY(s2s_linear(m->be, m->pk_attn_in, (int)SB, H, H, es->out[L - 1], H, m->attn_in.w, H, 1, 0.0f, es->keys,
+                           H));
     }
     return S2S_OK;
 }

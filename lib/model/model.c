@@ -139,6 +139,11 @@ static s2s_status init_weights(s2s_model *m, uint64_t seed)
 
 S2S_API s2s_status s2s_model_create(s2s_context *ctx, const s2s_model_config *cfg, s2s_model **out)
 {
+    return s2s_model_create_as(ctx, cfg, 1, out);
+}
+
+s2s_status s2s_model_create_as(s2s_context *ctx, const s2s_model_config *cfg, int init, s2s_model **out)
+{
     if (!ctx || !cfg || !out)
         return S2S_FAIL(S2S_ERR_INVALID_ARG, "s2s_model_create: ctx, cfg and out must not be NULL");
     *out = NULL;
@@ -156,8 +161,9 @@ S2S_API s2s_status s2s_model_create(s2s_context *ctx, const s2s_model_config *cf
     s2s_params_init(&m->params, m->be);
     s2s_arena_init(&m->arena, m->be);
     m->use_graphs = 1;
+    m->use_emb_proj = 1;
     s2s_status st = build(m);
-    if (st == S2S_OK)
+    if (st == S2S_OK && init)
         st = init_weights(m, ctx->opts.seed);
     if (st == S2S_OK)
         st = m->be->ops->alloc(m->be, sizeof(uint64_t), (void **)&m->step_dev);
@@ -174,6 +180,7 @@ S2S_API void s2s_model_free(s2s_model *m)
     if (!m)
         return;
     s2s_model_graphs_free(m);
+    s2s_model_weights_changed(m);
     m->be->ops->release(m->be, m->step_dev);
     s2s_arena_free(&m->arena);
     s2s_params_free(&m->params);
@@ -241,5 +248,6 @@ S2S_API s2s_status s2s_model_param_set(s2s_model *m, const char *name, const flo
     for (size_t e = 0; e < numel; e++)
         if (!isfinite(data[e]))
             return S2S_FAIL(S2S_ERR_NUMERIC, "parameter '%s': element %zu is not finite", name, e);
+    s2s_model_weights_changed(m);
     return m->be->ops->to_device(m->be, m->params.data + m->params.t[i].offset, data, numel * sizeof(float));
 }

@@ -61,6 +61,21 @@ struct s2s_model {
     int dropout_off; /* gradients without dropout (s2s_loss_options.train = 0): "train" then only
                         keeps activations for backward */
     uint64_t *step_dev; /* device: the training step, read by recorded dropout ops */
+    /* Decoding's precomputations (precision.c). pk_*: the reduced-precision copies of the
+     * weights for pk_prec (pk_store, pk_count of them), attached to their slots (these, and
+     * s2s_rnn_w.pk_*) only inside a decode at that precision; pk_refused[p]: p is not available
+     * here (said once); pk_what: what the last precision asked for uses, for people. emb_proj:
+     * [Vt, G*H] device, row v = layer 0's biases + tgt_emb[v] W_ih0[:, :E]^T, looked up by the
+     * decoder's search step instead of a GEMM (NULL: not built; emb_proj_off: too large). */
+    s2s_precision pk_prec;
+    s2s_packed **pk_store;
+    int pk_count;
+    int pk_refused[4];
+    char pk_what[400];
+    s2s_packed *pk_attn_in, *pk_attn_out[2], *pk_gen;
+    float *emb_proj;
+    int emb_proj_off;
+    int use_emb_proj; /* 1 unless switched off (tests compare with and without) */
 };
 
 /* The optimizer: moments laid out like the parameter block (same offsets). */
@@ -171,6 +186,17 @@ s2s_status s2s_graph_run_state(s2s_model *m, const int key[S2S_GRAPH_KEY], s2s_g
 /* The encoder forward for decoding (no dropout, nothing kept for backward), recorded per
  * (batch, source length) where the backend records graphs and runs the fused layers. */
 s2s_status s2s_encoder_infer(s2s_model *m, const s2s_dev_batch *db, s2s_enc_state *es);
+
+/* Decoding at precision prec (FP32, BF16, INT8): between _begin and _end the encoder and the
+ * decoder's search step multiply by the weights' copies for prec where this device has them
+ * (else fp32, with a warning logged once), and the embedding table is ready (precision.c).
+ * s2s_model_weights_changed drops every precomputation: call it whenever the weights change. */
+s2s_status s2s_model_precision_begin(s2s_model *m, s2s_precision prec);
+void s2s_model_precision_end(s2s_model *m);
+void s2s_model_weights_changed(s2s_model *m);
+
+/* s2s_model_create, with init = 0 leaving the weights unset (a loader that fills every tensor). */
+s2s_status s2s_model_create_as(s2s_context *ctx, const s2s_model_config *cfg, int init, s2s_model **out);
 
 /* Whether dropout is active for this pass. */
 static inline int s2s_dropout_on(const s2s_model *m, int train)

@@ -86,6 +86,7 @@ S2S_API s2s_status s2s_optimizer_step(s2s_optimizer *opt, float lr, float *grad_
     float gscale = opt->o.clip_norm > 0.0f && norm > opt->o.clip_norm ? opt->o.clip_norm / (norm + 1e-6f) : 1.0f;
     float rate = lr > 0.0f ? lr : opt->o.lr;
     opt->step++;
+    s2s_model_weights_changed(m);
     if (opt->o.type == S2S_OPT_ADAM)
         return be->ops->adam(be, m->params.data, m->params.grad, opt->m, opt->v, n, rate, opt->o.beta1, opt->o.beta2,
                              opt->o.eps, opt->o.weight_decay, gscale, opt->step);

@@ -142,6 +142,9 @@ S2S_API s2s_status s2s_engine_create(s2s_model *m, const s2s_tokenizer *src_tok,
         return S2S_FAIL(S2S_ERR_INVALID_ARG, "the tokenizers' vocabularies (%d, %d) exceed the model's (%d, %d)",
                         s2s_tokenizer_vocab_size(src_tok), s2s_tokenizer_vocab_size(tgt_tok), m->cfg.src_vocab,
                         m->cfg.tgt_vocab);
+    if (o.precision != S2S_PRECISION_FP32 && o.precision != S2S_PRECISION_BF16 && o.precision != S2S_PRECISION_INT8)
+        return S2S_FAIL(S2S_ERR_INVALID_ARG, "engine precision %d: use fp32, bf16 or int8", (int)o.precision);
+    S2S_TRY(s2s_model_prepare_decoding(m, o.precision, NULL, NULL, 0)); /* the weights' copies, now */
     s2s_engine *e = s2s_host_calloc(1, sizeof *e, "the engine");
     if (!e)
         return S2S_ERR_OUT_OF_MEMORY;
@@ -605,18 +608,24 @@ static s2s_status device_step(s2s_engine *e, s2s_dec_state *ds)
     ds->ht0 = e->feed ? e->ht : NULL;
     S2S_TRY(OPS->to_device(m->be, e->ids_dev, e->tok, sizeof(int32_t) * (size_t)R));
     S2S_TRY(s2s_decoder_search_step(m, &db, &es, ds, e->ids_dev, 0));
-    S2S_TRY(OPS->log_softmax(m->be, ds->logits, ds->logits, R, V));
+    int M = 0, whole = 0;
+    for (int i = 0; i < e->nact; i++) {
+        M = e->act[i]->top_m > M ? e->act[i]->top_m : M;
+        whole |= !e->act[i]->top_m;
+    }
+    if (whole) /* log_softmax_topk gives the same candidates, without rows for the host */
+        S2S_TRY(OPS->log_softmax(m->be, ds->logits, ds->logits, R, V));
     if (ds->alpha) {
         S2S_TRY(OPS->argmax(m->be, e->pos_dev, ds->alpha, R, e->S));
         S2S_TRY(OPS->to_host(m->be, e->pos, e->pos_dev, sizeof(int32_t) * (size_t)R));
     } else {
         memset(e->pos, 0, sizeof(int32_t) * (size_t)R);
     }
-    int M = 0;
-    for (int i = 0; i < e->nact; i++)
-        M = e->act[i]->top_m > M ? e->act[i]->top_m : M;
     if (M) { /* beam search's candidates: every row's M best */
-        S2S_TRY(OPS->topk(m->be, e->top_v_dev, e->top_i_dev, ds->logits, R, V, M));
+        if (whole)
+            S2S_TRY(OPS->topk(m->be, e->top_v_dev, e->top_i_dev, ds->logits, R, V, M));
+        else
+            S2S_TRY(OPS->log_softmax_topk(m->be, e->top_v_dev, e->top_i_dev, ds->logits, R, V, M));
         S2S_TRY(OPS->to_host(m->be, e->top_i, e->top_i_dev, sizeof(int32_t) * (size_t)R * M));
         S2S_TRY(OPS->to_host(m->be, e->top_v, e->top_v_dev, sizeof(float) * (size_t)R * M));
     }
@@ -678,8 +687,9 @@ S2S_API s2s_status s2s_engine_step(s2s_engine *e, int *active)
             add[nreal++] = add[i];
     }
     s2s_arena_reset(&e->m->arena);
-    s2s_status st = S2S_OK;
-    if (nreal || changed)
+    s2s_status st = s2s_model_precision_begin(e->m, e->o.precision);
+    int began = st == S2S_OK;
+    if (st == S2S_OK && (nreal || changed))
         st = relayout(e, keep, nkeep, add, nreal);
     if (st != S2S_OK) { /* the newcomers were not made active: fail them with the rest */
         for (int i = 0; i < nreal; i++)
@@ -689,6 +699,8 @@ S2S_API s2s_status s2s_engine_step(s2s_engine *e, int *active)
     s2s_dec_state ds;
     if (st == S2S_OK && e->R > 0)
         st = device_step(e, &ds);
+    if (began)
+        s2s_model_precision_end(e->m);
     /* the host's choices; finished requests report and leave */
     nkeep = 0;
     for (int i = 0; i < e->nact && st == S2S_OK; i++) {
