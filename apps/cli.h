@@ -333,13 +333,14 @@ typedef struct common_opts {
     int device;       /* 0 auto, 1 cpu, 2 cuda */
     int threads;
     long seed;
-    int precision;    /* 0 fp32, 1 tf32, 2 bf16 */
+    int precision;    /* 0 fp32, 1 tf32, 2 bf16, 3 int8: the GPU's GEMMs (the context's); when
+                         decoding, also the weights' on the CPU (cli_decode_precision) */
     int quiet;
 } common_opts;
 
 #define COMMON_OPTS(c)                                                                                             \
     {"--device", OPT_CHOICE, &(c).device, 0, 0, "auto|cpu|cuda"}, {"--threads", OPT_INT, &(c).threads, 0, 1024, 0}, \
-        {"--seed", OPT_LONG, &(c).seed, 0, 2147483647, 0}, {"--precision", OPT_CHOICE, &(c).precision, 0, 0, "fp32|tf32|bf16"}, \
+        {"--seed", OPT_LONG, &(c).seed, 0, 2147483647, 0}, {"--precision", OPT_CHOICE, &(c).precision, 0, 0, "fp32|tf32|bf16|int8"}, \
         {"--quiet", OPT_FLAG, &(c).quiet, 0, 0, 0}
 
 /* The library's messages on stderr, prefixed by the tool; a run shows at most 200 warnings (a
@@ -363,7 +364,9 @@ static s2s_context *make_context(const char *tool, const common_opts *c)
     o.device = dev[c->device];
     o.threads = c->threads;
     o.seed = (uint64_t)c->seed;
-    static const s2s_precision prec[3] = {S2S_PRECISION_FP32, S2S_PRECISION_TF32, S2S_PRECISION_BF16};
+    /* int8 is a decoding precision only: the context (the GPU's GEMMs) stays fp32 */
+    static const s2s_precision prec[4] = {S2S_PRECISION_FP32, S2S_PRECISION_TF32, S2S_PRECISION_BF16,
+                                          S2S_PRECISION_FP32};
     o.precision = prec[c->precision];
     o.log = log_to_stderr;
     o.log_user = (void *)tool;
@@ -376,6 +379,45 @@ static s2s_context *make_context(const char *tool, const common_opts *c)
     if (!c->quiet)
         fprintf(stderr, "%s: device: %s\n", tool, s2s_context_device_name(ctx));
     return ctx;
+}
+
+/* The weights' precision for decoding (s2s_decode_options.precision) from --precision. */
+static s2s_precision cli_decode_precision(const common_opts *c)
+{
+    static const s2s_precision prec[4] = {S2S_PRECISION_FP32, S2S_PRECISION_FP32, S2S_PRECISION_BF16,
+                                          S2S_PRECISION_INT8};
+    return prec[c->precision];
+}
+
+/* Converts a loaded model's weights for decoding at --precision now, at load; the library
+ * logs what it uses (or, with a warning, why fp32). *used: what decoding will use. */
+static int cli_prepare_decoding(const char *tool, s2s_model *m, const common_opts *c, s2s_precision *used)
+{
+    char what[400];
+    s2s_precision want = cli_decode_precision(c);
+    if (s2s_model_prepare_decoding(m, want, used, what, sizeof what) != S2S_OK) {
+        fprintf(stderr, "%s: %s\n", tool, s2s_last_error());
+        return 0;
+    }
+    if (want != S2S_PRECISION_FP32 && *used == want) /* what it picked (a fallback was warned about) */
+        fprintf(stderr, "%s: decoding with %s\n", tool, what);
+    return 1;
+}
+
+static const char *cli_precision_name(s2s_precision p)
+{
+    return p == S2S_PRECISION_INT8 ? "int8" : p == S2S_PRECISION_BF16 ? "bf16" : p == S2S_PRECISION_TF32 ? "tf32"
+                                                                                                          : "fp32";
+}
+
+/* Training takes the GPU's precisions only. */
+static int cli_train_precision_ok(const char *tool, const common_opts *c)
+{
+    if (c->precision != 3)
+        return 1;
+    fprintf(stderr, "%s: --precision int8 is for decoding (translate, eval, chat, serve); train with fp32, tf32 or "
+                    "bf16 (GPU)\n", tool);
+    return 0;
 }
 
 /* ---- model and trainer options ---------------------------------------------------------------- */

@@ -114,7 +114,7 @@ static int cmd_train(int argc, char **argv)
                "example: s2s-chat train --dailydialog data/dailydialog --out runs/chat --minutes 60\n");
         return 0;
     }
-    if (!parse_opts(TOOL, argc, argv, 2, table, sizeof table / sizeof table[0]))
+    if (!parse_opts(TOOL, argc, argv, 2, table, sizeof table / sizeof table[0]) || !cli_train_precision_ok(TOOL, &c))
         return 2;
     if (!t.out || (!!tsv + !!dd + !!cb) != 1)
         return cli_fail(TOOL, "train needs --out and exactly one of --tsv, --dailydialog, --chatterbot"), 2;
@@ -316,6 +316,9 @@ static int cmd_chat(int argc, char **argv)
     if (argc > 2 && !strcmp(argv[2], "--help")) {
         printf("usage: s2s-chat chat --model FILE [--beam N [--length-penalty A] [--mmi FILE [--mmi-weight W]]\n"
                "                     | --greedy | --sample [--temp X] [--topk K] [--topp P]] [--device auto|cpu|cuda]\n"
+               "                     [--precision fp32|bf16|int8] [--threads N]\n"
+               "  --precision: the weights' precision on the CPU (converted at load; bf16 needs AVX-512 BF16 or AMX,\n"
+               "  int8 AVX2; without, fp32 with a warning)\n"
                "  on a terminal: a prompt with line editing and history; :help lists the commands\n"
                "  with piped input: one reply per input line (the options set the decoding)\n"
                "  decoding: beam search, beam 10 (default), scores divided by ((5 + length) / 6)^A with\n"
@@ -351,6 +354,7 @@ static int cmd_chat(int argc, char **argv)
         z.mmi_weight = (float)MMI_WEIGHT;
     z.o.batch_size = 1;
     z.o.strict = z.strict;
+    d->precision = cli_decode_precision(&c);
     z.interactive = isatty(0) && isatty(1);
     if (!z.interactive && !cli_need_stdout(TOOL, out_open))
         return 1;
@@ -359,7 +363,7 @@ static int cmd_chat(int argc, char **argv)
         (!mmi || s2s_model_load(z.ctx, mmi, &z.rev, &z.rst, &z.rtt, NULL) == S2S_OK)) {
         if (!z.st || !z.tt || (mmi && (!z.rst || !z.rtt)))
             fprintf(stderr, TOOL ": %s holds no tokenizer\n", !z.st || !z.tt ? model : mmi);
-        else
+        else if (cli_prepare_decoding(TOOL, z.m, &c, NULL))
             rc = chat_loop(&z);
     } else if (z.ctx) {
         lib_fail();

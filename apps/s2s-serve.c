@@ -1036,6 +1036,7 @@ static int load_model(server *sv, model_slot *m, const common_opts *c)
     s2s_engine_options eo = s2s_engine_options_default();
     eo.max_rows = sv->o.max_rows, eo.token_budget = sv->o.budget, eo.queue_max = sv->o.queue;
     eo.max_src_tokens = sv->o.max_tokens;
+    eo.precision = cli_decode_precision(c);
     if (s2s_engine_create(m->m, m->st, m->tt, &eo, &m->e) != S2S_OK) {
         fprintf(stderr, TOOL ": model %s: %s\n", m->name, s2s_last_error());
         return 0;
@@ -1113,6 +1114,8 @@ static const char *HELP =
     "  --api-key KEY          every endpoint but /health (and the page itself) needs 'Authorization:\n"
     "                         Bearer KEY' (or set S2S_API_KEY)\n"
     "  --device auto|cpu|cuda --threads N --quiet\n"
+    "  --precision fp32|bf16|int8: the weights' precision on the CPU for every model (converted at load; bf16\n"
+    "  needs AVX-512 BF16 or AMX, int8 AVX2; without, fp32 with a warning)\n"
     "example: s2s-serve --model en-de=runs/m30k.best.safetensors --model chat=runs/chat.best.safetensors\n";
 
 static int sig_pipe[2];

@@ -71,7 +71,7 @@ static int cmd_train(int argc, char **argv)
                "--minutes 5\n");
         return 0;
     }
-    if (!parse_opts(TOOL, argc, argv, 2, table, sizeof table / sizeof table[0]))
+    if (!parse_opts(TOOL, argc, argv, 2, table, sizeof table / sizeof table[0]) || !cli_train_precision_ok(TOOL, &c))
         return 2;
     if (!t.out || !(d.train_tsv || (d.train_src && d.train_tgt)))
         return cli_fail(TOOL, "train needs --out and a training corpus (--train-src/--train-tgt or --train-tsv)"), 2;
@@ -111,9 +111,10 @@ typedef struct decode_cli {
         {"--max-len-b", OPT_INT, &(d).b, 0, 10000, 0}, {"--no-repeat-ngram", OPT_INT, &(d).no_repeat, 0, 100, 0},  \
         {"--strict", OPT_FLAG, &(d).strict, 0, 0, 0}
 
-static s2s_translate_options decode_options(const decode_cli *d)
+static s2s_translate_options decode_options(const decode_cli *d, const common_opts *c)
 {
     s2s_translate_options o = s2s_translate_options_default();
+    o.decode.precision = cli_decode_precision(c);
     o.decode.mode = d->greedy ? S2S_DECODE_GREEDY : d->sample ? S2S_DECODE_SAMPLE : S2S_DECODE_BEAM;
     o.decode.beam_size = d->beam;
     o.decode.nbest = d->nbest;
@@ -138,6 +139,7 @@ typedef struct loaded {
     s2s_context *ctx;
     s2s_model *m;
     s2s_tokenizer *st, *tt;
+    s2s_precision used; /* what decoding uses (--precision, or fp32 where this device cannot) */
 } loaded;
 
 static void loaded_free(loaded *l)
@@ -160,7 +162,7 @@ static int load_model(const common_opts *c, const char *path, loaded *l)
         return lib_fail(), 0;
     if (!l->st || !l->tt)
         return cli_fail(TOOL, "%s holds no tokenizers: it cannot translate text", path);
-    return 1;
+    return cli_prepare_decoding(TOOL, l->m, c, &l->used);
 }
 
 /* Decodes line with attention and writes the source x output heatmap to path. */
@@ -205,6 +207,10 @@ static int print_translations(char **out, const float *scores, size_t n, int nbe
     return cli_flush_err(TOOL, stdout, "the translations to standard output", err);
 }
 
+#define PRECISION_HELP                                                                                              \
+    "  --precision fp32|bf16|int8: the weights' precision on the CPU (converted at load; the file stays fp32):\n"   \
+    "  bf16 needs AVX-512 BF16 or AMX, int8 AVX2; without, fp32 with a warning. On the GPU: fp32|tf32|bf16 GEMMs\n"
+
 #define STRICT_HELP                                                                                                 \
     "  lines over 250 tokens are translated in pieces (cut at sentence ends) and joined; lines that are not\n"        \
     "  valid UTF-8 or hold a NUL byte are left untranslated (an empty line in their place); each with a warning\n"  \
@@ -223,7 +229,7 @@ static int cmd_translate(int argc, char **argv)
                "  --beam N (5) --nbest N (1: plain lines; >1: 'LINE ||| TEXT ||| SCORE') --greedy\n"
                "  --batch N (64; 1 when stdin is a terminal) --length-penalty X (0.6) --max-len-a X (2)\n"
                "  --max-len-b N (10) --no-repeat-ngram N --no-replace-unk --attention-svg FILE (first line)\n"
-               "  --strict --device auto|cpu|cuda --threads N --quiet\n" STRICT_HELP
+               "  --strict --device auto|cpu|cuda --threads N --quiet\n" PRECISION_HELP STRICT_HELP
                "example: echo 'Go now.' | s2s-translate translate --model runs/enfr.best.safetensors --beam 5\n");
         return 0;
     }
@@ -240,7 +246,7 @@ static int cmd_translate(int argc, char **argv)
     loaded l;
     if (!load_model(&c, d.model, &l))
         return loaded_free(&l), 1;
-    s2s_translate_options o = decode_options(&d);
+    s2s_translate_options o = decode_options(&d, &c);
     int nbest = o.decode.mode == S2S_DECODE_BEAM ? o.decode.nbest : 1, rc = 0, gone = 0;
     char **lines = calloc((size_t)d.batch, sizeof(char *)), **out = malloc(sizeof(char *) * (size_t)d.batch * nbest);
     float *scores = malloc(sizeof(float) * (size_t)d.batch * nbest);
@@ -303,7 +309,8 @@ static int cmd_eval(int argc, char **argv)
     if (argc > 2 && !strcmp(argv[2], "--help")) {
         printf("usage: s2s-translate eval --model FILE (--src F --ref F | --tsv F) [--output F] [decoding options]\n"
                "  translates the sources, prints corpus BLEU (sacreBLEU 13a) and the time taken; --output F\n"
-               "  writes the translations (replacing F only once all of them are written)\n" STRICT_HELP
+               "  writes the translations (replacing F only once all of them are written)\n"
+               "  decoding options: as translate's (s2s-translate translate --help)\n" PRECISION_HELP STRICT_HELP
                "example: s2s-translate eval --model runs/ende.best.safetensors --src test.en --ref test.de --beam 5\n");
         return 0;
     }
@@ -329,7 +336,7 @@ static int cmd_eval(int argc, char **argv)
     char **out = calloc(n + 1, sizeof(char *));
     for (size_t i = 0; in && refs && i < n; i++)
         s2s_corpus_get(test, i, &in[i], &refs[i]);
-    s2s_translate_options o = decode_options(&d);
+    s2s_translate_options o = decode_options(&d, &c);
     o.decode.nbest = 1;
     double t0 = now_s();
     s = in && refs && out ? s2s_translate(l.m, l.st, l.tt, in, n, &o, out, NULL) : S2S_ERR_OUT_OF_MEMORY;
@@ -349,8 +356,9 @@ static int cmd_eval(int argc, char **argv)
     if (!rc) {
         printf("BLEU = %.2f %.1f/%.1f/%.1f/%.1f (BP = %.3f hyp_len = %ld ref_len = %ld)\n", b.score, b.precisions[0],
                b.precisions[1], b.precisions[2], b.precisions[3], b.brevity_penalty, b.hyp_len, b.ref_len);
-        printf("%zu sentences in %.2f s (%.1f sentences/s), %s, %s\n", n, secs, n / secs,
-               o.decode.mode == S2S_DECODE_GREEDY ? "greedy" : "beam", s2s_context_device_name(l.ctx));
+        printf("%zu sentences in %.2f s (%.1f sentences/s), %s, %s, %s\n", n, secs, n / secs,
+               o.decode.mode == S2S_DECODE_GREEDY ? "greedy" : "beam", cli_precision_name(l.used),
+               s2s_context_device_name(l.ctx));
     }
     s2s_strings_free(out, n);
     free(out), free(in), free(refs);

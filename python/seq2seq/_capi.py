@@ -76,7 +76,7 @@ class DecodeOptions(Structure):
     _fields_ = [("mode", c_int), ("beam_size", c_int), ("nbest", c_int), ("length_penalty", c_float),
                 ("max_len_a", c_float), ("max_len_b", c_int), ("no_repeat_ngram", c_int), ("min_len", c_int),
                 ("temperature", c_float), ("top_k", c_int), ("top_p", c_float), ("seed", c_uint64),
-                ("attention", c_int)]
+                ("attention", c_int), ("precision", c_int)]
 
 
 class Hypothesis(Structure):
@@ -91,7 +91,7 @@ class TranslateOptions(Structure):
 
 class EngineOptions(Structure):
     _fields_ = [("max_rows", c_int), ("token_budget", c_long), ("queue_max", c_int), ("max_src_tokens", c_int),
-                ("replace_unk", c_int)]
+                ("replace_unk", c_int), ("precision", c_int)]
 
 
 class EngineResult(Structure):
@@ -206,9 +206,11 @@ _proto("s2s_tokenizer_train", _S, POINTER(c_char_p), c_size_t, POINTER(Tokenizer
 _proto("s2s_tokenizer_free", None, _P)
 _proto("s2s_tokenizer_vocab_size", c_int, _P)
 _proto("s2s_tokenizer_encode", _S, _P, c_char_p, POINTER(c_int32), c_int, POINTER(c_int))
+_proto("s2s_tokenizer_decode", _S, _P, POINTER(c_int32), c_int, c_char_p, c_size_t, POINTER(c_size_t))
 _proto("s2s_tokenizer_piece", _S, _P, c_int32, c_char_p, c_size_t)
 _proto("s2s_model_save", _S, _P, _P, _P, POINTER(Provenance), c_char_p)
 _proto("s2s_model_load", _S, _P, c_char_p, POINTER(_P), POINTER(_P), POINTER(_P), POINTER(Provenance))
+_proto("s2s_model_prepare_decoding", _S, _P, c_int, POINTER(c_int), c_char_p, c_size_t)
 _proto("s2s_model_file_report", _S, c_char_p, c_char_p, c_size_t, POINTER(c_size_t))
 _proto("s2s_bleu_corpus", _S, POINTER(c_char_p), POINTER(c_char_p), c_size_t, POINTER(Bleu))
 _proto("s2s_trainer_options_default", TrainerOptions)

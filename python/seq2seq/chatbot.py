@@ -28,9 +28,10 @@ class Chatbot(Translator):
     _engine = None  # class defaults: _free may run before __init__ has set them
     _rev = None
 
-    def __init__(self, path, mmi=None, mmi_weight: float = 3.0, device: str = "auto", threads: Optional[int] = None):
+    def __init__(self, path, mmi=None, mmi_weight: float = 3.0, device: str = "auto", threads: Optional[int] = None,
+                 precision: str = "fp32"):
         self._callbacks = {}  # request id -> its ctypes callbacks, kept alive while the engine may call them
-        super().__init__(path, device, threads)
+        super().__init__(path, device, threads, precision)
         self.mmi_weight = float_arg("mmi_weight", mmi_weight, 0, 100)
         self._rev: Optional[Model] = None
         self._engine = None
@@ -58,6 +59,7 @@ class Chatbot(Translator):
         rerank = self._rev is not None and mode == "beam" and self.mmi_weight > 0
         d = decode_options(mode, beam_size, beam_size if rerank else 1, length_penalty, no_repeat_ngram=3,
                            temperature=temperature, top_k=top_k, top_p=top_p, seed=seed)
+        d.precision = self._precision
         o = lib.s2s_translate_options_default()
         o.decode, o.batch_size = d, 1
         n = d.nbest if mode == "beam" else 1
@@ -114,6 +116,7 @@ class Chatbot(Translator):
             if self._engine is None:
                 e = ctypes.c_void_p()
                 eo = lib.s2s_engine_options_default()
+                eo.precision = self._precision
                 check(lib.s2s_engine_create(self._m, self._st, self._tt, ctypes.byref(eo), ctypes.byref(e)))
                 self._engine = e
             check(lib.s2s_engine_submit(self._engine, enc, ctypes.byref(d), cbs[0], cbs[1], None, ctypes.byref(rid)))

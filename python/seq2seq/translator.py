@@ -23,6 +23,8 @@ class TranslationResult:
 
 
 MODES = {"beam": 1, "greedy": 0, "sample": 2}
+PRECISIONS = {"fp32": 0, "bf16": 2, "int8": 3}  # s2s_precision
+PRECISION_NAMES = {v: k for k, v in PRECISIONS.items()}
 
 
 class Model(Handle):
@@ -31,10 +33,13 @@ class Model(Handle):
 
     _what = "the model"
 
-    def __init__(self, path, device: str = "auto", threads: Optional[int] = None):
+    def __init__(self, path, device: str = "auto", threads: Optional[int] = None, precision: str = "fp32"):
         super().__init__()
         self._ctx = self._m = self._st = self._tt = None
         p = path_arg("path", path)
+        if precision not in PRECISIONS:
+            raise InvalidArgumentError(INVALID_ARG, "precision must be one of %s, not %r"
+                                       % (sorted(PRECISIONS), precision))
         self._ctx, self._keep = make_context(device, threads)
         m, st, tt = ctypes.c_void_p(), ctypes.c_void_p(), ctypes.c_void_p()
         prov = _capi.Provenance()
@@ -52,6 +57,16 @@ class Model(Handle):
             self.close()
             raise InvalidArgumentError(INVALID_ARG, "%s holds no tokenizers: it cannot translate text" % path)
         self.device = lib.s2s_context_device_name(self._ctx).decode()
+        # the weights converted for decoding now, at load; fp32 where this device cannot (with why)
+        used, what = ctypes.c_int(), ctypes.create_string_buffer(400)
+        try:
+            check(lib.s2s_model_prepare_decoding(self._m, PRECISIONS[precision], ctypes.byref(used), what, 400))
+        except BaseException:
+            self.close()
+            raise
+        self._precision = used.value
+        self.precision = PRECISION_NAMES.get(used.value, "fp32")
+        self.precision_info = what.value.decode("utf-8", "replace")
 
     def _free(self) -> None:
         free_model(self._m, self._st, self._tt)
@@ -88,7 +103,9 @@ class Translator(Model):
             print(t.translate(["A man is riding a bike."])[0][0].text)
 
     device: "auto" (the GPU where one is present), "cpu" or "cuda"; threads: CPU threads (None:
-    all cores). Thread rules: one Translator is used by one thread at a time (calls on one object
+    all cores); precision: the weights' for decoding on the CPU, "fp32" (default), "bf16" (AVX-512
+    BF16 or AMX) or "int8" (AVX2), converted at load; where this CPU cannot, fp32 (the attribute
+    precision says what is used, precision_info how or why not). Thread rules: one Translator is used by one thread at a time (calls on one object
     are serialised by a lock); two Translators run in parallel in two threads (the GIL is released
     during every call into the library)."""
 
@@ -103,6 +120,7 @@ class Translator(Model):
         that are not valid UTF-8 give empty results, unless strict (then they raise)."""
         enc = texts_arg("texts", texts)
         d = decode_options(mode, beam_size, n_best if mode == "beam" else 1, length_penalty, max_len_a, max_len_b)
+        d.precision = self._precision
         o = lib.s2s_translate_options_default()
         o.decode = d
         o.batch_size = int_arg("batch_size", batch_size, 1, 1 << 20)

@@ -58,6 +58,20 @@ def test_translate_equals_the_tool(data):
         assert [r[0].text for r in t.translate(LINES, mode="greedy")] == greedy.split("\n")[:len(LINES)]
 
 
+def test_precision_equals_the_tool(data):
+    """int8 (or fp32 where this CPU cannot: the package says which) gives what the tool gives with
+    the same --precision; bf16 likewise; an unknown precision raises."""
+    for prec in ("int8", "bf16"):
+        want = tool("s2s-translate", "translate", "--model", data["model"], "--precision", prec, *CPU,
+                    stdin="\n".join(LINES) + "\n")
+        with seq2seq.Translator(data["model"], device="cpu", threads=1, precision=prec) as t:
+            assert t.precision in (prec, "fp32") and t.precision_info
+            assert (t.precision == "fp32") == t.precision_info.startswith("fp32")
+            assert [r[0].text for r in t.translate(LINES)] == want.split("\n")[:len(LINES)]
+    with pytest.raises(seq2seq.InvalidArgumentError):
+        seq2seq.Translator(data["model"], device="cpu", precision="int4")
+
+
 def test_nbest_scores_and_attention(data):
     np = pytest.importorskip("numpy")
     out = tool("s2s-translate", "translate", "--model", data["model"], "--beam", "4", "--nbest", "3", *CPU,
