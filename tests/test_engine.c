@@ -92,9 +92,10 @@ static void alone(world *w, const char *line, const s2s_decode_options *d, char 
                  s2s_last_error());
 }
 
-static void expect_alone(world *w, const char *line, int k, const got *g)
+static void expect_alone_at(world *w, const char *line, int k, const got *g, s2s_precision prec)
 {
     s2s_decode_options d = opts_of(k);
+    d.precision = prec;
     int nbest = d.mode == S2S_DECODE_BEAM ? d.nbest : 1;
     char *texts[4];
     float scores[4];
@@ -111,6 +112,11 @@ static void expect_alone(world *w, const char *line, int k, const got *g)
     s2s_strings_free(texts, (size_t)nbest);
 }
 
+static void expect_alone(world *w, const char *line, int k, const got *g)
+{
+    expect_alone_at(w, line, k, g, S2S_PRECISION_FP32);
+}
+
 static const char *line_of(const world *w, int k)
 {
     const char *src, *tgt;
@@ -118,13 +124,15 @@ static const char *line_of(const world *w, int k)
     return src;
 }
 
-/* Requests join in waves while others decode; each ends as it would alone. */
-Test(engine, results_equal_decoding_alone, .timeout = 120)
+/* Requests join in waves while others decode; each ends as it would alone (at the engine's
+ * precision: int8's scales are per row, so a row's numbers do not depend on its neighbours). */
+static void equal_alone(s2s_precision prec)
 {
     world w;
     world_make(&w);
     s2s_engine_options eo = s2s_engine_options_default();
     eo.max_rows = 24, eo.token_budget = 200; /* small: later requests wait their turn */
+    eo.precision = prec;
     s2s_engine *e = NULL;
     cr_assert_eq(s2s_engine_create(w.m, w.t.tok, w.t.tok, &eo, &e), S2S_OK, "%s", s2s_last_error());
     enum { N = 40 };
@@ -148,10 +156,13 @@ Test(engine, results_equal_decoding_alone, .timeout = 120)
     }
     cr_assert_gt(max_active, 3, "requests must overlap (at most %d did)", max_active);
     for (int k = 0; k < N; k++)
-        expect_alone(&w, line_of(&w, k), k, &g[k]);
+        expect_alone_at(&w, line_of(&w, k), k, &g[k], prec);
     s2s_engine_free(e);
     world_free(&w);
 }
+
+Test(engine, results_equal_decoding_alone, .timeout = 120) { equal_alone(S2S_PRECISION_FP32); }
+Test(engine, int8_results_equal_decoding_alone, .timeout = 120) { equal_alone(S2S_PRECISION_INT8); }
 
 /* Cancelled while queued and while decoding; an empty text; refused submissions. */
 Test(engine, cancel_empty_and_refusals, .timeout = 120)

@@ -317,6 +317,9 @@ def limits(M, R):
         th = [threading.Thread(target=one, args=(i,)) for i in range(12)]
         [x.start() for x in th]
         [x.join(60) for x in th]
+        # and one request of three items: each takes 40 of the 64 rows, so while the first decodes
+        # the second waits in the one-place queue and the third is refused (whatever the speed)
+        results.append(s.request("POST", "/translate", [{"src": "red cat sees the big bird " * 3, "beam_size": 40}] * 3))
         c429 = [r for r in results if r[0] == 429]
         check("queue_full_429", c429 and c429[0][1].get("Retry-After") == "1" and "queue" in c429[0][2],
               [r[0] for r in results])
