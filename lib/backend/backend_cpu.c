@@ -199,9 +199,10 @@ static s2s_status cpu_scale(s2s_backend *be, float *x, size_t n, float a)
 
 static s2s_status cpu_tanh_fwd(s2s_backend *be, float *y, const float *x, size_t n)
 {
-    OMP_FOR(n)
+    /* the cells' tanh (cell_math.h: within 3e-7 relative of libm's), vectorised */
+    OMP_PRAGMA(omp parallel for simd num_threads(be->threads) if (n > 16384) schedule(static))
     for (size_t i = 0; i < n; i++)
-        y[i] = tanhf(x[i]);
+        y[i] = s2s_tanhf(x[i]);
     return S2S_OK;
 }
 
