@@ -65,7 +65,7 @@ static void check_products(s2s_backend *be, s2s_precision prec, uint64_t *seed)
         cr_assert_eq(be->ops->pack(be, w, n, k, ldw, kn, prec, &p), S2S_OK, "%s", s2s_last_error());
         for (int beta = 0; beta < 2; beta++) {
             memcpy(y, y0, sizeof(float) * (size_t)m * n);
-            cr_assert_eq(be->ops->gemm_packed(be, p, m, n, k, x, ldx, (float)beta, y, n), S2S_OK, "%s",
+            cr_assert_eq(be->ops->gemm_packed(be, p, m, n, k, x, ldx, (float)beta, NULL, y, n), S2S_OK, "%s",
                          s2s_last_error());
             double err2 = 0.0, ref2 = 0.0;
             for (int r = 0; r < m; r++) {
@@ -92,18 +92,28 @@ static void check_products(s2s_backend *be, s2s_precision prec, uint64_t *seed)
             cr_assert_lt(sqrt(err2 / (ref2 + 1e-30)), 0.02, "precision %d shape %zu: relative RMS error %.4f",
                          (int)prec, i, sqrt(err2 / (ref2 + 1e-30)));
         }
+        /* a bias added in the product: the bits of the bias rows then beta 1 (y0's row 0 as bias) */
+        float *yb = malloc(sizeof(float) * (size_t)m * n);
+        for (int r = 0; r < m; r++)
+            memcpy(y + (size_t)r * n, y0, sizeof(float) * (size_t)n);
+        cr_assert_eq(be->ops->gemm_packed(be, p, m, n, k, x, ldx, 1.0f, NULL, y, n), S2S_OK);
+        cr_assert_eq(be->ops->gemm_packed(be, p, m, n, k, x, ldx, 0.0f, y0, yb, n), S2S_OK, "%s", s2s_last_error());
+        cr_assert_eq(memcmp(y, yb, sizeof(float) * (size_t)m * n), 0, "precision %d shape %zu: the fused bias differs",
+                     (int)prec, i);
+        cr_assert_neq(be->ops->gemm_packed(be, p, m, n, k, x, ldx, 1.0f, y0, yb, n), S2S_OK, "bias with beta 1");
+        free(yb);
         /* each row alone gives its bits in the batch (per-row scales) */
         memcpy(y, y0, sizeof(float) * (size_t)m * n);
-        cr_assert_eq(be->ops->gemm_packed(be, p, m, n, k, x, ldx, 0.0f, y, n), S2S_OK);
+        cr_assert_eq(be->ops->gemm_packed(be, p, m, n, k, x, ldx, 0.0f, NULL, y, n), S2S_OK);
         for (int r = 0; r < m; r += m > 8 ? m / 7 : 1) {
-            cr_assert_eq(be->ops->gemm_packed(be, p, 1, n, k, x + (size_t)r * ldx, ldx, 0.0f, row, n), S2S_OK);
+            cr_assert_eq(be->ops->gemm_packed(be, p, 1, n, k, x + (size_t)r * ldx, ldx, 0.0f, NULL, row, n), S2S_OK);
             cr_assert_eq(memcmp(row, y + (size_t)r * n, sizeof(float) * (size_t)n), 0,
                          "precision %d shape %zu: row %d alone differs from the batch", (int)prec, i, r);
         }
         /* refused: another block's shape, a beta other than 0 or 1 */
-        cr_assert_neq(be->ops->gemm_packed(be, p, m, n + 1, k, x, ldx, 0.0f, y, n + 1), S2S_OK);
-        cr_assert_neq(be->ops->gemm_packed(be, p, m, n, k, x, ldx, 0.5f, y, n), S2S_OK);
-        cr_assert_eq(be->ops->gemm_packed(be, p, 0, n, k, x, ldx, 0.0f, y, n), S2S_OK);
+        cr_assert_neq(be->ops->gemm_packed(be, p, m, n + 1, k, x, ldx, 0.0f, NULL, y, n + 1), S2S_OK);
+        cr_assert_neq(be->ops->gemm_packed(be, p, m, n, k, x, ldx, 0.5f, NULL, y, n), S2S_OK);
+        cr_assert_eq(be->ops->gemm_packed(be, p, 0, n, k, x, ldx, 0.0f, NULL, y, n), S2S_OK);
         be->ops->packed_free(be, p);
         free(w), free(x), free(y), free(y0), free(row);
     }
@@ -120,7 +130,7 @@ static void check_int8_extremes(s2s_backend *be)
         x[i] = 1.0f, x[K + i] = -1.0f;
     s2s_packed *p = NULL;
     cr_assert_eq(be->ops->pack(be, w, N, K, K, 0, S2S_PRECISION_INT8, &p), S2S_OK, "%s", s2s_last_error());
-    cr_assert_eq(be->ops->gemm_packed(be, p, 2, N, K, x, K, 0.0f, y, N), S2S_OK, "%s", s2s_last_error());
+    cr_assert_eq(be->ops->gemm_packed(be, p, 2, N, K, x, K, 0.0f, NULL, y, N), S2S_OK, "%s", s2s_last_error());
     for (int j = 0; j < N; j++) {
         cr_assert_float_eq(y[j], (float)K, 1e-3f, "all +1: y = %.6g, not %d (int16 overflow?)", y[j], K);
         cr_assert_float_eq(y[N + j], -(float)K, 1e-3f, "all -1: y = %.6g, not -%d", y[N + j], K);

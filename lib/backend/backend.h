@@ -202,13 +202,15 @@ typedef struct s2s_ops {
      * AVX2, ...") or, with S2S_ERR_UNSUPPORTED, why not ("bf16 needs AVX-512 BF16 or AMX; ...").
      * pack: converts the weight block W (n x k, row stride ldw; y = x W^T; kn = 1: W is stored
      * k x n, y = x W) once; the block is read during the call only. gemm_packed: y [m, n] (row
-     * stride ldy) = x [m, k] (row stride ldx) times the packed block, plus beta * y, beta 0 or 1;
-     * n and k must be the packed block's. A packed block is used by one thread at a time. */
+     * stride ldy) = x [m, k] (row stride ldx) times the packed block, plus beta * y, beta 0 or 1,
+     * plus bias [n] on every row when bias is not NULL (added as bias_rows then beta 1 would: the
+     * same bits, without the pass over y); n and k must be the packed block's. A packed block is
+     * used by one thread at a time. */
     s2s_status (*precision_info)(s2s_backend *be, s2s_precision prec, char *buf, size_t cap);
     s2s_status (*pack)(s2s_backend *be, const float *w, int n, int k, int ldw, int kn, s2s_precision prec,
                        s2s_packed **out);
     s2s_status (*gemm_packed)(s2s_backend *be, s2s_packed *pw, int m, int n, int k, const float *x, int ldx, float beta,
-                              float *y, int ldy);
+                              const float *bias, float *y, int ldy);
     void (*packed_free)(s2s_backend *be, s2s_packed *pw); /* pw may be NULL */
 
     /* ---- whole recurrent layers through a vendor library (cuDNN) -------------------------

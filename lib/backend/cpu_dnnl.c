@@ -352,8 +352,9 @@ static void quantize_rows(const s2s_backend *be, s2s_packed *p, int m, const flo
     }
 }
 
-/* y = beta y + t_r s_j (acc - comp_j) for rows [0, m). */
-static void dequantize_rows(const s2s_backend *be, const s2s_packed *p, int m, float beta, float *y, int ldy)
+/* y = beta y + t_r s_j (acc - comp_j) for rows [0, m), or with bias: bias_j + that (beta 0). */
+static void dequantize_rows(const s2s_backend *be, const s2s_packed *p, int m, float beta, const float *bias, float *y,
+                            int ldy)
 {
     int n = p->n;
 #pragma omp parallel for num_threads(be->threads) if ((size_t)m * n > 65536) schedule(static)
@@ -362,7 +363,11 @@ static void dequantize_rows(const s2s_backend *be, const s2s_packed *p, int m, f
         float *yr = y + (size_t)r * ldy, t = p->xscale[r];
         const float *ws = p->wscale;
         const int32_t *wc = p->wcomp;
-        if (beta == 0.0f) {
+        if (bias) {
+#pragma omp simd
+            for (int j = 0; j < n; j++)
+                yr[j] = bias[j] + t * ws[j] * (float)(a[j] - wc[j]);
+        } else if (beta == 0.0f) {
 #pragma omp simd
             for (int j = 0; j < n; j++)
                 yr[j] = t * ws[j] * (float)(a[j] - wc[j]);
@@ -419,9 +424,9 @@ static s2s_status run_matmul(s2s_packed *p, int m, void *dst, int lddst)
 }
 
 s2s_status s2s_dnnl_gemm_packed(s2s_backend *be, s2s_packed *p, int m, int n, int k, const float *x, int ldx,
-                                float beta, float *y, int ldy)
+                                float beta, const float *bias, float *y, int ldy)
 {
-    if (!p || n != p->n || k != p->k || (beta != 0.0f && beta != 1.0f) || ldx < k || ldy < n)
+    if (!p || n != p->n || k != p->k || (beta != 0.0f && beta != 1.0f) || (bias && beta != 0.0f) || ldx < k || ldy < n)
         return S2S_FAIL(S2S_ERR_INTERNAL, "gemm_packed: a %d x %d product (beta %g, ldx %d, ldy %d) on a %d x %d "
                                           "packed block",
                         n, k, beta, ldx, ldy, p ? p->n : 0, p ? p->k : 0);
@@ -438,11 +443,13 @@ s2s_status s2s_dnnl_gemm_packed(s2s_backend *be, s2s_packed *p, int m, int n, in
             quantize_rows(be, p, mr, xr, ldx);
             st = run_matmul(p, mr, p->acc, p->n);
             if (st == S2S_OK)
-                dequantize_rows(be, p, mr, beta, yr, ldy);
+                dequantize_rows(be, p, mr, beta, bias, yr, ldy);
         } else {
             bf16_rows(be, p, mr, xr, ldx);
-            if (beta == 0.0f)
-                for (int r = 0; r < mr; r++)
+            for (int r = 0; r < mr && (beta == 0.0f || bias); r++) /* the sum post-op adds onto y */
+                if (bias)
+                    memcpy(yr + (size_t)r * ldy, bias, sizeof(float) * (size_t)n);
+                else
                     memset(yr + (size_t)r * ldy, 0, sizeof(float) * (size_t)n);
             st = run_matmul(p, mr, yr, ldy);
         }

@@ -9,7 +9,7 @@ s2s_status s2s_dnnl_precision_info(s2s_backend *be, s2s_precision prec, char *bu
 s2s_status s2s_dnnl_pack(s2s_backend *be, const float *w, int n, int k, int ldw, int kn, s2s_precision prec,
                          s2s_packed **out);
 s2s_status s2s_dnnl_gemm_packed(s2s_backend *be, s2s_packed *p, int m, int n, int k, const float *x, int ldx,
-                                float beta, float *y, int ldy);
+                                float beta, const float *bias, float *y, int ldy);
 void s2s_dnnl_packed_free(s2s_backend *be, s2s_packed *p);
 
 #endif

@@ -154,8 +154,7 @@ s2s_status s2s_decoder_reorder(s2s_model *m, s2s_dec_state *ds, int t, const int
 s2s_status s2s_generator_logits(s2s_model *m, const float *x, int N, float *logits)
 {
     int H = m->cfg.hidden, V = m->cfg.tgt_vocab;
-    S2S_TRY(OPS->bias_rows(m->be, logits, N, V, V, m->gen_b.w, NULL));
-    return s2s_linear(m->be, m->pk_gen, N, V, H, x, H, m->gen_w.w, H, 0, 1.0f, logits, V);
+    return s2s_linear_bias(m->be, m->pk_gen, N, V, H, x, H, m->gen_w.w, H, m->gen_b.w, logits, V);
 }
 
 s2s_status s2s_generator_loss(s2s_model *m, const float *ht, const int32_t *tgt, int N, int ntokens, float smoothing,

@@ -65,6 +65,9 @@ s2s_status s2s_params_init_values(s2s_params *p, uint64_t seed, const s2s_init_k
  * not NULL, else the fp32 GEMM. beta is 0 or 1. */
 s2s_status s2s_linear(s2s_backend *be, s2s_packed *pk, int m, int n, int k, const float *x, int ldx, const float *w,
                       int ldw, int kn, float beta, float *y, int ldy);
+/* y = bias (on every row) + x W^T, with the bits of bias_rows then s2s_linear with beta 1. */
+s2s_status s2s_linear_bias(s2s_backend *be, s2s_packed *pk, int m, int n, int k, const float *x, int ldx,
+                           const float *w, int ldw, const float *bias, float *y, int ldy);
 
 /* ---- recurrent layers --------------------------------------------------------------------
  * One direction of one layer: weights s2s_rnn_w (backend.h). */
