@@ -36,7 +36,7 @@ mkdir -p "$out"
 raw=$out/raw.jsonl; : >"$raw"
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 head -n "$b1" "$src" >"$tmp/b1.src"; head -n "$b1" "$ref" >"$tmp/b1.ref"
-export OMP_NUM_THREADS=$threads OMP_WAIT_POLICY=passive
+export OMP_NUM_THREADS=$threads   # libgomp's default waiting for every program (one runs at a time)
 
 { echo "date: $(date -u +%FT%TZ)"; echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo none)"
   lscpu | grep -E '^(Model name|CPU\(s\)|Thread|Core|Socket|Hypervisor|L2|L3)'
