@@ -399,6 +399,56 @@ static int cmd_inspect(int argc, char **argv)
     return cli_finish_stdout(TOOL, s == S2S_OK ? 0 : lib_fail());
 }
 
+/* ---- average ------------------------------------------------------------------------------ */
+
+static int cmd_average(int argc, char **argv)
+{
+    const char *out = NULL;
+    const char **files = calloc((size_t)argc, sizeof *files);
+    int n = 0;
+    if (!files)
+        return cli_fail(TOOL, "out of memory"), 1;
+    for (int i = 2; i < argc; i++) {
+        if (!strcmp(argv[i], "--help")) {
+            printf("usage: s2s-translate average --out FILE MODEL1 MODEL2 ...\n"
+                   "  writes a model file whose every weight is the mean of the given model or checkpoint files\n"
+                   "  (the last K checkpoints of one run, say); the tokenizers and provenance come from the last file.\n"
+                   "  Files whose config or tokenizers differ are refused. Works for s2s-chat's models too.\n"
+                   "example: s2s-translate average --out runs/m30k.avg.safetensors runs/m30k.ckpt-*.safetensors\n");
+            free(files);
+            return 0;
+        }
+        if (!strcmp(argv[i], "--out")) {
+            if (i + 1 >= argc) {
+                free(files);
+                return cli_fail(TOOL, "--out needs a value"), 2;
+            }
+            out = argv[++i];
+        } else if (!strncmp(argv[i], "--", 2)) {
+            free(files);
+            return cli_fail(TOOL, "unknown option '%s' (s2s-translate average --help)", argv[i]), 2;
+        } else {
+            files[n++] = argv[i];
+        }
+    }
+    if (!out || n < 1) {
+        free(files);
+        return cli_fail(TOOL, "average needs --out FILE and at least one model file"), 2;
+    }
+    s2s_context_options co = s2s_context_options_default();
+    co.device = S2S_DEVICE_CPU;
+    co.threads = 1;
+    s2s_context *ctx = NULL;
+    int rc = 0;
+    if (s2s_context_create(&co, &ctx) != S2S_OK || s2s_model_average(ctx, files, n, out) != S2S_OK)
+        rc = lib_fail();
+    else
+        fprintf(stderr, TOOL ": wrote %s, the mean of %d file%s\n", out, n, n == 1 ? "" : "s");
+    s2s_context_free(ctx);
+    free(files);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     static const cli_command cmds[] = {
@@ -406,6 +456,7 @@ int main(int argc, char **argv)
         {"translate", "translate stdin to stdout, one line in, one line out", cmd_translate},
         {"eval", "translate a test set and print corpus BLEU (sacreBLEU-compatible) and the time", cmd_eval},
         {"inspect", "print a model file's config, provenance and tensors, verifying checksums", cmd_inspect},
+        {"average", "average the weights of checkpoints (or model files) of one run into a model file", cmd_average},
     };
     return cli_dispatch(TOOL, cmds, (int)(sizeof cmds / sizeof cmds[0]), EXAMPLES, argc, argv);
 }

@@ -634,6 +634,12 @@ S2S_API s2s_status s2s_checkpoint_save(const char *path, const s2s_model *m, con
 S2S_API s2s_status s2s_checkpoint_load(const char *path, s2s_model *m, s2s_optimizer *opt, void **state,
                                        size_t *state_len);
 
+/* Checkpoint averaging: a model file at out whose every tensor is the mean of the n files'
+ * (model or checkpoint files; summed in double, rounded once), with the tokenizers and the
+ * provenance of the last file (the newest, in the usual order). A file whose config or
+ * tokenizers differ from the last one's is refused, naming it and the field. */
+S2S_API s2s_status s2s_model_average(s2s_context *ctx, const char *const *paths, int n, const char *out);
+
 /* ---- BLEU -----------------------------------------------------------------------------------
  * Corpus BLEU as sacreBLEU 2.x computes it by default: 13a tokenisation, mixed case, 4-grams,
  * exponential smoothing ('exp', sacreBLEU's default), no effective order, brevity penalty.

@@ -928,3 +928,112 @@ Test(interop, torch_logprobs, .fini = remove_tdir, .timeout = 300)
     c.cell = S2S_CELL_RNN_TANH, c.layers = 2, c.bidirectional = 1, c.attention = S2S_ATTN_NONE;
     interop_case(py, c, "rnn_bi_none_l2");
 }
+
+/* ---- averaging ------------------------------------------------------------------------------ */
+
+static float *params_of(const s2s_model *m)
+{
+    float *w = malloc(sizeof(float) * s2s_model_param_numel(m));
+    size_t off = 0;
+    for (int j = 0; j < s2s_model_param_count(m); j++) {
+        s2s_param_info in;
+        cr_assert_eq(s2s_model_param_info_at(m, j, &in), S2S_OK);
+        cr_assert_eq(s2s_model_param_get(m, in.name, w + off, in.numel), S2S_OK);
+        off += in.numel;
+    }
+    return w;
+}
+
+/* The average of three files is the mean of their tensors (summed in double, rounded once); of
+ * one file, that file's weights; the provenance is the last file's; a file of another config is
+ * refused naming the field, one with other tokenizers refused too; nothing is written then. */
+Test(modelfile, average_is_the_mean)
+{
+    make_tdir();
+    s2s_model_config c = small_config();
+    const char *names[3] = {"avg-a.safetensors", "avg-b.safetensors", "avg-c.safetensors"};
+    char paths[3][128];
+    float *w[3];
+    size_t n = 0;
+    for (int i = 0; i < 3; i++) {
+        s2s_context *ctx = cpu_ctx(10 + (uint64_t)i); /* another seed, other weights */
+        s2s_model *m = new_model(ctx, &c);
+        s2s_provenance prov = {10 + (uint64_t)i, 100 * (uint64_t)(i + 1), ""};
+        snprintf(paths[i], sizeof paths[i], "%s", tpath(names[i]));
+        cr_assert_eq(s2s_model_save(m, NULL, NULL, &prov, paths[i]), S2S_OK, "%s", s2s_last_error());
+        w[i] = params_of(m);
+        n = s2s_model_param_numel(m);
+        s2s_model_free(m);
+        s2s_context_free(ctx);
+    }
+    s2s_context *ctx = cpu_ctx(1);
+    const char *files[3] = {paths[0], paths[1], paths[2]};
+    char out[128];
+    snprintf(out, sizeof out, "%s", tpath("avg.safetensors"));
+    cr_assert_eq(s2s_model_average(ctx, files, 3, out), S2S_OK, "%s", s2s_last_error());
+    s2s_model *avg = NULL;
+    s2s_provenance prov;
+    cr_assert_eq(s2s_model_load(ctx, out, &avg, NULL, NULL, &prov), S2S_OK, "%s", s2s_last_error());
+    cr_assert_eq(prov.step, 300, "the provenance is the last file's");
+    float *a = params_of(avg);
+    int differ = 0;
+    for (size_t k = 0; k < n; k++) {
+        float want = (float)(((double)w[0][k] + (double)w[1][k] + (double)w[2][k]) / 3.0);
+        differ += memcmp(&a[k], &want, sizeof want) != 0;
+    }
+    cr_assert_eq(differ, 0, "%d of %zu weights are not the mean", differ, n);
+    cr_assert(memcmp(a, w[0], sizeof(float) * n) != 0, "the files were not different");
+    free(a);
+    s2s_model_free(avg);
+    /* one file: itself */
+    cr_assert_eq(s2s_model_average(ctx, files + 1, 1, out), S2S_OK, "%s", s2s_last_error());
+    cr_assert_eq(s2s_model_load(ctx, out, &avg, NULL, NULL, NULL), S2S_OK);
+    a = params_of(avg);
+    cr_assert_eq(memcmp(a, w[1], sizeof(float) * n), 0);
+    free(a);
+    s2s_model_free(avg);
+    /* another config: refused, naming the file and the field; the output is left alone */
+    s2s_model_config c2 = c;
+    c2.hidden = 10;
+    s2s_model *other = new_model(ctx, &c2);
+    char bad[128];
+    snprintf(bad, sizeof bad, "%s", tpath("avg-other.safetensors"));
+    cr_assert_eq(s2s_model_save(other, NULL, NULL, NULL, bad), S2S_OK);
+    s2s_model_free(other);
+    const char *mixed[3] = {paths[0], bad, paths[2]};
+    size_t before_len = 0;
+    uint8_t *before = read_bytes(out, &before_len);
+    cr_assert_eq(s2s_model_average(ctx, mixed, 3, out), S2S_ERR_INVALID_ARG);
+    cr_assert(strstr(s2s_last_error(), "avg-other.safetensors") && strstr(s2s_last_error(), "\"hidden\""), "%s",
+              s2s_last_error());
+    size_t after_len = 0;
+    uint8_t *after = read_bytes(out, &after_len);
+    cr_assert(before_len == after_len && !memcmp(before, after, before_len), "a refused average wrote its output");
+    free(before), free(after);
+    /* other tokenizers (one file has them, the other not): refused */
+    static const char *text[] = {"the cat sat on the mat", "a dog ran in the park", "the bird sang a song"};
+    const char *sents[120];
+    for (int i = 0; i < 120; i++)
+        sents[i] = text[i % 3];
+    s2s_tokenizer_options to = s2s_tokenizer_options_default();
+    to.vocab_size = c.src_vocab + 12;
+    s2s_tokenizer *tok = NULL;
+    if (s2s_tokenizer_train(sents, 120, &to, &tok) == S2S_OK && s2s_tokenizer_vocab_size(tok) == c.src_vocab + 12) {
+        s2s_model_config c3 = c;
+        c3.src_vocab = c3.tgt_vocab = s2s_tokenizer_vocab_size(tok);
+        s2s_model *t1 = new_model(ctx, &c3);
+        char p1[128], p2[128];
+        snprintf(p1, sizeof p1, "%s", tpath("avg-tok.safetensors"));
+        snprintf(p2, sizeof p2, "%s", tpath("avg-notok.safetensors"));
+        cr_assert_eq(s2s_model_save(t1, tok, tok, NULL, p1), S2S_OK, "%s", s2s_last_error());
+        cr_assert_eq(s2s_model_save(t1, NULL, NULL, NULL, p2), S2S_OK, "%s", s2s_last_error());
+        const char *tk[2] = {p2, p1};
+        cr_assert_eq(s2s_model_average(ctx, tk, 2, out), S2S_ERR_INVALID_ARG);
+        cr_assert(strstr(s2s_last_error(), "tokenizers"), "%s", s2s_last_error());
+        s2s_model_free(t1);
+    }
+    s2s_tokenizer_free(tok);
+    for (int i = 0; i < 3; i++)
+        free(w[i]);
+    s2s_context_free(ctx);
+}

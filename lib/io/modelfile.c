@@ -865,3 +865,107 @@ S2S_API s2s_status s2s_model_file_report(const char *path, char *buf, size_t cap
                         path, bad);
     return S2S_OK;
 }
+
+/* ---- averaging ------------------------------------------------------------------------------ */
+
+/* Whether two tokenizers (either may be NULL) serialise to the same bytes. */
+static int same_tokenizer(const s2s_tokenizer *a, const s2s_tokenizer *b)
+{
+    if (!a || !b)
+        return !a && !b;
+    const void *pa, *pb;
+    size_t la, lb;
+    if (s2s_tokenizer_serialize(a, &pa, &la) != S2S_OK || s2s_tokenizer_serialize(b, &pb, &lb) != S2S_OK)
+        return 0;
+    return la == lb && !memcmp(pa, pb, la);
+}
+
+static void free_loaded(s2s_model *m, s2s_tokenizer *st, s2s_tokenizer *tt)
+{
+    s2s_model_free(m);
+    s2s_tokenizer_free(st);
+    s2s_tokenizer_free(tt);
+}
+
+/* Adds file i's tensors to sum (double), or refuses it when it does not match the base. */
+static s2s_status add_file(s2s_context *ctx, const char *path, int is_base, const s2s_model *base,
+                           const s2s_tokenizer *bst, const s2s_tokenizer *btt, const char *base_path, double *sum,
+                           float *buf)
+{
+    s2s_model *m = NULL;
+    s2s_tokenizer *st = NULL, *tt = NULL;
+    const s2s_model *src = base;
+    if (!is_base) {
+        S2S_TRY(s2s_model_load(ctx, path, &m, &st, &tt, NULL));
+        char va[32], vb[32];
+        const char *field = config_diff(&m->cfg, &base->cfg, va, vb, sizeof va);
+        s2s_status st_ = S2S_OK;
+        if (field)
+            st_ = S2S_FAIL(S2S_ERR_INVALID_ARG, "%s: its config differs from %s's in \"%s\" (%s, %s): average "
+                           "checkpoints of one run", path, base_path, field, va, vb);
+        else if (!same_tokenizer(st, bst) || !same_tokenizer(tt, btt))
+            st_ = S2S_FAIL(S2S_ERR_INVALID_ARG, "%s: its tokenizers differ from %s's: average checkpoints of one run",
+                           path, base_path);
+        if (st_ != S2S_OK) {
+            free_loaded(m, st, tt);
+            return st_;
+        }
+        src = m;
+    }
+    size_t off = 0;
+    s2s_status s = S2S_OK;
+    for (int j = 0; j < s2s_model_param_count(src) && s == S2S_OK; j++) {
+        s2s_param_info in;
+        s = s2s_model_param_info_at(src, j, &in);
+        if (s == S2S_OK)
+            s = s2s_model_param_get(src, in.name, buf, in.numel);
+        for (size_t k = 0; s == S2S_OK && k < in.numel; k++)
+            sum[off + k] += buf[k];
+        off += in.numel;
+    }
+    free_loaded(m, st, tt);
+    return s;
+}
+
+S2S_API s2s_status s2s_model_average(s2s_context *ctx, const char *const *paths, int n, const char *out)
+{
+    if (!ctx || !paths || n < 1 || !out || !*out)
+        return S2S_FAIL(S2S_ERR_INVALID_ARG, "s2s_model_average: a context, at least one file and an output path "
+                        "are needed");
+    for (int i = 0; i < n; i++)
+        if (!paths[i] || !*paths[i])
+            return S2S_FAIL(S2S_ERR_INVALID_ARG, "s2s_model_average: file %d of %d is NULL or empty", i + 1, n);
+    /* the last file (the newest checkpoint, by the usual order) gives the tokenizers and provenance */
+    const char *bp = paths[n - 1];
+    s2s_model *base = NULL;
+    s2s_tokenizer *bst = NULL, *btt = NULL;
+    s2s_provenance prov;
+    S2S_TRY(s2s_model_load(ctx, bp, &base, &bst, &btt, &prov));
+    size_t numel = s2s_model_param_numel(base), most = 0;
+    for (int j = 0; j < s2s_model_param_count(base); j++) {
+        s2s_param_info in;
+        if (s2s_model_param_info_at(base, j, &in) == S2S_OK && in.numel > most)
+            most = in.numel;
+    }
+    double *sum = s2s_host_calloc(numel, sizeof *sum, "the weights' sums");
+    float *buf = s2s_host_calloc(most ? most : 1, sizeof *buf, "a tensor");
+    s2s_status s = sum && buf ? S2S_OK : S2S_ERR_OUT_OF_MEMORY;
+    for (int i = 0; i < n && s == S2S_OK; i++)
+        s = add_file(ctx, paths[i], i == n - 1, base, bst, btt, bp, sum, buf);
+    size_t off = 0;
+    for (int j = 0; j < s2s_model_param_count(base) && s == S2S_OK; j++) {
+        s2s_param_info in;
+        s = s2s_model_param_info_at(base, j, &in);
+        for (size_t k = 0; s == S2S_OK && k < in.numel; k++)
+            buf[k] = (float)(sum[off + k] / n);
+        if (s == S2S_OK)
+            s = s2s_model_param_set(base, in.name, buf, in.numel);
+        off += in.numel;
+    }
+    if (s == S2S_OK)
+        s = s2s_model_save(base, bst, btt, &prov, out);
+    free(sum);
+    free(buf);
+    free_loaded(base, bst, btt);
+    return s;
+}
