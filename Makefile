@@ -65,6 +65,9 @@ endif
 LIB_ALL_C := $(wildcard lib/*.c lib/*/*.c)
 LIB_CUDA_C := $(filter %cuda.c %cuda_cudnn.c %bench_cudnn.c,$(LIB_ALL_C))
 LIB_C    := $(filter-out $(LIB_CUDA_C),$(LIB_ALL_C))
+ifneq ($(DNNL),1)
+  LIB_C  := $(filter-out %cpu_dnnl.c,$(LIB_C))
+endif
 CU_SRC   :=
 ifeq ($(CUDA),1)
   LIB_C  += $(LIB_CUDA_C)
