@@ -24,6 +24,27 @@ __attribute__((unused)) static void rv_batch(uint64_t *s, int32_t *src, int32_t 
     }
 }
 
+/* steps Adam steps at lr on the task's batches drawn from *data; curve (may be NULL) gets each
+ * step's loss. */
+__attribute__((unused)) static void rv_steps(s2s_model *m, uint64_t *data, int steps, float lr, float *curve)
+{
+    s2s_optimizer *opt = NULL;
+    s2s_optimizer_options oo = s2s_optimizer_options_default();
+    oo.lr = lr;
+    cr_assert_eq(s2s_optimizer_create(m, &oo, &opt), S2S_OK, "%s", s2s_last_error());
+    int32_t src[RV_B * RV_MAX], len[RV_B], tgt[RV_B * RV_MAX];
+    for (int step = 0; step < steps; step++) {
+        rv_batch(data, src, len, tgt);
+        s2s_batch b = {RV_B, RV_MAX, RV_MAX, src, len, tgt, len};
+        s2s_loss_options lo = s2s_loss_options_default();
+        lo.step = (uint64_t)step;
+        cr_assert_eq(s2s_model_forward_backward(m, &b, &lo, curve ? &curve[step] : NULL, NULL), S2S_OK, "%s",
+                     s2s_last_error());
+        cr_assert_eq(s2s_optimizer_step(opt, 0, NULL), S2S_OK, "%s", s2s_last_error());
+    }
+    s2s_optimizer_free(opt);
+}
+
 typedef struct rv_result {
     double accuracy; /* exact match on held-out sequences */
     float *weights;  /* generator.weight after training (malloc'd; caller frees) */
@@ -46,21 +67,10 @@ __attribute__((unused)) static rv_result rv_train(s2s_device device, uint64_t se
     c.attention = S2S_ATTN_DOT;
     c.src_vocab = c.tgt_vocab = 4 + RV_VOCAB;
     s2s_model *m = NULL;
-    s2s_optimizer *opt = NULL;
     cr_assert_eq(s2s_model_create(ctx, &c, &m), S2S_OK, "%s", s2s_last_error());
-    s2s_optimizer_options oo = s2s_optimizer_options_default();
-    oo.lr = 3e-3f;
-    cr_assert_eq(s2s_optimizer_create(m, &oo, &opt), S2S_OK);
-    int32_t src[RV_B * RV_MAX], len[RV_B], tgt[RV_B * RV_MAX];
     uint64_t data = seed * 31 + 7;
-    for (int step = 0; step < steps; step++) {
-        rv_batch(&data, src, len, tgt);
-        s2s_batch b = {RV_B, RV_MAX, RV_MAX, src, len, tgt, len};
-        s2s_loss_options lo = s2s_loss_options_default();
-        lo.step = (uint64_t)step;
-        cr_assert_eq(s2s_model_forward_backward(m, &b, &lo, &curve[step], NULL), S2S_OK, "%s", s2s_last_error());
-        cr_assert_eq(s2s_optimizer_step(opt, 0, NULL), S2S_OK, "%s", s2s_last_error());
-    }
+    rv_steps(m, &data, steps, 3e-3f, curve);
+    int32_t src[RV_B * RV_MAX], len[RV_B], tgt[RV_B * RV_MAX];
     uint64_t held = 0xABCDEF; /* a different stream from training */
     int right = 0, total = 0;
     for (int k = 0; k < 4; k++) {
@@ -79,7 +89,6 @@ __attribute__((unused)) static rv_result rv_train(s2s_device device, uint64_t se
     rv_result r = {(double)right / total, NULL, (size_t)c.tgt_vocab * c.hidden};
     r.weights = malloc(r.nweights * sizeof(float));
     cr_assert_eq(s2s_model_param_get(m, "generator.weight", r.weights, r.nweights), S2S_OK);
-    s2s_optimizer_free(opt);
     s2s_model_free(m);
     s2s_context_free(ctx);
     return r;

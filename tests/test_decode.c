@@ -96,21 +96,10 @@ Test(decode, trained_model_beam_greedy_sampling, .timeout = 120)
     c.hidden = 64, c.embed = 32, c.dropout = 0.1f, c.attention = S2S_ATTN_DOT;
     c.src_vocab = c.tgt_vocab = 4 + RV_VOCAB;
     s2s_model *m;
-    s2s_optimizer *opt;
     cr_assert_eq(s2s_model_create(ctx, &c, &m), S2S_OK);
-    s2s_optimizer_options oo = s2s_optimizer_options_default();
-    oo.lr = 3e-3f;
-    cr_assert_eq(s2s_optimizer_create(m, &oo, &opt), S2S_OK);
-    int32_t src[RV_B * RV_MAX], len[RV_B], tgt[RV_B * RV_MAX];
     uint64_t data = 77;
-    for (int step = 0; step < 400; step++) {
-        rv_batch(&data, src, len, tgt);
-        s2s_batch b = {RV_B, RV_MAX, RV_MAX, src, len, tgt, len};
-        s2s_loss_options lo = s2s_loss_options_default();
-        lo.step = (uint64_t)step;
-        cr_assert_eq(s2s_model_forward_backward(m, &b, &lo, NULL, NULL), S2S_OK);
-        cr_assert_eq(s2s_optimizer_step(opt, 0, NULL), S2S_OK);
-    }
+    rv_steps(m, &data, 400, 3e-3f, NULL);
+    int32_t src[RV_B * RV_MAX], len[RV_B], tgt[RV_B * RV_MAX];
     rv_batch(&data, src, len, tgt);
     s2s_batch b = {16, RV_MAX, 0, src, len, NULL, NULL};
     int32_t gout[16 * RV_OUT], glen[16];
@@ -189,7 +178,6 @@ Test(decode, trained_model_beam_greedy_sampling, .timeout = 120)
                                   "mode %d: row %d repeats the %d-gram at %d at %d", mode, i, n, x, y);
             s2s_hypotheses_free(h, 16);
         }
-    s2s_optimizer_free(opt);
     s2s_model_free(m);
     s2s_context_free(ctx);
 }

@@ -365,21 +365,8 @@ Test(precision, greedy_from_the_best_five_equals_whole_rows)
 
 static void train(s2s_model *m, int steps)
 {
-    s2s_optimizer *opt;
-    s2s_optimizer_options oo = s2s_optimizer_options_default();
-    oo.lr = 3e-3f;
-    cr_assert_eq(s2s_optimizer_create(m, &oo, &opt), S2S_OK);
-    int32_t src[RV_B * RV_MAX], len[RV_B], tgt[RV_B * RV_MAX];
     uint64_t data = 77;
-    for (int step = 0; step < steps; step++) {
-        rv_batch(&data, src, len, tgt);
-        s2s_batch b = {RV_B, RV_MAX, RV_MAX, src, len, tgt, len};
-        s2s_loss_options lo = s2s_loss_options_default();
-        lo.step = (uint64_t)step;
-        cr_assert_eq(s2s_model_forward_backward(m, &b, &lo, NULL, NULL), S2S_OK);
-        cr_assert_eq(s2s_optimizer_step(opt, 0, NULL), S2S_OK);
-    }
-    s2s_optimizer_free(opt);
+    rv_steps(m, &data, steps, 3e-3f, NULL);
 }
 
 static size_t weights_of(s2s_model *m, float **out)
