@@ -41,7 +41,7 @@ export OMP_NUM_THREADS=$threads   # libgomp's default waiting for every program 
 { echo "date: $(date -u +%FT%TZ)"; echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo none)"
   lscpu | grep -E '^(Model name|CPU\(s\)|Thread|Core|Socket|Hypervisor|L2|L3)'
   echo "flags: $(grep -o -w -E 'avx2|fma|avx512f|avx512_vnni|avx_vnni|avx512_bf16|amx_bf16|amx_int8' /proc/cpuinfo | sort -u | tr '\n' ' ')"
-  [ -n "$base" ] && echo "base: $base/s2s-translate ($(git -C "$base/.." rev-parse --short HEAD 2>/dev/null || echo '?'))"
+  [ -n "$base" ] && echo "base (--base): the build of commit $(git -C "$base/.." rev-parse --short HEAD 2>/dev/null || echo '?')"
   echo "torch: $("$py" -c 'import torch; print(torch.__version__, torch.backends.quantized.engine)')"
   for p in bf16 int8; do
     echo "ours --precision $p: $(echo 'A man.' | "$build/s2s-translate" translate --model "$model" --precision $p \
