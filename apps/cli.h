@@ -460,7 +460,8 @@ static void train_opts_default(train_opts *t)
         {"--minutes", OPT_DOUBLE, &(t).to.minutes, 0, 1e7, 0},                                                     \
         {"--max-steps", OPT_LONG, &(t).to.max_steps, 0, 1e12, 0},                                                  \
         {"--epochs", OPT_INT, &(t).to.max_epochs, 0, 1000000, 0},                                                  \
-        {"--report-every", OPT_INT, &(t).to.report_every, 1, 1000000, 0}
+        {"--report-every", OPT_INT, &(t).to.report_every, 1, 1000000, 0},                                         \
+        {"--average-last", OPT_INT, &(t).to.average_last, 0, 1000, 0}
 
 #define TRAIN_OPTS_HELP                                                                                            \
     "  --out PREFIX            write PREFIX.best.safetensors, checkpoints, metrics CSV, loss SVG (required)\n"      \
@@ -470,7 +471,8 @@ static void train_opts_default(train_opts *t)
     "  --attention none|dot|general (general)   --dropout P (0.2)\n"                                              \
     "  --batch-tokens N (4000) --max-len N (100) --lr X (1e-3) --warmup N (400) --schedule invsqrt|plateau\n"     \
     "  --label-smoothing X (0.1) --clip X (5) --valid-every N (500) --valid-max N (1000) --no-valid-bleu\n"     \
-    "  --keep N (3) --patience N (0: off) --minutes X --max-steps N --epochs N --report-every N (100)\n"
+    "  --keep N (3) --patience N (0: off) --minutes X --max-steps N --epochs N --report-every N (100)\n"       \
+    "  --average-last K        at the end, PREFIX.avg.safetensors = the mean of the last K checkpoints (keeps K)\n"
 
 static void apply_train_choices(train_opts *t)
 {
@@ -481,6 +483,8 @@ static void apply_train_choices(train_opts *t)
     t->to.valid_bleu = !t->no_valid_bleu;
     t->to.schedule = t->schedule ? S2S_LR_PLATEAU : S2S_LR_INVERSE_SQRT;
     t->to.out_prefix = t->out;
+    if (t->to.keep_last < t->to.average_last) /* the averaged checkpoints must still be there */
+        t->to.keep_last = t->to.average_last;
 }
 
 /* Trains the tokenizers on the training pairs: one on both sides (shared), or one per side. */
@@ -509,13 +513,13 @@ static s2s_status cli_train_tokenizers(const s2s_corpus *c, const train_opts *t,
     return s;
 }
 
-/* The files a finished run left, named only when they are there. */
-static void cli_report_outputs(const char *tool, const char *prefix)
+/* The files a finished run left, named only when they are there (the average only when asked). */
+static void cli_report_outputs(const char *tool, const char *prefix, int averaged)
 {
-    static const char *what[3][2] = {{".best.safetensors", "best model"}, {".metrics.csv", "metrics"},
-                                     {".loss.svg", "plot"}};
+    static const char *what[4][2] = {{".best.safetensors", "best model"}, {".metrics.csv", "metrics"},
+                                     {".loss.svg", "plot"}, {".avg.safetensors", "averaged model"}};
     fprintf(stderr, "\n%s: done", tool);
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < 3 + (averaged != 0); i++) {
         char p[4096];
         snprintf(p, sizeof p, "%s%s", prefix, what[i][0]);
         if (access(p, F_OK) == 0)
@@ -560,7 +564,7 @@ static int cli_train(const char *tool, s2s_context *ctx, train_opts *t, const s2
     if (rc)
         fprintf(stderr, "%s: %s\n", tool, s2s_last_error());
     else
-        cli_report_outputs(tool, t->out);
+        cli_report_outputs(tool, t->out, t->to.average_last);
     s2s_trainer_free(tr);
     s2s_model_free(m);
     if (tt != st)

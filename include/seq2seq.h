@@ -704,6 +704,9 @@ typedef struct s2s_trainer_options {
     int report_every;          /* steps between progress reports; default 100 */
     s2s_progress_fn progress;  /* may be NULL */
     void *progress_user;
+    int average_last;          /* at the end of s2s_trainer_run, PREFIX.avg.safetensors = the mean
+                                  of the newest K checkpoints (s2s_model_average); 0: off (default);
+                                  at most keep_last */
 } s2s_trainer_options;
 
 

@@ -169,3 +169,45 @@ Test(trainer, early_stopping_and_bad_options)
     s2s_model_free(m);
     world_free(&w);
 }
+
+/* average_last: at the end of the run PREFIX.avg.safetensors holds the mean of the newest
+ * checkpoints (here the 2 kept of steps 10, 20, 30: 20 and 30); more than keep_last is refused. */
+Test(trainer, averages_the_last_checkpoints, .timeout = 60)
+{
+    world w;
+    world_make(&w);
+    s2s_model *m = toy_model(&w);
+    s2s_trainer *t = NULL;
+    s2s_trainer_options o = toy_options(&w, "avg", 30);
+    o.average_last = 3; /* keep_last is 2 */
+    cr_assert_eq(s2s_trainer_create(m, w.t.tok, w.t.tok, w.t.train, w.t.valid, &o, &t), S2S_ERR_INVALID_ARG);
+    cr_assert(strstr(s2s_last_error(), "average_last"), "%s", s2s_last_error());
+    o.average_last = 2;
+    cr_assert_eq(s2s_trainer_create(m, w.t.tok, w.t.tok, w.t.train, w.t.valid, &o, &t), S2S_OK, "%s",
+                 s2s_last_error());
+    cr_assert_eq(s2s_trainer_run(t), S2S_OK, "%s", s2s_last_error());
+    s2s_trainer_free(t);
+    cr_assert(exists(w.t.dir, "avg.avg.safetensors") && exists(w.t.dir, "avg.ckpt-20.safetensors") &&
+              exists(w.t.dir, "avg.ckpt-30.safetensors") && !exists(w.t.dir, "avg.ckpt-10.safetensors"));
+    char p[3][256];
+    const char *names[3] = {"avg.ckpt-20.safetensors", "avg.ckpt-30.safetensors", "avg.avg.safetensors"};
+    float *v[3];
+    size_t n = 0;
+    for (int i = 0; i < 3; i++) {
+        snprintf(p[i], sizeof p[i], "%s/%s", w.t.dir, names[i]);
+        s2s_model *x = NULL;
+        cr_assert_eq(s2s_model_load(w.ctx, p[i], &x, NULL, NULL, NULL), S2S_OK, "%s", s2s_last_error());
+        v[i] = all_weights(x, &n);
+        s2s_model_free(x);
+    }
+    int differ = 0;
+    for (size_t k = 0; k < n; k++) {
+        float want = (float)(((double)v[0][k] + (double)v[1][k]) / 2.0);
+        differ += memcmp(&want, &v[2][k], sizeof want) != 0;
+    }
+    cr_assert_eq(differ, 0, "%d of %zu weights are not the mean of steps 20 and 30", differ, n);
+    for (int i = 0; i < 3; i++)
+        free(v[i]);
+    s2s_model_free(m);
+    world_free(&w);
+}

@@ -86,6 +86,9 @@ static s2s_status check_options(const s2s_trainer_options *o)
     if (o->batch_tokens < o->max_len + 1)
         return S2S_FAIL(S2S_ERR_INVALID_ARG, "batch_tokens %d cannot hold one pair of max_len %d (+ EOS); raise it",
                         o->batch_tokens, o->max_len);
+    if (o->average_last < 0 || o->average_last > o->keep_last)
+        return S2S_FAIL(S2S_ERR_INVALID_ARG, "average_last %d must be in 0 .. keep_last (%d): keep at least as many "
+                        "checkpoints as are averaged", o->average_last, o->keep_last);
     return S2S_OK;
 }
 
@@ -352,17 +355,16 @@ static long ckpt_step(const char *name, const char *base)
     return step;
 }
 
-/* Deletes all but the keep_last newest PREFIX.ckpt-STEP.safetensors. */
-static void prune_checkpoints(s2s_trainer *t)
+/* The steps of this prefix's checkpoints on disk (at most 256), removing stale temporary files. */
+static int list_checkpoints(s2s_trainer *t, long *steps)
 {
     char *dir = strdup(t->prefix), *slash = dir ? strrchr(dir, '/') : NULL;
     const char *base = slash ? slash + 1 : t->prefix;
     if (!dir)
-        return;
+        return 0;
     if (slash)
         *slash = '\0';
     DIR *d = opendir(slash ? (*dir ? dir : "/") : ".");
-    long steps[256];
     int n = 0;
     for (struct dirent *e; d && (e = readdir(d)) && n < 256;) {
         long s = ckpt_step(e->d_name, base);
@@ -377,6 +379,15 @@ static void prune_checkpoints(s2s_trainer *t)
     }
     if (d)
         closedir(d);
+    free(dir);
+    return n;
+}
+
+/* Deletes all but the keep_last newest PREFIX.ckpt-STEP.safetensors. */
+static void prune_checkpoints(s2s_trainer *t)
+{
+    long steps[256];
+    int n = list_checkpoints(t, steps);
     for (int i = 0; i < n; i++) {
         int newer = 0;
         for (int j = 0; j < n; j++)
@@ -390,7 +401,40 @@ static void prune_checkpoints(s2s_trainer *t)
             free(p);
         }
     }
-    free(dir);
+}
+
+static int cmp_long(const void *a, const void *b)
+{
+    long x = *(const long *)a, y = *(const long *)b;
+    return (x > y) - (x < y);
+}
+
+/* PREFIX.avg.safetensors: the mean of the newest average_last checkpoints, oldest first. */
+static s2s_status average_checkpoints(s2s_trainer *t)
+{
+    long steps[256];
+    int n = list_checkpoints(t, steps), k = n < t->o.average_last ? n : t->o.average_last;
+    if (k < 1)
+        return S2S_OK;
+    qsort(steps, (size_t)n, sizeof *steps, cmp_long);
+    char *paths[256], *out = path_with(t, ".avg.safetensors");
+    int made = 0;
+    s2s_status st = out ? S2S_OK : S2S_ERR_OUT_OF_MEMORY;
+    for (; made < k && st == S2S_OK; made++) {
+        char suffix[64];
+        snprintf(suffix, sizeof suffix, ".ckpt-%ld.safetensors", steps[n - k + made]);
+        if (!(paths[made] = path_with(t, suffix)))
+            st = S2S_ERR_OUT_OF_MEMORY;
+    }
+    if (st == S2S_OK)
+        st = s2s_model_average(t->m->ctx, (const char *const *)paths, k, out);
+    if (st == S2S_OK)
+        s2s_log(t->m->ctx, S2S_LOG_INFO, "%s: the mean of the last %d checkpoints (steps %ld to %ld)%s", out, k,
+                steps[n - k], steps[n - 1], k < t->o.average_last ? "; fewer were on disk than asked for" : "");
+    for (int i = 0; i < made; i++)
+        free(paths[i]);
+    free(out);
+    return st;
 }
 
 static s2s_status save_files(s2s_trainer *t, int improved)
@@ -634,6 +678,8 @@ static s2s_status loop(s2s_trainer *t, long max_now, int final_round)
     }
     if (final_round && last_saved != t->st.step)
         S2S_TRY(checkpoint_round(t, &stop));
+    if (final_round && t->prefix && t->o.average_last > 0)
+        S2S_TRY(average_checkpoints(t));
     if (t->prefix)
         S2S_TRY(s2s_trainer_plot(t->prefix));
     return S2S_OK;

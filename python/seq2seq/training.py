@@ -34,7 +34,7 @@ class Progress:
 CELLS = {"lstm": 0, "gru": 1, "rnn": 2}
 ATTENTIONS = {"none": 0, "dot": 1, "general": 2}
 TRAINER_OPTIONS = ("batch_tokens", "max_len", "lr", "warmup_steps", "label_smoothing", "clip_norm", "valid_every",
-                   "valid_max", "keep_last", "patience", "minutes", "max_steps", "max_epochs", "report_every")
+                   "valid_max", "keep_last", "patience", "minutes", "max_steps", "max_epochs", "report_every", "average_last")
 
 
 def _pairs(name, pairs) -> Tuple[list, list]:
@@ -62,7 +62,7 @@ class Trainer(Handle):
     attention ("none", "dot", "general"), dropout, vocab (one SentencePiece vocabulary per side,
     or shared_vocab). Trainer options: batch_tokens, max_len, lr, warmup_steps, label_smoothing,
     clip_norm, valid_every, valid_max, keep_last, patience, minutes, max_steps, max_epochs,
-    report_every. run() holds the calling thread (the GIL is released) until training ends."""
+    report_every, average_last. run() holds the calling thread (the GIL is released) until training ends."""
 
     _what = "the Trainer"
 
