@@ -325,7 +325,8 @@ S2S_API void s2s_hypotheses_free(s2s_hypothesis *h, size_t n);
 /* Readies decoding at precision `want` now (converting the weights, which the first decode at
  * that precision would otherwise do) and says what it will use: *used (may be NULL) is want, or
  * S2S_PRECISION_FP32 where this device cannot (no oneDNN in the build, a GPU context, a CPU
- * without the features: bf16 needs AVX-512 BF16 or AMX, int8 AVX2); `what` (may be NULL)
+ * without the features: bf16 needs AVX-512 BF16 or AMX, int8 AVX2); on a GPU whose context
+ * runs its GEMMs at `want` already (bf16, tf32), want with nothing converted; `what` (may be NULL)
  * receives a line for people: the library, the CPU features and the scheme, or why fp32. The
  * model's weights stay fp32 (saving writes them unchanged); the copies are dropped whenever the
  * weights change (training, s2s_model_param_set) and made again when next needed. */

@@ -135,6 +135,21 @@ static void check_int8_extremes(s2s_backend *be)
         cr_assert_float_eq(y[j], (float)K, 1e-3f, "all +1: y = %.6g, not %d (int16 overflow?)", y[j], K);
         cr_assert_float_eq(y[N + j], -(float)K, 1e-3f, "all -1: y = %.6g, not -%d", y[N + j], K);
     }
+    /* a NaN in a row gives NaN (as fp32 would); a row of tiny values gives zeros, not NaN */
+    for (int i = 0; i < K; i++)
+        x[i] = i == 7 ? NAN : 1.0f, x[K + i] = 1e-38f;
+    cr_assert_eq(be->ops->gemm_packed(be, p, 2, N, K, x, K, 0.0f, NULL, y, N), S2S_OK);
+    for (int j = 0; j < N; j++)
+        cr_assert(isnan(y[j]) && y[N + j] == 0.0f, "NaN row: %g; tiny row: %g", y[j], y[N + j]);
+    be->ops->packed_free(be, p);
+    /* a weight row of tiny values: zeros */
+    for (int i = 0; i < N * K; i++)
+        w[i] = i < K ? 1e-39f : 1.0f;
+    for (int i = 0; i < K; i++)
+        x[i] = 1.0f;
+    cr_assert_eq(be->ops->pack(be, w, N, K, K, 0, S2S_PRECISION_INT8, &p), S2S_OK, "%s", s2s_last_error());
+    cr_assert_eq(be->ops->gemm_packed(be, p, 1, N, K, x, K, 0.0f, NULL, y, N), S2S_OK);
+    cr_assert(y[0] == 0.0f && fabsf(y[1] - (float)K) < 1e-3f, "tiny weights: %g, %g", y[0], y[1]);
     be->ops->packed_free(be, p);
 }
 #endif
@@ -281,6 +296,14 @@ Test(precision, forced_fallback_decodes_as_fp32_and_says_why)
         s2s_hypotheses_free(ref, (size_t)n), s2s_hypotheses_free(q8, (size_t)n), s2s_hypotheses_free(b16, (size_t)n);
     }
     cr_assert_eq(warnings, 2, "one warning per precision, not per decode (%d)", warnings);
+    /* each precision's own answer, whatever was asked before */
+    for (int round = 0; round < 2; round++)
+        for (int p = 0; p < 2; p++) {
+            s2s_precision want = p ? S2S_PRECISION_BF16 : S2S_PRECISION_INT8;
+            cr_assert_eq(s2s_model_prepare_decoding(m, want, &used, what, sizeof what), S2S_OK);
+            cr_assert_eq(used, S2S_PRECISION_FP32);
+            cr_assert(strstr(what, p ? "bf16 needs" : "int8 needs"), "asked %s: %s", p ? "bf16" : "int8", what);
+        }
     s2s_decode_options o = s2s_decode_options_default();
     o.precision = S2S_PRECISION_TF32; /* a GEMM precision of the GPU's, not a decoding one */
     s2s_batch b = {SB, SS, 0, (int32_t *)SRC, (int32_t *)SLEN, NULL, NULL};
@@ -328,6 +351,28 @@ Test(precision, embedding_table_gives_the_same_output)
             cr_assert_eq(memcmp(len[0], len[1], sizeof len[0]), 0);
             for (int i = 0; i < SB; i++)
                 cr_assert_eq(memcmp(out[0] + i * 12, out[1] + i * 12, sizeof(int32_t) * (size_t)len[0][i]), 0);
+            /* new weights: the table is made again, in the same memory (recorded CUDA graphs read
+             * it there), and still gives the GEMM's output */
+            m->use_emb_proj = 1;
+            s2s_hypothesis *h1, *h2;
+            decode(m, S2S_DECODE_GREEDY, S2S_PRECISION_FP32, &h1);
+            float *at = m->emb_proj;
+            size_t ne = (size_t)m->cfg.tgt_vocab * m->cfg.embed;
+            float *e = malloc(sizeof(float) * ne);
+            cr_assert_eq(s2s_model_param_get(m, "decoder.embedding.weight", e, ne), S2S_OK);
+            for (size_t i = 0; i < ne; i++)
+                e[i] = -e[i];
+            cr_assert_eq(s2s_model_param_set(m, "decoder.embedding.weight", e, ne), S2S_OK);
+            free(e);
+            cr_assert_null(m->emb_proj, "the table outlived the weights it was made from");
+            decode(m, S2S_DECODE_GREEDY, S2S_PRECISION_FP32, &h2);
+            cr_assert_eq(m->emb_proj, at, "the table moved");
+            s2s_hypotheses_free(h1, SB);
+            m->use_emb_proj = 0;
+            s2s_model_weights_changed(m);
+            decode(m, S2S_DECODE_GREEDY, S2S_PRECISION_FP32, &h1);
+            expect_same(h1, h2, SB, "after new weights");
+            s2s_hypotheses_free(h1, SB), s2s_hypotheses_free(h2, SB);
             s2s_model_free(m);
         }
     s2s_context_free(ctx);

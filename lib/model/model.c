@@ -180,7 +180,7 @@ S2S_API void s2s_model_free(s2s_model *m)
     if (!m)
         return;
     s2s_model_graphs_free(m);
-    s2s_model_weights_changed(m);
+    s2s_model_precision_free(m);
     m->be->ops->release(m->be, m->step_dev);
     s2s_arena_free(&m->arena);
     s2s_params_free(&m->params);

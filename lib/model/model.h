@@ -63,17 +63,19 @@ struct s2s_model {
     uint64_t *step_dev; /* device: the training step, read by recorded dropout ops */
     /* Decoding's precomputations (precision.c). pk_*: the reduced-precision copies of the
      * weights for pk_prec (pk_store, pk_count of them), attached to their slots (these, and
-     * s2s_rnn_w.pk_*) only inside a decode at that precision; pk_refused[p]: p is not available
-     * here (said once); pk_what: what the last precision asked for uses, for people. emb_proj:
-     * [Vt, G*H] device, row v = layer 0's biases + tgt_emb[v] W_ih0[:, :E]^T, looked up by the
-     * decoder's search step instead of a GEMM (NULL: not built; emb_proj_off: too large). */
+     * s2s_rnn_w.pk_*) only inside a decode at that precision; pk_refused[p]: 1 p is not available
+     * here (said once); pk_what[p]: what asking for p gives, for people. emb_proj: [Vt, G*H]
+     * device, row v = layer 0's biases + tgt_emb[v] W_ih0[:, :E]^T, looked up by the decoder's
+     * search step instead of a GEMM (NULL: not made for the current weights; emb_proj_off: too
+     * large). It lives in emb_proj_mem, allocated once and remade in place when the weights
+     * change, so recorded CUDA graphs that read it keep a valid address. */
     s2s_precision pk_prec;
     s2s_packed **pk_store;
     int pk_count;
     int pk_refused[4];
-    char pk_what[400];
+    char pk_what[4][320];
     s2s_packed *pk_attn_in, *pk_attn_out[2], *pk_gen;
-    float *emb_proj;
+    float *emb_proj, *emb_proj_mem;
     int emb_proj_off;
     int use_emb_proj; /* 1 unless switched off (tests compare with and without) */
 };
@@ -194,6 +196,8 @@ s2s_status s2s_encoder_infer(s2s_model *m, const s2s_dev_batch *db, s2s_enc_stat
 s2s_status s2s_model_precision_begin(s2s_model *m, s2s_precision prec);
 void s2s_model_precision_end(s2s_model *m);
 void s2s_model_weights_changed(s2s_model *m);
+/* Frees what s2s_model_weights_changed keeps (the table's memory): at s2s_model_free. */
+void s2s_model_precision_free(s2s_model *m);
 
 /* s2s_model_create, with init = 0 leaving the weights unset (a loader that fills every tensor). */
 s2s_status s2s_model_create_as(s2s_context *ctx, const s2s_model_config *cfg, int init, s2s_model **out);

@@ -84,9 +84,17 @@ void s2s_model_weights_changed(s2s_model *m)
 {
     if (m->pk_count)
         packs_free(m);
-    if (m->emb_proj)
-        m->be->ops->release(m->be, m->emb_proj);
-    m->emb_proj = NULL;
+    for (int p = 0; p < 4; p++) /* a failed conversion is tried again; a CPU's refusal stays */
+        m->pk_refused[p] = m->pk_refused[p] == 2 ? 0 : m->pk_refused[p];
+    m->emb_proj = NULL; /* remade in emb_proj_mem when next needed */
+}
+
+void s2s_model_precision_free(s2s_model *m)
+{
+    s2s_model_weights_changed(m);
+    if (m->emb_proj_mem)
+        m->be->ops->release(m->be, m->emb_proj_mem);
+    m->emb_proj_mem = NULL;
 }
 
 static const char *prec_name(s2s_precision p)
@@ -123,6 +131,11 @@ static s2s_status prepare(s2s_model *m, s2s_precision prec)
     if (m->pk_refused[prec])
         return S2S_ERR_UNSUPPORTED;
     s2s_backend *be = m->be;
+    if (!be->ops->pack && m->ctx->opts.precision == prec) { /* the GPU's GEMMs run at it already */
+        snprintf(m->pk_what[prec], sizeof m->pk_what[prec], "%s products on %s (the context's precision)",
+                 prec_name(prec), be->name);
+        return S2S_ERR_UNSUPPORTED;
+    }
     char why[320] = "";
     s2s_status st = S2S_ERR_UNSUPPORTED;
     if (!be->ops->pack)
@@ -135,17 +148,19 @@ static s2s_status prepare(s2s_model *m, s2s_precision prec)
         if (m->pk_count)
             packs_free(m);
         st = pack_all(m, prec);
-        if (st != S2S_OK)
+        if (st != S2S_OK) {
             snprintf(why, sizeof why, "converting the weights failed: %s", s2s_last_error());
+            st = S2S_ERR_OUT_OF_MEMORY; /* remembered until the weights change (2 below) */
+        }
     }
     if (st != S2S_OK) {
-        snprintf(m->pk_what, sizeof m->pk_what, "fp32: %s", why);
-        m->pk_refused[prec] = 1;
+        snprintf(m->pk_what[prec], sizeof m->pk_what[prec], "fp32: %s", why);
+        m->pk_refused[prec] = st == S2S_ERR_OUT_OF_MEMORY ? 2 : 1;
         s2s_log(m->ctx, S2S_LOG_WARN, "%s decoding is not available here, decoding in fp32 instead: %s",
                 prec_name(prec), why);
         return S2S_ERR_UNSUPPORTED;
     }
-    snprintf(m->pk_what, sizeof m->pk_what, "%s", why);
+    snprintf(m->pk_what[prec], sizeof m->pk_what[prec], "%s", why);
     s2s_log(m->ctx, S2S_LOG_INFO, "decoding with %s", why);
     return S2S_OK;
 }
@@ -167,15 +182,11 @@ static s2s_status emb_proj(s2s_model *m)
         return S2S_OK;
     }
     s2s_backend *be = m->be;
-    float *t;
-    S2S_TRY(be->ops->alloc(be, bytes, (void **)&t));
-    s2s_status st = be->ops->bias_rows(be, t, V, GH, GH, w->b_ih.w, w->cell == S2S_CELL_GRU ? NULL : w->b_hh.w);
-    if (st == S2S_OK)
-        st = s2s_linear(be, NULL, V, GH, E, m->tgt_emb.w, E, w->w_ih.w, w->in, 0, 1.0f, t, GH);
-    if (st != S2S_OK) {
-        be->ops->release(be, t);
-        return st;
-    }
+    if (!m->emb_proj_mem)
+        S2S_TRY(be->ops->alloc(be, bytes, (void **)&m->emb_proj_mem));
+    float *t = m->emb_proj_mem;
+    S2S_TRY(be->ops->bias_rows(be, t, V, GH, GH, w->b_ih.w, w->cell == S2S_CELL_GRU ? NULL : w->b_hh.w));
+    S2S_TRY(s2s_linear(be, NULL, V, GH, E, m->tgt_emb.w, E, w->w_ih.w, w->in, 0, 1.0f, t, GH));
     m->emb_proj = t;
     return S2S_OK;
 }
@@ -205,11 +216,12 @@ S2S_API s2s_status s2s_model_prepare_decoding(s2s_model *m, s2s_precision want, 
     if (!m)
         return S2S_FAIL(S2S_ERR_INVALID_ARG, "s2s_model_prepare_decoding: model must not be NULL");
     S2S_TRY(s2s_model_precision_begin(m, want));
-    int reduced = want != S2S_PRECISION_FP32 && m->pk_count && m->pk_prec == want;
+    int reduced = want != S2S_PRECISION_FP32 && ((m->pk_count && m->pk_prec == want) ||
+                                                 (!m->be->ops->pack && m->ctx->opts.precision == want));
     s2s_model_precision_end(m);
     if (used)
         *used = reduced ? want : S2S_PRECISION_FP32;
     if (what && cap)
-        snprintf(what, cap, "%s", want == S2S_PRECISION_FP32 ? "fp32" : m->pk_what);
+        snprintf(what, cap, "%s", want == S2S_PRECISION_FP32 ? "fp32" : m->pk_what[want]);
     return S2S_OK;
 }
