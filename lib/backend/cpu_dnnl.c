@@ -19,6 +19,7 @@
 #include "internal.h"
 #include "backend.h"
 #include <dnnl.h>
+#include <float.h>
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
@@ -177,7 +178,8 @@ static s2s_status quantize_weights(s2s_packed *p, const float *w, int ldw, int k
                                                  "to int8",
                             j);
         }
-        float s = amax > 0.0f ? amax / (float)qmax : 1.0f, inv = 1.0f / s;
+        /* a row below 1e-30 is zeros: a smaller scale's reciprocal would overflow */
+        float s = amax > 1e-30f ? amax / (float)qmax : 1.0f, inv = amax > 1e-30f ? 1.0f / s : 0.0f;
         int32_t sum = 0;
         for (int kk = 0; kk < k; kk++) {
             long v = lrintf(w_at(w, ldw, kn, j, kk) * inv);
@@ -193,7 +195,7 @@ static s2s_status quantize_weights(s2s_packed *p, const float *w, int ldw, int k
 }
 
 /* The matmul [rows? x k] x [k x n] -> [rows? x n] with the row count given at each call. */
-static s2s_status make_primitive(s2s_packed *p, dnnl_primitive_desc_t *pd_out)
+static s2s_status make_primitive(const s2s_backend *be, s2s_packed *p, dnnl_primitive_desc_t *pd_out)
 {
     int q = p->prec == S2S_PRECISION_INT8;
     dnnl_dims_t sd = {DNNL_RUNTIME_DIM_VAL, p->k}, wd = {p->k, p->n}, dd = {DNNL_RUNTIME_DIM_VAL, p->n};
@@ -225,7 +227,7 @@ static s2s_status make_primitive(s2s_packed *p, dnnl_primitive_desc_t *pd_out)
     dnnl_primitive_attr_destroy(attr);
     if (st == dnnl_unimplemented)
         return S2S_FAIL(S2S_ERR_UNSUPPORTED, "oneDNN has no %s matmul for this CPU (%s)", q ? "int8" : "bf16",
-                        isa_name((unsigned)dnnl_get_effective_cpu_isa()));
+                        isa_name(cpu_isa(be)));
     DNNL_TRY(st);
     return S2S_OK;
 }
@@ -270,7 +272,7 @@ static s2s_status pack(s2s_backend *be, s2s_packed *p, const float *w, int ldw, 
     DNNL_TRY(dnnl_engine_create(&p->eng, dnnl_cpu, 0));
     DNNL_TRY(dnnl_stream_create(&p->stream, p->eng, dnnl_stream_default_flags));
     dnnl_primitive_desc_t pd = NULL;
-    S2S_TRY(make_primitive(p, &pd));
+    S2S_TRY(make_primitive(be, p, &pd));
     s2s_status st = S2S_OK;
     if (q) {
         int8_t *wq = NULL;
@@ -335,18 +337,23 @@ static void quantize_rows(const s2s_backend *be, s2s_packed *p, int m, const flo
     for (int r = 0; r < m; r++) {
         const float *xr = x + (size_t)r * ldx;
         float amax = 0.0f;
-#pragma omp simd reduction(max : amax)
+        int nan = 0;
+#pragma omp simd reduction(max : amax) reduction(| : nan)
         for (int kk = 0; kk < k; kk++) {
             float a = xr[kk] < 0.0f ? -xr[kk] : xr[kk];
             amax = a > amax ? a : amax;
+            nan |= a != a;
         }
-        float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
-        p->xscale[r] = amax > 0.0f ? amax / 127.0f : 0.0f;
+        /* a row below 1e-30 is zeros (a smaller scale's reciprocal would overflow); a row with a
+         * NaN or an infinity gives NaN, as the fp32 product would */
+        int ok = !nan && amax <= FLT_MAX, used = ok && amax > 1e-30f;
+        float inv = used ? 127.0f / amax : 0.0f;
+        p->xscale[r] = used ? amax / 127.0f : ok ? 0.0f : NAN;
         uint8_t *qr = xq + (size_t)r * k;
 #pragma omp simd
         for (int kk = 0; kk < k; kk++) { /* x inv in [-127, 127]: + 128.5 truncated rounds it */
             float v = xr[kk] * inv + 128.5f;
-            v = v < 1.0f ? 1.0f : v > 255.0f ? 255.0f : v;
+            v = v >= 1.0f ? (v <= 255.0f ? v : 255.0f) : 1.0f; /* NaN (0 times inf) to 1 */
             qr[kk] = (uint8_t)v;
         }
     }
