@@ -15,10 +15,11 @@ from ._capi import LIB_PATH, VERSION as __version__
 from ._core import (BusyError, CancelledError, ClosedError, DeviceError, Error, FileError, FormatError,
                     InvalidArgumentError, NumericError, OutOfMemoryError, UnsupportedError)
 from .chatbot import Chatbot
-from .modelfile import BLEU, ModelFile, bleu
+from .modelfile import BLEU, ModelFile, average, bleu
 from .training import Progress, Trainer, train
 from .translator import TranslationResult, Translator
 
-__all__ = ["Translator", "TranslationResult", "Chatbot", "Trainer", "train", "Progress", "ModelFile", "bleu", "BLEU",
+__all__ = ["Translator", "TranslationResult", "Chatbot", "Trainer", "train", "Progress", "ModelFile", "average", "bleu",
+           "BLEU",
            "Error", "InvalidArgumentError", "OutOfMemoryError", "DeviceError", "UnsupportedError", "FileError",
            "FormatError", "NumericError", "BusyError", "CancelledError", "ClosedError", "LIB_PATH", "__version__"]

@@ -8,7 +8,7 @@ from typing import Dict, List, Sequence
 
 from . import _capi
 from ._capi import lib
-from ._core import INVALID_ARG, InvalidArgumentError, check, texts_arg
+from ._core import INVALID_ARG, InvalidArgumentError, check, make_context, path_arg, texts_arg
 from .translator import Model
 
 CELL_NAMES = {0: "lstm", 1: "gru", 2: "rnn"}
@@ -64,6 +64,24 @@ class BLEU:
     brevity_penalty: float
     hyp_len: int
     ref_len: int
+
+
+def average(paths: Sequence, out) -> None:
+    """Writes the model file `out` whose every weight is the mean of the given model or checkpoint
+    files' (checkpoints of one run; the tokenizers and provenance of the last), as
+    `s2s-translate average` does. Files whose config or tokenizers differ raise
+    InvalidArgumentError naming the file and the field."""
+    if isinstance(paths, (str, bytes)) or not hasattr(paths, "__iter__"):
+        raise InvalidArgumentError(INVALID_ARG, "paths must be a list of model file paths")
+    ps = [path_arg("paths[%d]" % i, p) for i, p in enumerate(paths)]
+    if not ps:
+        raise InvalidArgumentError(INVALID_ARG, "paths must name at least one model file")
+    o = path_arg("out", out)
+    ctx, _ = make_context("cpu", 1)
+    try:
+        check(lib.s2s_model_average(ctx, (ctypes.c_char_p * len(ps))(*ps), len(ps), o))
+    finally:
+        lib.s2s_context_free(ctx)
 
 
 def bleu(hyps: Sequence[str], refs: Sequence[str]) -> BLEU:

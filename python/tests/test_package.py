@@ -183,6 +183,19 @@ def test_modelfile(data):
         assert sd["generator.weight"].shape == (f.config["tgt_vocab"], 32)
 
 
+def test_average(data, tmp_path):
+    np = pytest.importorskip("numpy")
+    out = tmp_path / "avg.safetensors"
+    seq2seq.average([data["model"], data["model"]], out)  # a file with itself: itself
+    with seq2seq.ModelFile(data["model"]) as a, seq2seq.ModelFile(out) as b:
+        assert a.tensors.keys() == b.tensors.keys()
+        assert all(np.array_equal(a.tensors[k], b.tensors[k]) for k in a.tensors)
+    with pytest.raises(seq2seq.InvalidArgumentError):
+        seq2seq.average([], out)
+    with pytest.raises(seq2seq.FileError):
+        seq2seq.average([data["model"], tmp_path / "missing.safetensors"], out)
+
+
 def test_state_dict_in_torch_reproduces_log_probabilities(data):
     """tests/interop/torch_logprobs.py's check through the package: the equivalent nn.Module of
     tests/golden/make_golden.py, loaded with ModelFile.state_dict(), gives each pair the
