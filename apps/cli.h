@@ -18,7 +18,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-typedef enum { OPT_INT, OPT_LONG, OPT_FLOAT, OPT_DOUBLE, OPT_STR, OPT_FLAG, OPT_CHOICE } opt_type;
+typedef enum { OPT_INT, OPT_LONG, OPT_FLOAT, OPT_DOUBLE, OPT_STR, OPT_FLAG, OPT_CHOICE, OPT_STRS } opt_type;
+
+/* OPT_STRS: an option given several times (--model A --model B), in order. */
+typedef struct str_list {
+    const char *v[16];
+    int n;
+} str_list;
 
 typedef struct opt {
     const char *name; /* "--beam" */
@@ -281,7 +287,7 @@ static int set_opt(const char *tool, const opt *o, const char *v)
 {
     char *end = NULL;
     errno = 0;
-    double x = o->type == OPT_STR || o->type == OPT_CHOICE ? 0 : strtod(v, &end);
+    double x = o->type == OPT_STR || o->type == OPT_STRS || o->type == OPT_CHOICE ? 0 : strtod(v, &end);
     int numeric = o->type == OPT_INT || o->type == OPT_LONG || o->type == OPT_FLOAT || o->type == OPT_DOUBLE;
     if (numeric && (!*v || *end || errno || x < o->lo || x > o->hi))
         return cli_fail(tool, "%s needs a number in [%g, %g], not '%s'", o->name, o->lo, o->hi, v);
@@ -293,6 +299,13 @@ static int set_opt(const char *tool, const opt *o, const char *v)
     case OPT_FLOAT: *(float *)o->dst = (float)x; break;
     case OPT_DOUBLE: *(double *)o->dst = x; break;
     case OPT_STR: *(const char **)o->dst = v; break;
+    case OPT_STRS: {
+        str_list *l = o->dst;
+        if (l->n == (int)(sizeof l->v / sizeof l->v[0]))
+            return cli_fail(tool, "%s is given more than %d times", o->name, l->n);
+        l->v[l->n++] = v;
+        break;
+    }
     case OPT_CHOICE: {
         int k = choice_index(o->choices, v);
         if (k < 0)

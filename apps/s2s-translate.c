@@ -97,14 +97,19 @@ static int cmd_train(int argc, char **argv)
 /* ---- translate / eval --------------------------------------------------------------------- */
 
 typedef struct decode_cli {
-    const char *model, *svg;
+    const char *svg;
+    str_list models;
     int beam, nbest, greedy, sample, batch, no_unk, no_repeat, strict;
     float lp, a, temperature, top_p;
     int b, top_k;
 } decode_cli;
 
+#define ENSEMBLE_HELP                                                                                             \
+    "  --model FILE again: an ensemble (at most 16 files of one tokenizer pair; each step's log-probabilities\n"  \
+    "  are the models' mean)\n"
+
 #define DECODE_OPTS(d)                                                                                            \
-    {"--model", OPT_STR, &(d).model, 0, 0, 0}, {"--beam", OPT_INT, &(d).beam, 1, 64, 0},                        \
+    {"--model", OPT_STRS, &(d).models, 0, 0, 0}, {"--beam", OPT_INT, &(d).beam, 1, 64, 0},                      \
         {"--nbest", OPT_INT, &(d).nbest, 1, 64, 0}, {"--greedy", OPT_FLAG, &(d).greedy, 0, 0, 0},               \
         {"--batch", OPT_INT, &(d).batch, 1, 100000, 0}, {"--no-replace-unk", OPT_FLAG, &(d).no_unk, 0, 0, 0},   \
         {"--length-penalty", OPT_FLOAT, &(d).lp, 0, 10, 0}, {"--max-len-a", OPT_FLOAT, &(d).a, 0, 100, 0},        \
@@ -138,12 +143,16 @@ static void decode_cli_default(decode_cli *d)
 typedef struct loaded {
     s2s_context *ctx;
     s2s_model *m;
+    s2s_model *more[S2S_ENSEMBLE_MAX]; /* --model given again: an ensemble with m */
+    int nmore;
     s2s_tokenizer *st, *tt;
     s2s_precision used; /* what decoding uses (--precision, or fp32 where this device cannot) */
 } loaded;
 
 static void loaded_free(loaded *l)
 {
+    for (int i = 0; i < l->nmore; i++)
+        s2s_model_free(l->more[i]);
     s2s_model_free(l->m);
     if (l->tt != l->st)
         s2s_tokenizer_free(l->tt);
@@ -163,6 +172,41 @@ static int load_model(const common_opts *c, const char *path, loaded *l)
     if (!l->st || !l->tt)
         return cli_fail(TOOL, "%s holds no tokenizers: it cannot translate text", path);
     return cli_prepare_decoding(TOOL, l->m, c, &l->used);
+}
+
+static int same_tokenizer(const s2s_tokenizer *a, const s2s_tokenizer *b)
+{
+    const void *pa, *pb;
+    size_t la, lb;
+    return a && b && s2s_tokenizer_serialize(a, &pa, &la) == S2S_OK && s2s_tokenizer_serialize(b, &pb, &lb) == S2S_OK &&
+           la == lb && !memcmp(pa, pb, la);
+}
+
+/* The first --model, then the others as an ensemble with it (same tokenizers, or refused). */
+static int load_models(const common_opts *c, const decode_cli *d, loaded *l)
+{
+    if (!load_model(c, d->models.n ? d->models.v[0] : NULL, l))
+        return 0;
+    if (d->models.n > S2S_ENSEMBLE_MAX)
+        return cli_fail(TOOL, "at most %d --model files make an ensemble", S2S_ENSEMBLE_MAX);
+    for (int i = 1; i < d->models.n; i++) {
+        s2s_tokenizer *st = NULL, *tt = NULL;
+        s2s_model *m = NULL;
+        if (s2s_model_load(l->ctx, d->models.v[i], &m, &st, &tt, NULL) != S2S_OK)
+            return lib_fail(), 0;
+        l->more[l->nmore++] = m;
+        int same = same_tokenizer(st, l->st) && same_tokenizer(tt, l->tt);
+        if (tt != st)
+            s2s_tokenizer_free(tt);
+        s2s_tokenizer_free(st);
+        if (!same)
+            return cli_fail(TOOL, "%s's tokenizers differ from %s's: an ensemble needs the same vocabularies "
+                            "(models of one tokenizer pair)", d->models.v[i], d->models.v[0]);
+        s2s_precision used;
+        if (!cli_prepare_decoding(TOOL, m, c, &used))
+            return 0;
+    }
+    return 1;
 }
 
 /* Decodes line with attention and writes the source x output heatmap to path. */
@@ -229,7 +273,7 @@ static int cmd_translate(int argc, char **argv)
                "  --beam N (5) --nbest N (1: plain lines; >1: 'LINE ||| TEXT ||| SCORE') --greedy\n"
                "  --batch N (64; 1 when stdin is a terminal) --length-penalty X (0.6) --max-len-a X (2)\n"
                "  --max-len-b N (10) --no-repeat-ngram N --no-replace-unk --attention-svg FILE (first line)\n"
-               "  --strict --device auto|cpu|cuda --threads N --quiet\n" PRECISION_HELP STRICT_HELP
+               "  --strict --device auto|cpu|cuda --threads N --quiet\n" ENSEMBLE_HELP PRECISION_HELP STRICT_HELP
                "example: echo 'Go now.' | s2s-translate translate --model runs/enfr.best.safetensors --beam 5\n");
         return 0;
     }
@@ -244,9 +288,10 @@ static int cmd_translate(int argc, char **argv)
     if (d.svg && !cli_file_check(TOOL, d.svg))
         return 1;
     loaded l;
-    if (!load_model(&c, d.model, &l))
+    if (!load_models(&c, &d, &l))
         return loaded_free(&l), 1;
     s2s_translate_options o = decode_options(&d, &c);
+    o.ensemble = l.more, o.ensemble_n = l.nmore;
     int nbest = o.decode.mode == S2S_DECODE_BEAM ? o.decode.nbest : 1, rc = 0, gone = 0;
     char **lines = calloc((size_t)d.batch, sizeof(char *)), **out = malloc(sizeof(char *) * (size_t)d.batch * nbest);
     float *scores = malloc(sizeof(float) * (size_t)d.batch * nbest);
@@ -310,7 +355,7 @@ static int cmd_eval(int argc, char **argv)
         printf("usage: s2s-translate eval --model FILE (--src F --ref F | --tsv F) [--output F] [decoding options]\n"
                "  translates the sources, prints corpus BLEU (sacreBLEU 13a) and the time taken; --output F\n"
                "  writes the translations (replacing F only once all of them are written)\n"
-               "  decoding options: as translate's (s2s-translate translate --help)\n" PRECISION_HELP STRICT_HELP
+               "  decoding options: as translate's (s2s-translate translate --help)\n" ENSEMBLE_HELP PRECISION_HELP STRICT_HELP
                "example: s2s-translate eval --model runs/ende.best.safetensors --src test.en --ref test.de --beam 5\n");
         return 0;
     }
@@ -329,7 +374,7 @@ static int cmd_eval(int argc, char **argv)
     if (s != S2S_OK)
         return lib_fail();
     loaded l;
-    if (!load_model(&c, d.model, &l))
+    if (!load_models(&c, &d, &l))
         return s2s_corpus_free(test), loaded_free(&l), 1;
     size_t n = s2s_corpus_size(test);
     const char **in = malloc(sizeof(char *) * (n + 1)), **refs = malloc(sizeof(char *) * (n + 1));
@@ -337,6 +382,7 @@ static int cmd_eval(int argc, char **argv)
     for (size_t i = 0; in && refs && i < n; i++)
         s2s_corpus_get(test, i, &in[i], &refs[i]);
     s2s_translate_options o = decode_options(&d, &c);
+    o.ensemble = l.more, o.ensemble_n = l.nmore;
     o.decode.nbest = 1;
     double t0 = now_s();
     s = in && refs && out ? s2s_translate(l.m, l.st, l.tt, in, n, &o, out, NULL) : S2S_ERR_OUT_OF_MEMORY;

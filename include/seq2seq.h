@@ -320,6 +320,14 @@ S2S_API s2s_decode_options s2s_decode_options_default(void);
  * first), to be freed with s2s_hypotheses_free. */
 S2S_API s2s_status s2s_model_decode(s2s_model *m, const s2s_batch *batch, const s2s_decode_options *o,
                                     s2s_hypothesis **out);
+/* Ensemble decoding: n models (1 .. S2S_ENSEMBLE_MAX, separate objects, the same vocabularies:
+ * several files of one tokenizer pair) decoded together, each step's log-probabilities the mean
+ * of the models' (summed in order, divided by n), in greedy, beam and sampling alike; the
+ * attention returned is the first model's. n = 1 gives s2s_model_decode's output, and a model
+ * with a copy of itself gives it too. Models whose vocabulary sizes differ are refused. */
+enum { S2S_ENSEMBLE_MAX = 16 };
+S2S_API s2s_status s2s_ensemble_decode(s2s_model *const *models, int n, const s2s_batch *batch,
+                                       const s2s_decode_options *o, s2s_hypothesis **out);
 S2S_API void s2s_hypotheses_free(s2s_hypothesis *h, size_t n);
 
 /* Readies decoding at precision `want` now (converting the weights, which the first decode at
@@ -352,6 +360,9 @@ typedef struct s2s_translate_options {
                                   S2S_ERR_INVALID_ARG naming the line. */
     size_t first_line;         /* the number that messages give lines[0] (a caller translating a
                                   file in batches passes its position); default 1 */
+    s2s_model *const *ensemble; /* ensemble_n more models decoded together with the model
+                                  (s2s_ensemble_decode), sharing its tokenizers; default none */
+    int ensemble_n;
 } s2s_translate_options;
 
 S2S_API s2s_translate_options s2s_translate_options_default(void);

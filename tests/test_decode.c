@@ -367,3 +367,86 @@ Test(rerank, reverse_model_reranks_the_outputs, .timeout = 60)
     s2s_corpus_free(c);
     s2s_context_free(ctx);
 }
+
+/* ---- ensembles ------------------------------------------------------------------------------ */
+
+static s2s_model *rv_model(s2s_context *ctx, int steps, uint64_t data)
+{
+    s2s_model_config c = s2s_model_config_default();
+    c.hidden = 64, c.embed = 32, c.dropout = 0.1f, c.attention = S2S_ATTN_DOT;
+    c.src_vocab = c.tgt_vocab = 4 + RV_VOCAB;
+    s2s_model *m = NULL;
+    cr_assert_eq(s2s_model_create(ctx, &c, &m), S2S_OK, "%s", s2s_last_error());
+    rv_steps(m, &data, steps, 3e-3f, NULL);
+    return m;
+}
+
+static void copy_weights(s2s_model *dst, const s2s_model *src)
+{
+    for (int i = 0; i < s2s_model_param_count(src); i++) {
+        s2s_param_info in;
+        cr_assert_eq(s2s_model_param_info_at(src, i, &in), S2S_OK);
+        float *w = malloc(sizeof(float) * in.numel);
+        cr_assert_eq(s2s_model_param_get(src, in.name, w, in.numel), S2S_OK);
+        cr_assert_eq(s2s_model_param_set(dst, in.name, w, in.numel), S2S_OK);
+        free(w);
+    }
+}
+
+static void same_hyps(const s2s_hypothesis *a, const s2s_hypothesis *b, int n, const char *what)
+{
+    for (int i = 0; i < n; i++) {
+        cr_assert_eq(a[i].len, b[i].len, "%s: hypothesis %d: length %d vs %d", what, i, a[i].len, b[i].len);
+        cr_assert_eq(memcmp(a[i].ids, b[i].ids, sizeof(int32_t) * (size_t)a[i].len), 0, "%s: hypothesis %d", what, i);
+        cr_assert_eq(memcmp(&a[i].score, &b[i].score, sizeof(float)), 0, "%s: hypothesis %d: score %.9g vs %.9g",
+                     what, i, a[i].score, b[i].score);
+    }
+}
+
+/* An ensemble of one model is that model; a model with a copy of itself gives the model's
+ * output (the mean of equal rows is the row), bit for bit, in greedy, beam and sampling; two
+ * different models give something else; mismatched vocabularies and one object twice are
+ * refused. */
+Test(decode, ensemble_of_one_and_of_copies, .timeout = 120)
+{
+    s2s_context *ctx = cpu_ctx(5);
+    s2s_model *a = rv_model(ctx, 150, 77), *a2 = rv_model(ctx, 0, 1), *b = rv_model(ctx, 150, 99);
+    copy_weights(a2, a);
+    int32_t src[RV_B * RV_MAX], len[RV_B], tgt[RV_B * RV_MAX];
+    uint64_t held = 4242;
+    rv_batch(&held, src, len, tgt);
+    s2s_batch bt = {12, RV_MAX, 0, src, len, NULL, NULL};
+    static const s2s_decode_mode modes[3] = {S2S_DECODE_GREEDY, S2S_DECODE_BEAM, S2S_DECODE_SAMPLE};
+    int differ = 0;
+    for (int k = 0; k < 3; k++) {
+        s2s_decode_options o = s2s_decode_options_default();
+        o.mode = modes[k], o.nbest = k == 1 ? 3 : 1, o.seed = 11;
+        int n = 12 * o.nbest;
+        s2s_hypothesis *one, *ens1, *ens2, *mixed;
+        cr_assert_eq(s2s_model_decode(a, &bt, &o, &one), S2S_OK, "%s", s2s_last_error());
+        s2s_model *m1[1] = {a}, *m2[2] = {a, a2}, *mx[2] = {a, b};
+        cr_assert_eq(s2s_ensemble_decode(m1, 1, &bt, &o, &ens1), S2S_OK, "%s", s2s_last_error());
+        cr_assert_eq(s2s_ensemble_decode(m2, 2, &bt, &o, &ens2), S2S_OK, "%s", s2s_last_error());
+        cr_assert_eq(s2s_ensemble_decode(mx, 2, &bt, &o, &mixed), S2S_OK, "%s", s2s_last_error());
+        same_hyps(one, ens1, n, "ensemble of one");
+        same_hyps(one, ens2, n, "a model with its copy");
+        for (int i = 0; i < n; i++)
+            differ += mixed[i].score != one[i].score;
+        s2s_hypotheses_free(one, (size_t)n), s2s_hypotheses_free(ens1, (size_t)n);
+        s2s_hypotheses_free(ens2, (size_t)n), s2s_hypotheses_free(mixed, (size_t)n);
+    }
+    cr_assert_gt(differ, 0, "two different models gave the first one's scores");
+    s2s_hypothesis *h = NULL;
+    s2s_model *twice[2] = {a, a};
+    cr_assert_eq(s2s_ensemble_decode(twice, 2, &bt, NULL, &h), S2S_ERR_INVALID_ARG);
+    cr_assert_null(h);
+    s2s_model_config c = s2s_model_get_config(a);
+    c.tgt_vocab += 1;
+    s2s_model *other = NULL;
+    cr_assert_eq(s2s_model_create(ctx, &c, &other), S2S_OK);
+    s2s_model *mm[2] = {a, other};
+    cr_assert_eq(s2s_ensemble_decode(mm, 2, &bt, NULL, &h), S2S_ERR_INVALID_ARG);
+    cr_assert(strstr(s2s_last_error(), "vocabularies"), "%s", s2s_last_error());
+    s2s_model_free(other), s2s_model_free(a), s2s_model_free(a2), s2s_model_free(b);
+    s2s_context_free(ctx);
+}

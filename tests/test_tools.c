@@ -211,3 +211,39 @@ Test(tools, output_matrix, .timeout = 300)
     cr_assert_eq(rc, 0, "%s:\n%s", cmd, out);
     cr_assert(strstr(out, "output_matrix: 0 failed"), "%s", out);
 }
+
+/* s2s_translate with an ensemble: a model with a copy of itself translates as the model alone
+ * (text and score), with beam search; a bad ensemble count is refused. */
+Test(translate_lines, ensemble_with_a_copy_translates_as_the_model)
+{
+    world w;
+    world_make(&w);
+    s2s_model_config mc = s2s_model_get_config(w.m);
+    s2s_model *copy = NULL;
+    cr_assert_eq(s2s_model_create(w.ctx, &mc, &copy), S2S_OK);
+    for (int i = 0; i < s2s_model_param_count(w.m); i++) {
+        s2s_param_info in;
+        cr_assert_eq(s2s_model_param_info_at(w.m, i, &in), S2S_OK);
+        float *v = malloc(sizeof(float) * in.numel);
+        cr_assert_eq(s2s_model_param_get(w.m, in.name, v, in.numel), S2S_OK);
+        cr_assert_eq(s2s_model_param_set(copy, in.name, v, in.numel), S2S_OK);
+        free(v);
+    }
+    s2s_translate_options o = s2s_translate_options_default();
+    o.decode.nbest = 2;
+    char *alone[6], *ens[6];
+    float sa[6], se[6];
+    cr_assert_eq(s2s_translate(w.m, w.tok, w.tok, SENT, 3, &o, alone, sa), S2S_OK, "%s", s2s_last_error());
+    s2s_model *more[1] = {copy};
+    o.ensemble = more, o.ensemble_n = 1;
+    cr_assert_eq(s2s_translate(w.m, w.tok, w.tok, SENT, 3, &o, ens, se), S2S_OK, "%s", s2s_last_error());
+    for (int i = 0; i < 6; i++) {
+        cr_assert_str_eq(alone[i], ens[i]);
+        cr_assert_eq(memcmp(&sa[i], &se[i], sizeof(float)), 0, "%.9g vs %.9g", sa[i], se[i]);
+    }
+    s2s_strings_free(alone, 6), s2s_strings_free(ens, 6);
+    o.ensemble_n = S2S_ENSEMBLE_MAX;
+    cr_assert_eq(s2s_translate(w.m, w.tok, w.tok, SENT, 3, &o, ens, se), S2S_ERR_INVALID_ARG);
+    s2s_model_free(copy);
+    world_free(&w);
+}

@@ -149,22 +149,24 @@ static s2s_status attention_to_host(s2s_model *m, search *s, dev *d, int t)
     return be->ops->to_host(be, s->alpha_host, alpha, sizeof(float) * (size_t)BK * s->S);
 }
 
-/* Decoder step t on all rows: log-probabilities (and attention) to the host. */
-static s2s_status device_step(s2s_model *m, search *s, dev *d, int t)
+/* Decoder step t on all rows: log-probabilities (and attention) to the host. An ensemble's
+ * member i > 0 (lp_out set) gives its whole rows to lp_out; the first gives the attention. */
+static s2s_status device_step(s2s_model *m, search *s, dev *d, int t, float *lp_out)
 {
     s2s_backend *be = m->be;
     int BK = s->B * s->K, V = s->V;
     float *lp = d->ds.logits;
     S2S_TRY(be->ops->to_device(be, d->ids, s->tok_host, sizeof(int32_t) * (size_t)BK));
     S2S_TRY(s2s_decoder_search_step(m, &d->xb, &d->xs, &d->ds, d->ids, t));
-    S2S_TRY(attention_to_host(m, s, d, t));
+    if (!lp_out)
+        S2S_TRY(attention_to_host(m, s, d, t));
     if (s->M) { /* only each row's M best leave the device (the whole log-softmax is not needed) */
         S2S_TRY(be->ops->log_softmax_topk(be, d->top_v, d->top_i, lp, BK, V, s->M));
         S2S_TRY(be->ops->to_host(be, s->top_i, d->top_i, sizeof(int32_t) * (size_t)BK * s->M));
         return be->ops->to_host(be, s->top_v, d->top_v, sizeof(float) * (size_t)BK * s->M);
     }
     S2S_TRY(be->ops->log_softmax(be, lp, lp, BK, V));
-    return be->ops->to_host(be, s->lp_host, lp, sizeof(float) * (size_t)BK * V);
+    return be->ops->to_host(be, lp_out ? lp_out : s->lp_host, lp, sizeof(float) * (size_t)BK * V);
 }
 
 /* Gives each row the decoder state of its chosen parent. */
@@ -172,6 +174,27 @@ static s2s_status reorder(s2s_model *m, search *s, dev *d, int t)
 {
     S2S_TRY(m->be->ops->to_device(m->be, d->parent, s->parent, sizeof(int32_t) * (size_t)s->B * s->K));
     return s2s_decoder_reorder(m, &d->ds, t, d->parent);
+}
+
+/* One model's device side of a search: its batch, encoder, K-fold state and step buffers. */
+static s2s_status dev_init(s2s_model *m, const s2s_batch *bt, search *s, dev *d)
+{
+    s2s_dev_batch db;
+    s2s_enc_state es;
+    int BK = s->B * s->K;
+    S2S_TRY(s2s_batch_upload(m, bt, 0, &db));
+    db.T = s->T;
+    S2S_TRY(s2s_encoder_infer(m, &db, &es));
+    S2S_TRY(expand(m, bt, &db, &es, s->K, d));
+    S2S_TRY(s2s_decoder_search_init(m, &d->xs, s->T, BK, &d->ds));
+    S2S_TRY(s2s_arena_ints(&m->arena, (size_t)BK, &d->ids));
+    S2S_TRY(s2s_arena_ints(&m->arena, (size_t)BK, &d->parent));
+    S2S_TRY(s2s_arena_ints(&m->arena, (size_t)BK, &d->pos));
+    if (s->M)
+        S2S_TRY(s2s_arena_floats(&m->arena, (size_t)BK * s->M, &d->top_v));
+    if (s->M)
+        S2S_TRY(s2s_arena_ints(&m->arena, (size_t)BK * s->M, &d->top_i));
+    return S2S_OK;
 }
 
 /* ---- the search ------------------------------------------------------------------------------ */
@@ -199,17 +222,19 @@ static s2s_status collect(search *s, int nbest, s2s_hypothesis *out)
     return S2S_OK;
 }
 
-static s2s_status run_search(s2s_model *m, const s2s_batch *bt, const s2s_decode_options *o, s2s_hypothesis *out)
+/* The search of n models together (n = 1: one model): each step's log-probabilities are the
+ * mean of the models' (summed in model order, then divided by n; whole rows when n > 1). */
+static s2s_status run_search(s2s_model *const *ms, int n, const s2s_batch *bt, const s2s_decode_options *o,
+                             s2s_hypothesis *out)
 {
-    s2s_dev_batch db;
-    s2s_enc_state es;
-    dev d;
+    dev d[S2S_ENSEMBLE_MAX];
     search s;
+    int S, Tm;
+    S2S_TRY(s2s_batch_check(ms[0], bt, 0, &S, &Tm));
     memset(&s, 0, sizeof s);
-    S2S_TRY(s2s_batch_upload(m, bt, 0, &db));
-    s.m = m, s.o = o, s.B = db.B, s.S = db.S, s.V = m->cfg.tgt_vocab;
+    s.m = ms[0], s.o = o, s.B = bt->batch, s.S = S, s.V = ms[0]->cfg.tgt_vocab;
     s.K = o->mode == S2S_DECODE_BEAM ? o->beam_size : 1;
-    s.M = s2s_search_top_m(o, s.V);
+    s.M = n == 1 ? s2s_search_top_m(o, s.V) : 0;
     int longest = 0;
     for (int b = 0; b < s.B; b++) {
         int ml = (int)(o->max_len_a * bt->src_len[b]) + o->max_len_b;
@@ -218,42 +243,38 @@ static s2s_status run_search(s2s_model *m, const s2s_batch *bt, const s2s_decode
     s.T = longest > 0 ? longest : 1;
     s2s_status st = search_alloc(&s, bt);
     int BK = s.B * s.K;
+    size_t rows = (size_t)BK * s.V;
+    float *lp_i = n > 1 && st == S2S_OK ? s2s_host_alloc(sizeof(float) * rows, "an ensemble member's rows") : NULL;
+    if (n > 1 && st == S2S_OK && !lp_i)
+        st = S2S_ERR_OUT_OF_MEMORY;
     for (int r = 0; r < BK && st == S2S_OK; r++)
         s.tok_host[r] = S2S_BOS_ID;
-    db.T = s.T;
-    if (st == S2S_OK)
-        st = s2s_encoder_infer(m, &db, &es);
-    if (st == S2S_OK)
-        st = expand(m, bt, &db, &es, s.K, &d);
-    if (st == S2S_OK)
-        st = s2s_decoder_search_init(m, &d.xs, s.T, BK, &d.ds);
-    if (st == S2S_OK)
-        st = s2s_arena_ints(&m->arena, (size_t)BK, &d.ids);
-    if (st == S2S_OK)
-        st = s2s_arena_ints(&m->arena, (size_t)BK, &d.parent);
-    if (st == S2S_OK)
-        st = s2s_arena_ints(&m->arena, (size_t)BK, &d.pos);
-    if (st == S2S_OK && s.M)
-        st = s2s_arena_floats(&m->arena, (size_t)BK * s.M, &d.top_v);
-    if (st == S2S_OK && s.M)
-        st = s2s_arena_ints(&m->arena, (size_t)BK * s.M, &d.top_i);
+    for (int i = 0; i < n && st == S2S_OK; i++)
+        st = dev_init(ms[i], bt, &s, &d[i]);
     for (int t = 0; t < s.T && st == S2S_OK; t++) {
-        st = device_step(m, &s, &d, t);
+        st = device_step(ms[0], &s, &d[0], t, NULL);
+        for (int i = 1; i < n && st == S2S_OK; i++) {
+            st = device_step(ms[i], &s, &d[i], t, lp_i);
+            for (size_t k = 0; k < rows && st == S2S_OK; k++)
+                s.lp_host[k] += lp_i[k];
+        }
+        for (size_t k = 0; n > 1 && k < rows && st == S2S_OK; k++)
+            s.lp_host[k] /= (float)n;
         if (st != S2S_OK || choose(&s))
             break;
-        st = reorder(m, &s, &d, t);
+        for (int i = 0; i < n && st == S2S_OK; i++)
+            st = reorder(ms[i], &s, &d[i], t);
     }
     if (st == S2S_OK)
         st = collect(&s, o->mode == S2S_DECODE_BEAM ? o->nbest : 1, out);
+    free(lp_i);
     search_free(&s);
     return st;
 }
 
-S2S_API s2s_status s2s_model_decode(s2s_model *m, const s2s_batch *batch, const s2s_decode_options *opts,
-                                    s2s_hypothesis **out)
+static s2s_status decode_n(s2s_model *const *ms, int n, const s2s_batch *batch, const s2s_decode_options *opts,
+                           s2s_hypothesis **out)
 {
-    if (!m || !batch || !out)
-        return S2S_FAIL(S2S_ERR_INVALID_ARG, "s2s_model_decode: model, batch and out must not be NULL");
     *out = NULL;
     s2s_decode_options o = opts ? *opts : s2s_decode_options_default();
     if (o.mode != S2S_DECODE_GREEDY && o.mode != S2S_DECODE_BEAM && o.mode != S2S_DECODE_SAMPLE)
@@ -271,19 +292,56 @@ S2S_API s2s_status s2s_model_decode(s2s_model *m, const s2s_batch *batch, const 
     s2s_hypothesis *h = s2s_host_calloc((size_t)batch->batch * nbest, sizeof *h, "hypotheses");
     if (!h)
         return S2S_ERR_OUT_OF_MEMORY;
-    s2s_status st = batch->batch > 0 ? s2s_model_precision_begin(m, o.precision)
-                                     : S2S_FAIL(S2S_ERR_INVALID_ARG, "batch->batch must be >= 1");
-    if (st == S2S_OK) {
-        st = run_search(m, batch, &o, h);
-        s2s_model_precision_end(m);
+    s2s_status st = batch->batch > 0 ? S2S_OK : S2S_FAIL(S2S_ERR_INVALID_ARG, "batch->batch must be >= 1");
+    int begun = 0;
+    for (; begun < n && st == S2S_OK; begun++)
+        if ((st = s2s_model_precision_begin(ms[begun], o.precision)) != S2S_OK)
+            break;
+    if (st == S2S_OK)
+        st = run_search(ms, n, batch, &o, h);
+    for (int i = 0; i < n; i++) {
+        if (i < begun)
+            s2s_model_precision_end(ms[i]);
+        s2s_arena_reset(&ms[i]->arena);
     }
-    s2s_arena_reset(&m->arena);
     if (st != S2S_OK) {
         s2s_hypotheses_free(h, (size_t)batch->batch * nbest);
         return st;
     }
     *out = h;
     return S2S_OK;
+}
+
+S2S_API s2s_status s2s_model_decode(s2s_model *m, const s2s_batch *batch, const s2s_decode_options *opts,
+                                    s2s_hypothesis **out)
+{
+    if (!m || !batch || !out)
+        return S2S_FAIL(S2S_ERR_INVALID_ARG, "s2s_model_decode: model, batch and out must not be NULL");
+    return decode_n(&m, 1, batch, opts, out);
+}
+
+S2S_API s2s_status s2s_ensemble_decode(s2s_model *const *models, int n, const s2s_batch *batch,
+                                       const s2s_decode_options *opts, s2s_hypothesis **out)
+{
+    if (!models || n < 1 || n > S2S_ENSEMBLE_MAX || !batch || !out)
+        return S2S_FAIL(S2S_ERR_INVALID_ARG, "s2s_ensemble_decode: 1 to %d models, a batch and out are needed (n = %d)",
+                        S2S_ENSEMBLE_MAX, n);
+    for (int i = 0; i < n; i++) {
+        if (!models[i])
+            return S2S_FAIL(S2S_ERR_INVALID_ARG, "s2s_ensemble_decode: model %d is NULL", i);
+        for (int j = 0; j < i; j++)
+            if (models[j] == models[i]) /* one model's workspace cannot hold two searches */
+                return S2S_FAIL(S2S_ERR_INVALID_ARG, "s2s_ensemble_decode: models %d and %d are the same object: "
+                                "load the file twice", j, i);
+        if (models[i]->cfg.tgt_vocab != models[0]->cfg.tgt_vocab || models[i]->cfg.src_vocab != models[0]->cfg.src_vocab)
+            return S2S_FAIL(S2S_ERR_INVALID_ARG, "s2s_ensemble_decode: model %d's vocabularies (%d source, %d target) "
+                            "differ from model 0's (%d, %d): an ensemble shares its vocabularies", i,
+                            models[i]->cfg.src_vocab, models[i]->cfg.tgt_vocab, models[0]->cfg.src_vocab,
+                            models[0]->cfg.tgt_vocab);
+    }
+    if (out)
+        *out = NULL;
+    return decode_n(models, n, batch, opts, out);
 }
 
 S2S_API void s2s_hypotheses_free(s2s_hypothesis *h, size_t n)

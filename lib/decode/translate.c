@@ -290,8 +290,12 @@ static s2s_status translate_batch(s2s_model *m, const s2s_tokenizer *st, const s
         len[b] = e->len[rows[b]];
     }
     s2s_batch bt = {B, S, 0, src, len, NULL, NULL};
+    s2s_model *ms[S2S_ENSEMBLE_MAX] = {m};
+    for (int i = 0; i < o->ensemble_n; i++)
+        ms[1 + i] = o->ensemble[i];
     if (s == S2S_OK)
-        s = s2s_model_decode(m, &bt, &o->decode, &h);
+        s = o->ensemble_n ? s2s_ensemble_decode(ms, 1 + o->ensemble_n, &bt, &o->decode, &h)
+                          : s2s_model_decode(m, &bt, &o->decode, &h);
     for (int b = 0; b < B && s == S2S_OK; b++)
         for (int j = 0; j < nbest && s == S2S_OK; j++) { /* out, scores: per segment */
             size_t at = rows[b] * (size_t)nbest + (size_t)j;
@@ -344,6 +348,9 @@ S2S_API s2s_status s2s_translate(s2s_model *m, const s2s_tokenizer *src_tok, con
     if (!m || !src_tok || !tgt_tok || (n && (!lines || !out)))
         return S2S_FAIL(S2S_ERR_INVALID_ARG, "s2s_translate: model, tokenizers, lines and out are needed");
     s2s_translate_options o = opts ? *opts : s2s_translate_options_default();
+    if (o.ensemble_n < 0 || o.ensemble_n >= S2S_ENSEMBLE_MAX || (o.ensemble_n && !o.ensemble))
+        return S2S_FAIL(S2S_ERR_INVALID_ARG, "s2s_translate: ensemble_n %d must be in 0..%d, with the models",
+                        o.ensemble_n, S2S_ENSEMBLE_MAX - 1);
     if (o.batch_size < 1 || o.max_src_tokens < 1)
         return S2S_FAIL(S2S_ERR_INVALID_ARG, "batch_size %d and max_src_tokens %d must be >= 1", o.batch_size,
                         o.max_src_tokens);

@@ -86,7 +86,7 @@ class Hypothesis(Structure):
 
 class TranslateOptions(Structure):
     _fields_ = [("decode", DecodeOptions), ("batch_size", c_int), ("replace_unk", c_int), ("max_src_tokens", c_int),
-                ("strict", c_int), ("first_line", c_size_t)]
+                ("strict", c_int), ("first_line", c_size_t), ("ensemble", c_void_p), ("ensemble_n", c_int)]
 
 
 class EngineOptions(Structure):
