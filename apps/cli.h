@@ -407,13 +407,53 @@ static s2s_precision cli_decode_precision(const common_opts *c)
 static int cli_prepare_decoding(const char *tool, s2s_model *m, const common_opts *c, s2s_precision *used)
 {
     char what[400];
-    s2s_precision want = cli_decode_precision(c);
-    if (s2s_model_prepare_decoding(m, want, used, what, sizeof what) != S2S_OK) {
+    s2s_precision want = cli_decode_precision(c), got = S2S_PRECISION_FP32;
+    if (s2s_model_prepare_decoding(m, want, &got, what, sizeof what) != S2S_OK) {
         fprintf(stderr, "%s: %s\n", tool, s2s_last_error());
         return 0;
     }
-    if (want != S2S_PRECISION_FP32 && *used == want) /* what it picked (a fallback was warned about) */
+    if (used)
+        *used = got;
+    if (want != S2S_PRECISION_FP32 && got == want) /* what it picked (a fallback was warned about) */
         fprintf(stderr, "%s: decoding with %s\n", tool, what);
+    return 1;
+}
+
+static int cli_same_tokenizer(const s2s_tokenizer *a, const s2s_tokenizer *b)
+{
+    const void *pa, *pb;
+    size_t la, lb;
+    return a && b && s2s_tokenizer_serialize(a, &pa, &la) == S2S_OK && s2s_tokenizer_serialize(b, &pb, &lb) == S2S_OK &&
+           la == lb && !memcmp(pa, pb, la);
+}
+
+/* --model given again: loads paths->v[1..] on ctx as an ensemble with the first model, whose
+ * tokenizers st, tt they must share (refused otherwise); more[] gets them (the caller frees
+ * each of the *nmore), converted for decoding like the first. 1 on success, 0 with a message. */
+static int cli_load_ensemble(const char *tool, s2s_context *ctx, const str_list *paths, const s2s_tokenizer *st,
+                             const s2s_tokenizer *tt, const common_opts *c, s2s_model **more, int *nmore)
+{
+    *nmore = 0;
+    if (paths->n > S2S_ENSEMBLE_MAX)
+        return cli_fail(tool, "at most %d --model files make an ensemble", S2S_ENSEMBLE_MAX);
+    for (int i = 1; i < paths->n; i++) {
+        s2s_tokenizer *mst = NULL, *mtt = NULL;
+        s2s_model *m = NULL;
+        if (s2s_model_load(ctx, paths->v[i], &m, &mst, &mtt, NULL) != S2S_OK) {
+            fprintf(stderr, "%s: %s\n", tool, s2s_last_error());
+            return 0;
+        }
+        more[(*nmore)++] = m;
+        int same = cli_same_tokenizer(mst, st) && cli_same_tokenizer(mtt, tt);
+        if (mtt != mst)
+            s2s_tokenizer_free(mtt);
+        s2s_tokenizer_free(mst);
+        if (!same)
+            return cli_fail(tool, "%s's tokenizers differ from %s's: an ensemble needs the same vocabularies "
+                            "(models of one tokenizer pair)", paths->v[i], paths->v[0]);
+        if (!cli_prepare_decoding(tool, m, c, NULL))
+            return 0;
+    }
     return 1;
 }
 
