@@ -145,6 +145,8 @@ static int cmd_train(int argc, char **argv)
 typedef struct session {
     s2s_context *ctx;
     s2s_model *m;
+    s2s_model *more[S2S_ENSEMBLE_MAX]; /* --model given again: an ensemble with m */
+    int nmore;
     s2s_tokenizer *st, *tt;
     s2s_translate_options o;
     s2s_model *rev; /* --mmi: the reply -> utterance model that reranks beam search's replies */
@@ -294,6 +296,7 @@ static int cmd_chat(int argc, char **argv)
     int out_open = cli_stdio_setup();
     common_opts c = {0, 0, 1, 0, 1};
     const char *model = NULL, *mmi = NULL;
+    str_list models = {{NULL}, 0};
     session z;
     memset(&z, 0, sizeof z);
     z.o = s2s_translate_options_default();
@@ -302,7 +305,7 @@ static int cmd_chat(int argc, char **argv)
     int beam = 10, greedy = 0, sample = 0; /* beam 10: chosen on development questions (README) */
     s2s_decode_options *d = &z.o.decode;
     opt table[] = {COMMON_OPTS(c),
-                   {"--model", OPT_STR, &model, 0, 0, 0},
+                   {"--model", OPT_STRS, &models, 0, 0, 0},
                    {"--beam", OPT_INT, &beam, 1, MAX_BEAM, 0},
                    {"--length-penalty", OPT_FLOAT, &d->length_penalty, 0, 10, 0},
                    {"--greedy", OPT_FLAG, &greedy, 0, 0, 0},
@@ -317,6 +320,7 @@ static int cmd_chat(int argc, char **argv)
         printf("usage: s2s-chat chat --model FILE [--beam N [--length-penalty A] [--mmi FILE [--mmi-weight W]]\n"
                "                     | --greedy | --sample [--temp X] [--topk K] [--topp P]] [--device auto|cpu|cuda]\n"
                "                     [--precision fp32|bf16|int8] [--threads N]\n"
+               "  --model FILE again: an ensemble (files of one tokenizer pair; each step's log-probabilities averaged)\n"
                "  --precision: the weights' precision on the CPU (converted at load; bf16 needs AVX-512 BF16 or AMX,\n"
                "  int8 AVX2; without, fp32 with a warning)\n"
                "  on a terminal: a prompt with line editing and history; :help lists the commands\n"
@@ -337,6 +341,7 @@ static int cmd_chat(int argc, char **argv)
     }
     if (!parse_opts(TOOL, argc, argv, 2, table, sizeof table / sizeof table[0]))
         return 2;
+    model = models.n ? models.v[0] : NULL;
     if (!model)
         return cli_fail(TOOL, "chat needs --model FILE"), 2;
     z.o.decode.beam_size = beam;
@@ -363,11 +368,16 @@ static int cmd_chat(int argc, char **argv)
         (!mmi || s2s_model_load(z.ctx, mmi, &z.rev, &z.rst, &z.rtt, NULL) == S2S_OK)) {
         if (!z.st || !z.tt || (mmi && (!z.rst || !z.rtt)))
             fprintf(stderr, TOOL ": %s holds no tokenizer\n", !z.st || !z.tt ? model : mmi);
-        else if (cli_prepare_decoding(TOOL, z.m, &c, NULL))
+        else if (cli_prepare_decoding(TOOL, z.m, &c, NULL) &&
+                 cli_load_ensemble(TOOL, z.ctx, &models, z.st, z.tt, &c, z.more, &z.nmore)) {
+            z.o.ensemble = z.more, z.o.ensemble_n = z.nmore;
             rc = chat_loop(&z);
+        }
     } else if (z.ctx) {
         lib_fail();
     }
+    for (int i = 0; i < z.nmore; i++)
+        s2s_model_free(z.more[i]);
     s2s_model_free(z.rev);
     s2s_tokenizer_free(z.rst);
     s2s_tokenizer_free(z.rtt);

@@ -174,39 +174,11 @@ static int load_model(const common_opts *c, const char *path, loaded *l)
     return cli_prepare_decoding(TOOL, l->m, c, &l->used);
 }
 
-static int same_tokenizer(const s2s_tokenizer *a, const s2s_tokenizer *b)
-{
-    const void *pa, *pb;
-    size_t la, lb;
-    return a && b && s2s_tokenizer_serialize(a, &pa, &la) == S2S_OK && s2s_tokenizer_serialize(b, &pb, &lb) == S2S_OK &&
-           la == lb && !memcmp(pa, pb, la);
-}
-
 /* The first --model, then the others as an ensemble with it (same tokenizers, or refused). */
 static int load_models(const common_opts *c, const decode_cli *d, loaded *l)
 {
-    if (!load_model(c, d->models.n ? d->models.v[0] : NULL, l))
-        return 0;
-    if (d->models.n > S2S_ENSEMBLE_MAX)
-        return cli_fail(TOOL, "at most %d --model files make an ensemble", S2S_ENSEMBLE_MAX);
-    for (int i = 1; i < d->models.n; i++) {
-        s2s_tokenizer *st = NULL, *tt = NULL;
-        s2s_model *m = NULL;
-        if (s2s_model_load(l->ctx, d->models.v[i], &m, &st, &tt, NULL) != S2S_OK)
-            return lib_fail(), 0;
-        l->more[l->nmore++] = m;
-        int same = same_tokenizer(st, l->st) && same_tokenizer(tt, l->tt);
-        if (tt != st)
-            s2s_tokenizer_free(tt);
-        s2s_tokenizer_free(st);
-        if (!same)
-            return cli_fail(TOOL, "%s's tokenizers differ from %s's: an ensemble needs the same vocabularies "
-                            "(models of one tokenizer pair)", d->models.v[i], d->models.v[0]);
-        s2s_precision used;
-        if (!cli_prepare_decoding(TOOL, m, c, &used))
-            return 0;
-    }
-    return 1;
+    return load_model(c, d->models.n ? d->models.v[0] : NULL, l) &&
+           cli_load_ensemble(TOOL, l->ctx, &d->models, l->st, l->tt, c, l->more, &l->nmore);
 }
 
 /* Decodes line with attention and writes the source x output heatmap to path. */

@@ -90,6 +90,23 @@ expect chat_dev_full 1 "cannot write the reply to standard output"
 expect chat_stdout_closed 1 "standard output is closed"
 head -300 "$T/many.txt" | "$CH" chat --model "$M" $CDEC 2>"$T/err" | head -1 >"$T/out"; rc=${PIPESTATUS[1]}
 expect chat_reader_leaves 0 "" && [ ! -s "$T/err" ] || fail chat_reader_leaves_quietly "stderr: $(cat "$T/err")"
+# ---- decoding at int8 and in ensembles ------------------------------------------------------------
+"$CH" chat --model "$M" $CDEC --precision int8 <"$T/in.txt" >"$T/out" 2>"$T/err"; rc=$?
+expect chat_int8 0 "int8" && [ "$(lines "$T/out")" = 2 ] || fail chat_int8_replies "$(cat "$T/out")"
+"$TR" translate --model "$M" $DEC <"$T/in.txt" >"$T/one" 2>"$T/err"
+"$TR" translate --model "$M" --model "$M" $DEC <"$T/in.txt" >"$T/out" 2>"$T/err"; rc=$?
+expect translate_ensemble_of_copies 0 "" && cmp -s "$T/one" "$T/out" ||
+  fail translate_ensemble_equals_alone "$(paste "$T/one" "$T/out")"
+"$CH" chat --model "$M" $CDEC <"$T/in.txt" >"$T/one" 2>"$T/err"
+"$CH" chat --model "$M" --model "$M" $CDEC <"$T/in.txt" >"$T/out" 2>"$T/err"; rc=$?
+expect chat_ensemble_of_copies 0 "" && cmp -s "$T/one" "$T/out" ||
+  fail chat_ensemble_equals_alone "$(paste "$T/one" "$T/out")"
+if "$TR" train $TRAIN --vocab 28 --out "$T/m2" --max-steps 1 2>"$T/err"; then
+  "$TR" translate --model "$M" --model "$T/m2.best.safetensors" $DEC <"$T/in.txt" >"$T/out" 2>"$T/err"; rc=$?
+  expect ensemble_other_tokenizers 1 "tokenizers differ"
+else
+  fail ensemble_other_tokenizers "could not train the second model: $(cat "$T/err")"
+fi
 "$B/hello_rnn" --steps 5 >/dev/full 2>"$T/err"; rc=$?
 expect hello_dev_full 1 "cannot write standard output"
 "$B/bench_lstm" --device cpu --T 2 --B 1 --I 4 --H 4 --reps 1 >/dev/full 2>"$T/err"; rc=$?
