@@ -266,7 +266,7 @@ def test_bad_files_and_closed_objects(data, tmp_path):
 
 
 def test_two_threads_two_translators(data):
-    many = [LINES[i % len(LINES)] + " bird" * (i % 3) for i in range(160)]
+    many = [LINES[i % len(LINES)] + " bird" * (i % 3) for i in range(800)]  # long enough to time
     ts = [seq2seq.Translator(data["model"], device="cpu", threads=1) for _ in range(2)]
     t0 = time.perf_counter()
     seq = [ts[0].translate(many), ts[1].translate(many)]
