@@ -50,4 +50,32 @@ static inline void tu_make_batch(tu_batch *x, uint64_t *s, int B, int S, int T, 
     x->b = (s2s_batch){B, S, T, x->src, x->sl, x->tgt, x->tl};
 }
 
+/* Every parameter of m, in the model's tensor order, in one malloc'd vector of *n floats. */
+static inline float *tu_weights(const s2s_model *m, size_t *n)
+{
+    *n = s2s_model_param_numel(m);
+    float *v = malloc(sizeof(float) * (*n ? *n : 1)), *p = v;
+    for (int i = 0; i < s2s_model_param_count(m); i++) {
+        s2s_param_info info;
+        cr_assert_eq(s2s_model_param_info_at(m, i, &info), S2S_OK);
+        cr_assert_eq(s2s_model_param_get(m, info.name, p, info.numel), S2S_OK, "%s", s2s_last_error());
+        p += info.numel;
+    }
+    return v;
+}
+
+/* dst's weights = src's (models of one config). */
+static inline void tu_copy_weights(s2s_model *dst, const s2s_model *src)
+{
+    size_t n;
+    float *v = tu_weights(src, &n), *p = v;
+    for (int i = 0; i < s2s_model_param_count(src); i++) {
+        s2s_param_info info;
+        cr_assert_eq(s2s_model_param_info_at(src, i, &info), S2S_OK);
+        cr_assert_eq(s2s_model_param_set(dst, info.name, p, info.numel), S2S_OK, "%s", s2s_last_error());
+        p += info.numel;
+    }
+    free(v);
+}
+
 #endif

@@ -381,18 +381,6 @@ static s2s_model *rv_model(s2s_context *ctx, int steps, uint64_t data)
     return m;
 }
 
-static void copy_weights(s2s_model *dst, const s2s_model *src)
-{
-    for (int i = 0; i < s2s_model_param_count(src); i++) {
-        s2s_param_info in;
-        cr_assert_eq(s2s_model_param_info_at(src, i, &in), S2S_OK);
-        float *w = malloc(sizeof(float) * in.numel);
-        cr_assert_eq(s2s_model_param_get(src, in.name, w, in.numel), S2S_OK);
-        cr_assert_eq(s2s_model_param_set(dst, in.name, w, in.numel), S2S_OK);
-        free(w);
-    }
-}
-
 static void same_hyps(const s2s_hypothesis *a, const s2s_hypothesis *b, int n, const char *what)
 {
     for (int i = 0; i < n; i++) {
@@ -411,7 +399,7 @@ Test(decode, ensemble_of_one_and_of_copies, .timeout = 120)
 {
     s2s_context *ctx = cpu_ctx(5);
     s2s_model *a = rv_model(ctx, 150, 77), *a2 = rv_model(ctx, 0, 1), *b = rv_model(ctx, 150, 99);
-    copy_weights(a2, a);
+    tu_copy_weights(a2, a);
     int32_t src[RV_B * RV_MAX], len[RV_B], tgt[RV_B * RV_MAX];
     uint64_t held = 4242;
     rv_batch(&held, src, len, tgt);

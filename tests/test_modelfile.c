@@ -931,19 +931,6 @@ Test(interop, torch_logprobs, .fini = remove_tdir, .timeout = 300)
 
 /* ---- averaging ------------------------------------------------------------------------------ */
 
-static float *params_of(const s2s_model *m)
-{
-    float *w = malloc(sizeof(float) * s2s_model_param_numel(m));
-    size_t off = 0;
-    for (int j = 0; j < s2s_model_param_count(m); j++) {
-        s2s_param_info in;
-        cr_assert_eq(s2s_model_param_info_at(m, j, &in), S2S_OK);
-        cr_assert_eq(s2s_model_param_get(m, in.name, w + off, in.numel), S2S_OK);
-        off += in.numel;
-    }
-    return w;
-}
-
 /* The average of three files is the mean of their tensors (summed in double, rounded once); of
  * one file, that file's weights; the provenance is the last file's; a file of another config is
  * refused naming the field, one with other tokenizers refused too; nothing is written then. */
@@ -961,8 +948,7 @@ Test(modelfile, average_is_the_mean)
         s2s_provenance prov = {10 + (uint64_t)i, 100 * (uint64_t)(i + 1), ""};
         snprintf(paths[i], sizeof paths[i], "%s", tpath(names[i]));
         cr_assert_eq(s2s_model_save(m, NULL, NULL, &prov, paths[i]), S2S_OK, "%s", s2s_last_error());
-        w[i] = params_of(m);
-        n = s2s_model_param_numel(m);
+        w[i] = tu_weights(m, &n);
         s2s_model_free(m);
         s2s_context_free(ctx);
     }
@@ -975,7 +961,8 @@ Test(modelfile, average_is_the_mean)
     s2s_provenance prov;
     cr_assert_eq(s2s_model_load(ctx, out, &avg, NULL, NULL, &prov), S2S_OK, "%s", s2s_last_error());
     cr_assert_eq(prov.step, 300, "the provenance is the last file's");
-    float *a = params_of(avg);
+    size_t na;
+    float *a = tu_weights(avg, &na);
     int differ = 0;
     for (size_t k = 0; k < n; k++) {
         float want = (float)(((double)w[0][k] + (double)w[1][k] + (double)w[2][k]) / 3.0);
@@ -988,7 +975,7 @@ Test(modelfile, average_is_the_mean)
     /* one file: itself */
     cr_assert_eq(s2s_model_average(ctx, files + 1, 1, out), S2S_OK, "%s", s2s_last_error());
     cr_assert_eq(s2s_model_load(ctx, out, &avg, NULL, NULL, NULL), S2S_OK);
-    a = params_of(avg);
+    a = tu_weights(avg, &na);
     cr_assert_eq(memcmp(a, w[1], sizeof(float) * n), 0);
     free(a);
     s2s_model_free(avg);

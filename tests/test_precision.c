@@ -414,20 +414,6 @@ static void train(s2s_model *m, int steps)
     rv_steps(m, &data, steps, 3e-3f, NULL);
 }
 
-static size_t weights_of(s2s_model *m, float **out)
-{
-    size_t n = s2s_model_param_numel(m), at = 0;
-    float *w = malloc(sizeof(float) * n);
-    for (int i = 0; i < s2s_model_param_count(m); i++) {
-        s2s_param_info info;
-        s2s_model_param_info_at(m, i, &info);
-        cr_assert_eq(s2s_model_param_get(m, info.name, w + at, info.numel), S2S_OK);
-        at += info.numel;
-    }
-    *out = w;
-    return n;
-}
-
 Test(precision, trained_model_int8_agrees_and_stays_fp32, .timeout = 180)
 {
     int warnings = 0;
@@ -443,7 +429,8 @@ Test(precision, trained_model_int8_agrees_and_stays_fp32, .timeout = 180)
     cr_assert_eq(s2s_model_prepare_decoding(m, S2S_PRECISION_INT8, &used, what, sizeof what), S2S_OK);
     cr_log_info("int8: %s", what);
     float *before, *after;
-    size_t nw = weights_of(m, &before);
+    size_t nw, nw2;
+    before = tu_weights(m, &nw);
     int32_t src[RV_B * RV_MAX], len[RV_B], tgt[RV_B * RV_MAX];
     uint64_t data = 1234;
     rv_batch(&data, src, len, tgt);
@@ -472,7 +459,8 @@ Test(precision, trained_model_int8_agrees_and_stays_fp32, .timeout = 180)
             expect_same(ref[mode], q8[mode], RV_B, "int8 unavailable: fp32");
     }
     /* the weights stay fp32: read back, and saved and loaded, they decode as before */
-    cr_assert_eq(weights_of(m, &after), nw);
+    after = tu_weights(m, &nw2);
+    cr_assert_eq(nw2, nw);
     cr_assert_eq(memcmp(before, after, sizeof(float) * nw), 0, "int8 decoding changed the model's weights");
     char path[] = "/tmp/s2s_precision_XXXXXX";
     int fd = mkstemp(path);
@@ -483,7 +471,8 @@ Test(precision, trained_model_int8_agrees_and_stays_fp32, .timeout = 180)
     cr_assert_eq(s2s_model_load(ctx, path, &m2, NULL, NULL, NULL), S2S_OK, "%s", s2s_last_error());
     unlink(path);
     free(after);
-    cr_assert_eq(weights_of(m2, &after), nw);
+    after = tu_weights(m2, &nw2);
+    cr_assert_eq(nw2, nw);
     cr_assert_eq(memcmp(before, after, sizeof(float) * nw), 0, "the saved weights are not the fp32 weights");
     s2s_hypothesis *again;
     o.mode = S2S_DECODE_BEAM, o.precision = S2S_PRECISION_FP32;

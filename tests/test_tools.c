@@ -3,6 +3,7 @@
  * that are not regular files refused at once), and the tools against full, closed and vanishing
  * outputs and odd inputs (tests/tools/output_matrix.sh). */
 #include "seq2seq.h"
+#include "model_util.h"
 #include "test_util.h"
 #include <errno.h>
 #include <string.h>
@@ -221,14 +222,7 @@ Test(translate_lines, ensemble_with_a_copy_translates_as_the_model)
     s2s_model_config mc = s2s_model_get_config(w.m);
     s2s_model *copy = NULL;
     cr_assert_eq(s2s_model_create(w.ctx, &mc, &copy), S2S_OK);
-    for (int i = 0; i < s2s_model_param_count(w.m); i++) {
-        s2s_param_info in;
-        cr_assert_eq(s2s_model_param_info_at(w.m, i, &in), S2S_OK);
-        float *v = malloc(sizeof(float) * in.numel);
-        cr_assert_eq(s2s_model_param_get(w.m, in.name, v, in.numel), S2S_OK);
-        cr_assert_eq(s2s_model_param_set(copy, in.name, v, in.numel), S2S_OK);
-        free(v);
-    }
+    tu_copy_weights(copy, w.m);
     s2s_translate_options o = s2s_translate_options_default();
     o.decode.nbest = 2;
     char *alone[6], *ens[6];

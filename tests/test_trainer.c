@@ -2,6 +2,7 @@
  * files (checkpoints pruned to keep_last, best model, CSV, SVG), early stopping, and
  * non-finite steps skipped then given up on with the last checkpoint intact. CPU only. */
 #include "model.h"
+#include "model_util.h"
 #include "test_util.h"
 #include "toy_task.h"
 #include <dirent.h>
@@ -51,19 +52,6 @@ static s2s_trainer_options toy_options(world *w, const char *name, long steps)
     return o;
 }
 
-static float *all_weights(s2s_model *m, size_t *n)
-{
-    *n = s2s_model_param_numel(m);
-    float *v = malloc(*n * sizeof(float)), *p = v;
-    for (int i = 0; i < s2s_model_param_count(m); i++) {
-        s2s_param_info info;
-        s2s_model_param_info_at(m, i, &info);
-        cr_assert_eq(s2s_model_param_get(m, info.name, p, info.numel), S2S_OK);
-        p += info.numel;
-    }
-    return v;
-}
-
 static int exists(const char *dir, const char *name)
 {
     char p[256];
@@ -101,7 +89,7 @@ Test(trainer, resume_gives_bit_identical_weights_and_files, .timeout = 120)
     cr_assert_eq(s2s_trainer_resume(tc, ck), S2S_OK, "%s", s2s_last_error());
     cr_assert_eq(s2s_trainer_run(tc), S2S_OK, "%s", s2s_last_error());
     size_t na, nc;
-    float *wa = all_weights(a, &na), *wc = all_weights(c, &nc);
+    float *wa = tu_weights(a, &na), *wc = tu_weights(c, &nc);
     cr_assert_eq(na, nc);
     size_t diff = 0;
     for (size_t i = 0; i < na; i++)
@@ -197,7 +185,7 @@ Test(trainer, averages_the_last_checkpoints, .timeout = 60)
         snprintf(p[i], sizeof p[i], "%s/%s", w.t.dir, names[i]);
         s2s_model *x = NULL;
         cr_assert_eq(s2s_model_load(w.ctx, p[i], &x, NULL, NULL, NULL), S2S_OK, "%s", s2s_last_error());
-        v[i] = all_weights(x, &n);
+        v[i] = tu_weights(x, &n);
         s2s_model_free(x);
     }
     int differ = 0;
