@@ -19,26 +19,22 @@ static int have_server(void)
     return access(p, X_OK) == 0;
 }
 
-Test(serve, end_to_end, .timeout = 300)
+/* Runs tests/serve/SCRIPT against this build: passes on "SCRIPT: 0 failed"; exit 77 skips. */
+static void run_script(const char *script)
 {
     if (!have_server())
         cr_skip_test("s2s-serve is not built (libmicrohttpd-dev missing)");
     char cmd[512];
     static char out[1 << 16];
-    snprintf(cmd, sizeof cmd, "python3 tests/serve/serve_test.py %s 2>&1", build());
-    int rc = tu_run(cmd, out, sizeof out);
-    cr_assert(rc == 0 && strstr(out, "serve_test: 0 failed"), "%s: exit %d\n%s", cmd, rc, out);
-}
-
-Test(serve, web_page_in_a_browser, .timeout = 300)
-{
-    if (!have_server())
-        cr_skip_test("s2s-serve is not built (libmicrohttpd-dev missing)");
-    char cmd[512];
-    static char out[1 << 16];
-    snprintf(cmd, sizeof cmd, "python3 tests/serve/browser_test.py %s 2>&1", build());
+    snprintf(cmd, sizeof cmd, "python3 tests/serve/%s.py %s 2>&1", script, build());
     int rc = tu_run(cmd, out, sizeof out);
     if (rc == 77)
         cr_skip_test("%s", out);
-    cr_assert(rc == 0 && strstr(out, "browser_test: 0 failed"), "%s: exit %d\n%s", cmd, rc, out);
+    char want[64];
+    snprintf(want, sizeof want, "%s: 0 failed", script);
+    cr_assert(rc == 0 && strstr(out, want), "%s: exit %d\n%s", cmd, rc, out);
 }
+
+Test(serve, end_to_end, .timeout = 300) { run_script("serve_test"); }
+
+Test(serve, web_page_in_a_browser, .timeout = 300) { run_script("browser_test"); }
