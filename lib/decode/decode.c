@@ -33,7 +33,6 @@ S2S_API s2s_decode_options s2s_decode_options_default(void)
 
 /* The search of B sentences: one s2s_search each (search.h), and the host side of a step. */
 typedef struct search {
-    s2s_model *m;
     const s2s_decode_options *o;
     int B, K, S, T, V;
     s2s_search *sent;  /* [B] */
@@ -190,11 +189,10 @@ static s2s_status dev_init(s2s_model *m, const s2s_batch *bt, search *s, dev *d)
     S2S_TRY(s2s_arena_ints(&m->arena, (size_t)BK, &d->ids));
     S2S_TRY(s2s_arena_ints(&m->arena, (size_t)BK, &d->parent));
     S2S_TRY(s2s_arena_ints(&m->arena, (size_t)BK, &d->pos));
-    if (s->M)
-        S2S_TRY(s2s_arena_floats(&m->arena, (size_t)BK * s->M, &d->top_v));
-    if (s->M)
-        S2S_TRY(s2s_arena_ints(&m->arena, (size_t)BK * s->M, &d->top_i));
-    return S2S_OK;
+    if (!s->M)
+        return S2S_OK;
+    S2S_TRY(s2s_arena_floats(&m->arena, (size_t)BK * s->M, &d->top_v));
+    return s2s_arena_ints(&m->arena, (size_t)BK * s->M, &d->top_i);
 }
 
 /* ---- the search ------------------------------------------------------------------------------ */
@@ -232,7 +230,7 @@ static s2s_status run_search(s2s_model *const *ms, int n, const s2s_batch *bt, c
     int S, Tm;
     S2S_TRY(s2s_batch_check(ms[0], bt, 0, &S, &Tm));
     memset(&s, 0, sizeof s);
-    s.m = ms[0], s.o = o, s.B = bt->batch, s.S = S, s.V = ms[0]->cfg.tgt_vocab;
+    s.o = o, s.B = bt->batch, s.S = S, s.V = ms[0]->cfg.tgt_vocab;
     s.K = o->mode == S2S_DECODE_BEAM ? o->beam_size : 1;
     s.M = n == 1 ? s2s_search_top_m(o, s.V) : 0;
     int longest = 0;
@@ -339,8 +337,6 @@ S2S_API s2s_status s2s_ensemble_decode(s2s_model *const *models, int n, const s2
                             models[i]->cfg.src_vocab, models[i]->cfg.tgt_vocab, models[0]->cfg.src_vocab,
                             models[0]->cfg.tgt_vocab);
     }
-    if (out)
-        *out = NULL;
     return decode_n(models, n, batch, opts, out);
 }
 

@@ -123,6 +123,12 @@ static s2s_status pack_all(s2s_model *m, s2s_precision prec)
     return S2S_OK;
 }
 
+/* A backend without packs (the GPU) whose context already multiplies at prec: nothing to convert. */
+static int context_runs_at(const s2s_model *m, s2s_precision prec)
+{
+    return !m->be->ops->pack && m->ctx->opts.precision == prec;
+}
+
 /* The packs for prec, or a remembered refusal. Refusals are logged once per precision. */
 static s2s_status prepare(s2s_model *m, s2s_precision prec)
 {
@@ -131,7 +137,7 @@ static s2s_status prepare(s2s_model *m, s2s_precision prec)
     if (m->pk_refused[prec])
         return S2S_ERR_UNSUPPORTED;
     s2s_backend *be = m->be;
-    if (!be->ops->pack && m->ctx->opts.precision == prec) { /* the GPU's GEMMs run at it already */
+    if (context_runs_at(m, prec)) {
         snprintf(m->pk_what[prec], sizeof m->pk_what[prec], "%s products on %s (the context's precision)",
                  prec_name(prec), be->name);
         return S2S_ERR_UNSUPPORTED;
@@ -216,8 +222,7 @@ S2S_API s2s_status s2s_model_prepare_decoding(s2s_model *m, s2s_precision want, 
     if (!m)
         return S2S_FAIL(S2S_ERR_INVALID_ARG, "s2s_model_prepare_decoding: model must not be NULL");
     S2S_TRY(s2s_model_precision_begin(m, want));
-    int reduced = want != S2S_PRECISION_FP32 && ((m->pk_count && m->pk_prec == want) ||
-                                                 (!m->be->ops->pack && m->ctx->opts.precision == want));
+    int reduced = want != S2S_PRECISION_FP32 && ((m->pk_count && m->pk_prec == want) || context_runs_at(m, want));
     s2s_model_precision_end(m);
     if (used)
         *used = reduced ? want : S2S_PRECISION_FP32;
