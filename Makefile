@@ -2,6 +2,7 @@
 # `make test` runs the Criterion suite; `make demo` trains a small translator and translates.
 # Knobs: CUDA=0|1 (default: 1 where nvcc is found), CUDA_ARCH="80 89 90", CUDNN=0|1,
 # DNNL=0|1 (oneDNN for the CPU's bf16/int8 decoding; default: 1 where found),
+# MPI=0|1 (Open MPI: data-parallel training; default: 1 where mpicc is found),
 # PREFIX=/usr/local for `make install`, SANITIZE=1 for ASan+UBSan builds (CPU path).
 
 PREFIX   ?= /usr/local
@@ -55,6 +56,16 @@ ifeq ($(TSAN),1)
   LDFLAGS += -fsanitize=thread
 endif
 
+# MPI (Open MPI): data-parallel training across processes (lib/comm/); MPI=0 builds without it.
+# NCCL needs no build flag: lib/comm/comm_nccl.c loads libnccl.so.2 at run time (CUDA builds).
+HAVE_MPI := $(shell command -v mpicc >/dev/null 2>&1 && echo 1 || echo 0)
+MPI ?= $(HAVE_MPI)
+ifeq ($(MPI),1)
+  CFLAGS += -DS2S_HAVE_MPI $(shell mpicc --showme:compile 2>/dev/null || pkg-config --cflags ompi-c)
+  LDLIBS += $(shell mpicc --showme:link 2>/dev/null || pkg-config --libs ompi-c)
+endif
+LDLIBS += -ldl
+
 # oneDNN: the CPU's bf16 and int8 decoding (lib/backend/cpu_dnnl.c); DNNL=0 builds without it.
 ifeq ($(DNNL),1)
   CFLAGS += -DS2S_HAVE_DNNL
@@ -72,7 +83,7 @@ CU_SRC   :=
 ifeq ($(CUDA),1)
   LIB_C  += $(LIB_CUDA_C)
   CU_SRC := $(wildcard kernels/*.cu)
-  CFLAGS += -DS2S_HAVE_CUDA -I$(CUDA_HOME)/include
+  CFLAGS += -DS2S_HAVE_CUDA -I$(CUDA_HOME)/include -DS2S_CUDA_LIB_DIR='"$(CUDA_HOME)/lib64"'
   LDLIBS += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart -lstdc++
   ifeq ($(CUDNN),1)
     CFLAGS += -DS2S_HAVE_CUDNN
@@ -154,6 +165,12 @@ $(TEST_BIN): $(TEST_C) $(wildcard tests/*.h) $(LIB_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests $(TEST_C) -o $@ $(LIB_A) $(LDFLAGS) $(LDLIBS) -lcriterion
 
+# The data-parallel test program, run under mpirun by tests/mpi/run.sh (MPI builds only).
+DP_TEST := $(if $(filter 1,$(MPI)),$(BUILD)/tests/dp_test)
+$(BUILD)/tests/dp_test: tests/mpi/dp_test.c tests/mpi/mpi_check.h $(wildcard tests/*.h) $(LIB_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests $< -o $@ $(LIB_A) $(LDFLAGS) $(LDLIBS)
+
 deps:
 	@scripts/install-deps.sh --check || scripts/install-deps.sh
 
@@ -161,8 +178,10 @@ deps:
 # active spin-waiting then makes them starve each other on a small machine (10x slower), so
 # the suite runs with passive waiting unless the caller chose otherwise.
 test: deps
-	@$(MAKE) --no-print-directory all $(TEST_BIN)
+	@$(MAKE) --no-print-directory all $(TEST_BIN) $(DP_TEST)
 	S2S_BUILD=$(BUILD) OMP_WAIT_POLICY=$${OMP_WAIT_POLICY:-passive} ./$(TEST_BIN) $(TEST_ARGS)
+	@if [ -n "$(DP_TEST)" ]; then tests/mpi/run.sh $(DP_TEST); \
+	else echo "make test: built without MPI: the data-parallel tests (tests/mpi) are skipped"; fi
 	@if python3 -c 'import pytest' 2>/dev/null; then \
 	  S2S_BUILD=$(BUILD) OMP_WAIT_POLICY=$${OMP_WAIT_POLICY:-passive} python3 -m pytest -q python/tests; \
 	else echo "make test: pytest is not installed: the Python package's tests (python/tests) are skipped"; fi

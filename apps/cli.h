@@ -384,12 +384,18 @@ static s2s_context *make_context(const char *tool, const common_opts *c)
     o.log = log_to_stderr;
     o.log_user = (void *)tool;
     o.log_level = c->quiet ? S2S_LOG_WARN : S2S_LOG_INFO;
+    int rank = 0, local_rank = 0;
+    if (s2s_comm_launcher(&rank, &local_rank) > 1) { /* mpirun/srun: one GPU per rank on a machine; */
+        o.cuda_device = local_rank;                  /* rank 0 alone says what it is doing */
+        if (rank != 0)
+            o.log_level = S2S_LOG_WARN;
+    }
     s2s_context *ctx = NULL;
     if (s2s_context_create(&o, &ctx) != S2S_OK) {
         fprintf(stderr, "%s: %s\n", tool, s2s_last_error());
         return NULL;
     }
-    if (!c->quiet)
+    if (!c->quiet && rank == 0)
         fprintf(stderr, "%s: device: %s\n", tool, s2s_context_device_name(ctx));
     return ctx;
 }
@@ -480,6 +486,8 @@ typedef struct train_opts {
     s2s_trainer_options to;
     int vocab, shared_vocab, bpe, cell, attention, no_valid_bleu, schedule;
     const char *out, *resume;
+    int comm;            /* --comm: 0 auto, 1 local, 2 mpi, 3 nccl */
+    double comm_timeout; /* --comm-timeout seconds */
 } train_opts;
 
 static void train_opts_default(train_opts *t)
@@ -489,6 +497,7 @@ static void train_opts_default(train_opts *t)
     t->to = s2s_trainer_options_default();
     t->vocab = 8000;
     t->attention = 2; /* general */
+    t->comm_timeout = s2s_comm_options_default().timeout_s;
 }
 
 #define TRAIN_OPTS(t)                                                                                               \
@@ -514,7 +523,10 @@ static void train_opts_default(train_opts *t)
         {"--max-steps", OPT_LONG, &(t).to.max_steps, 0, 1e12, 0},                                                  \
         {"--epochs", OPT_INT, &(t).to.max_epochs, 0, 1000000, 0},                                                  \
         {"--report-every", OPT_INT, &(t).to.report_every, 1, 1000000, 0},                                         \
-        {"--average-last", OPT_INT, &(t).to.average_last, 0, 1000, 0}
+        {"--average-last", OPT_INT, &(t).to.average_last, 0, 1000, 0},                                            \
+        {"--comm", OPT_CHOICE, &(t).comm, 0, 0, "auto|local|mpi|nccl"},                                            \
+        {"--comm-timeout", OPT_DOUBLE, &(t).comm_timeout, 0.1, 1e7, 0},                                           \
+        {"--shard-optimizer", OPT_FLAG, &(t).to.shard_optimizer, 0, 0, 0}
 
 #define TRAIN_OPTS_HELP                                                                                            \
     "  --out PREFIX            write PREFIX.best.safetensors, checkpoints, metrics CSV, loss SVG (required)\n"      \
@@ -525,7 +537,11 @@ static void train_opts_default(train_opts *t)
     "  --batch-tokens N (4000) --max-len N (100) --lr X (1e-3) --warmup N (400) --schedule invsqrt|plateau\n"     \
     "  --label-smoothing X (0.1) --clip X (5) --valid-every N (500) --valid-max N (1000) --no-valid-bleu\n"     \
     "  --keep N (3) --patience N (0: off) --minutes X --max-steps N --epochs N --report-every N (100)\n"       \
-    "  --average-last K        at the end, PREFIX.avg.safetensors = the mean of the last K checkpoints (keeps K)\n"
+    "  --average-last K        at the end, PREFIX.avg.safetensors = the mean of the last K checkpoints (keeps K)\n" \
+    "  data parallel: mpirun -np N TOOL train ... trains one model on N ranks (one GPU each, or CPU ranks)\n"     \
+    "  --comm auto|local|mpi|nccl (auto: NCCL on GPUs, MPI on CPUs when started by mpirun/srun)\n"               \
+    "  --comm-timeout S (300)  how long a rank waits for the others before stopping with an error\n"            \
+    "  --shard-optimizer       ZeRO-1: each rank keeps and updates the Adam moments of 1/N of the weights\n"
 
 static void apply_train_choices(train_opts *t)
 {
@@ -589,13 +605,28 @@ static int cli_train(const char *tool, s2s_context *ctx, train_opts *t, const s2
     s2s_tokenizer *st = NULL, *tt = NULL;
     s2s_model *m = NULL;
     s2s_trainer *tr = NULL;
+    s2s_comm *comm = NULL;
+    s2s_comm_options co = s2s_comm_options_default();
+    co.kind = (s2s_comm_kind)t->comm; /* the choices' order is the enum's */
+    co.timeout_s = t->comm_timeout;
+    if (s2s_comm_create(ctx, &co, &comm) != S2S_OK) {
+        fprintf(stderr, "%s: %s\n", tool, s2s_last_error());
+        return 1;
+    }
+    int root = s2s_comm_rank(comm) == 0, world = s2s_comm_size(comm);
+    t->to.comm = comm;
     s2s_status s;
+    if (world > 1 && root)
+        fprintf(stderr, "%s: data parallel over %d ranks (%s)%s\n", tool, world, s2s_comm_name(comm),
+                t->to.shard_optimizer ? ", optimizer sharded (ZeRO-1)" : "");
     if (t->resume) { /* the checkpoint holds the model and its tokenizers */
         s = s2s_model_load(ctx, t->resume, &m, &st, &tt, NULL);
         if (s == S2S_OK && (!st || !tt))
             s = S2S_ERR_FORMAT, fprintf(stderr, "%s: %s has no tokenizers\n", tool, t->resume);
     } else {
-        fprintf(stderr, "%s: training the tokenizer%s (vocabulary %d)\n", tool, t->shared_vocab ? "" : "s", t->vocab);
+        if (root)
+            fprintf(stderr, "%s: training the tokenizer%s (vocabulary %d)\n", tool, t->shared_vocab ? "" : "s",
+                    t->vocab);
         s = cli_train_tokenizers(train, t, &st, &tt);
         t->mc.src_vocab = st ? s2s_tokenizer_vocab_size(st) : 0;
         t->mc.tgt_vocab = tt ? s2s_tokenizer_vocab_size(tt) : 0;
@@ -609,20 +640,26 @@ static int cli_train(const char *tool, s2s_context *ctx, train_opts *t, const s2
     if (s == S2S_OK) {
         long pairs, skipped, batches;
         s2s_trainer_data_counts(tr, &pairs, &skipped, &batches);
-        fprintf(stderr, "%s: training on %ld pairs (%ld skipped: longer than %d tokens or empty); %zu parameters\n",
-                tool, pairs, skipped, t->to.max_len, s2s_model_param_numel(m));
+        if (root)
+            fprintf(stderr, "%s: training on %ld pairs (%ld skipped: longer than %d tokens or empty); %zu parameters\n",
+                    tool, pairs, skipped, t->to.max_len, s2s_model_param_numel(m));
         s = s2s_trainer_run(tr);
     }
     int rc = s == S2S_OK ? 0 : 1;
-    if (rc)
+    if (rc && world > 1) { /* the other ranks would wait for this one until their timeout */
+        fprintf(stderr, "%s: rank %d: %s\n", tool, s2s_comm_rank(comm), s2s_last_error());
+        s2s_comm_abort(comm, 1);
+    } else if (rc) {
         fprintf(stderr, "%s: %s\n", tool, s2s_last_error());
-    else
+    } else if (root) {
         cli_report_outputs(tool, t->out, t->to.average_last);
+    }
     s2s_trainer_free(tr);
     s2s_model_free(m);
     if (tt != st)
         s2s_tokenizer_free(tt);
     s2s_tokenizer_free(st);
+    s2s_comm_free(comm);
     return rc;
 }
 

@@ -54,7 +54,9 @@ typedef enum s2s_status {
     S2S_ERR_CUDNN,         /* a cuDNN call failed */
     S2S_ERR_INTERNAL,      /* a bug in the library: please report it with the message */
     S2S_ERR_BUSY,          /* a bounded queue is full: try again later */
-    S2S_ERR_CANCELLED      /* the work was cancelled before it finished */
+    S2S_ERR_CANCELLED,     /* the work was cancelled before it finished */
+    S2S_ERR_COMM           /* data-parallel training: a collective failed or timed out, or the
+                              ranks disagree (the message names the rank) */
 } s2s_status;
 
 /* Short constant English name of a status ("out of memory"). Never NULL. */
@@ -226,13 +228,20 @@ typedef struct s2s_loss_options {
     float label_smoothing; /* 0 <= eps < 1, as in PyTorch's CrossEntropyLoss; default 0 */
     int train;             /* 1: dropout active; 0: evaluation; default 1 */
     uint64_t step;         /* keys the dropout masks with the context seed; default 0 */
+    /* Data-parallel pieces of one batch (s2s_comm; the trainer sets these itself): */
+    int norm_tokens;       /* gradients of the summed loss divided by this (the whole batch's target
+                              tokens); 0: this batch's own count, i.e. of the mean; default 0 */
+    int shard_rows;        /* this batch is rows shard_row0 .. of a batch of shard_rows rows, and
+                              draws that batch's dropout masks for them; 0: whole; default 0 */
+    int shard_row0;
 } s2s_loss_options;
 
 S2S_API s2s_loss_options s2s_loss_options_default(void);
 
 /* Forward and backward over a batch. *loss receives the mean cross-entropy per target token
  * (EOS included, padding excluded) and *ntokens the number of such tokens; either may be NULL.
- * The model's gradients are overwritten with d(mean loss)/d(parameter). */
+ * The model's gradients are overwritten with d(mean loss)/d(parameter) (with opts->norm_tokens:
+ * d(summed loss)/d(parameter) / norm_tokens). */
 S2S_API s2s_status s2s_model_forward_backward(s2s_model *model, const s2s_batch *batch,
                                               const s2s_loss_options *opts, float *loss, int *ntokens);
 
@@ -665,6 +674,47 @@ typedef struct s2s_bleu {
 
 S2S_API s2s_status s2s_bleu_corpus(const char *const *hyps, const char *const *refs, size_t n, s2s_bleu *out);
 
+/* ---- communicator (data-parallel training) ---------------------------------------------------
+ * One model trained by N processes (`mpirun -np N ...`): each rank computes the gradients of
+ * its shard of every global batch, the ranks sum them, and each applies the same update. The
+ * trainer does all of this when s2s_trainer_options.comm is set. Implementations: LOCAL (one
+ * process), MPI (CPU ranks, Open MPI; builds with MPI=1), NCCL (one GPU per rank; libnccl.so.2
+ * loaded at run time, bootstrapped through MPI). Every wait is bounded by timeout_s; a rank
+ * that dies or hangs makes the others fail with S2S_ERR_COMM naming it. */
+typedef struct s2s_comm s2s_comm;
+
+typedef enum s2s_comm_kind {
+    S2S_COMM_AUTO = 0, /* NCCL on a CUDA context, else MPI, when launched by mpirun/srun with more
+                          than one rank; otherwise LOCAL */
+    S2S_COMM_LOCAL,
+    S2S_COMM_MPI,
+    S2S_COMM_NCCL
+} s2s_comm_kind;
+
+typedef struct s2s_comm_options {
+    s2s_comm_kind kind; /* default AUTO */
+    double timeout_s;   /* longest wait for the other ranks; default 300 */
+} s2s_comm_options;
+
+S2S_API s2s_comm_options s2s_comm_options_default(void);
+/* Joins the job's ranks (MPI_Init when nobody has called it). Errors name what is missing
+ * (a build without MPI, no libnccl.so.2, a CPU context asked for NCCL). */
+S2S_API s2s_status s2s_comm_create(s2s_context *ctx, const s2s_comm_options *opts, s2s_comm **out);
+/* Ends this rank's part (MPI_Finalize when s2s_comm_create called MPI_Init). NULL is a no-op. */
+S2S_API void s2s_comm_free(s2s_comm *comm);
+S2S_API int s2s_comm_rank(const s2s_comm *comm);
+S2S_API int s2s_comm_size(const s2s_comm *comm);
+S2S_API const char *s2s_comm_name(const s2s_comm *comm); /* "local", "mpi", "nccl" */
+/* What the launcher (mpirun, srun) says about this process before any communicator exists:
+ * the world size (1 when not launched by one), and this process's rank and rank on its
+ * machine (for choosing a GPU: cuda_device = local_rank). Any pointer may be NULL. */
+S2S_API int s2s_comm_launcher(int *rank, int *local_rank);
+/* buf[n] (the context's memory: host on the CPU, device on a GPU) becomes the sum over ranks. */
+S2S_API s2s_status s2s_comm_allreduce(s2s_comm *comm, float *buf, size_t n);
+/* For tools after a failure: ends every rank of the job (MPI_Abort) so that none waits on this
+ * one. Returns only for a LOCAL communicator. The library itself never calls it. */
+S2S_API void s2s_comm_abort(s2s_comm *comm, int code);
+
 /* ---- trainer ------------------------------------------------------------------------------
  * Trains a model on a tokenized corpus: length-bucketed batches of about batch_tokens target
  * tokens in a seeded order, Adam with warm-up then inverse-square-root or plateau decay, label
@@ -686,6 +736,8 @@ typedef struct s2s_train_progress {
     float valid_loss, valid_ppl, valid_bleu; /* valid_bleu < 0: not computed */
     int improved;           /* the validation improved on the best so far */
     long skipped_steps;     /* steps skipped for a non-finite loss or gradient */
+    int world_size;         /* ranks training together (1 alone); tokens_per_s counts all of them */
+    double comm_wait_s;     /* data parallel: seconds waited on the other ranks since the last report */
 } s2s_train_progress;
 
 typedef void (*s2s_progress_fn)(const s2s_train_progress *p, void *user);
@@ -719,6 +771,13 @@ typedef struct s2s_trainer_options {
     int average_last;          /* at the end of s2s_trainer_run, PREFIX.avg.safetensors = the mean
                                   of the newest K checkpoints (s2s_model_average); 0: off (default);
                                   at most keep_last */
+    s2s_comm *comm;            /* data-parallel training over comm's ranks (NULL: this process
+                                  alone). Every rank runs the same trainer on the same data and
+                                  options; each step splits one global batch of batch_tokens
+                                  into one shard per rank, so a seed gives the same model at any
+                                  world size. Rank 0 alone writes files and reports progress. */
+    int shard_optimizer;       /* with comm: ZeRO-1, each rank updates and keeps the Adam moments
+                                  of 1/N of the parameters (reduce-scatter, update, all-gather) */
 } s2s_trainer_options;
 
 

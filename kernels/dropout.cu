@@ -43,11 +43,30 @@ static __global__ void dropout_kernel(float *y, const float *x, size_t n, float 
     }
 }
 
+/* A shard of a batch: element e draws the mask of element s2s_drop_index(e) of the whole
+ * batch, one Philox block per element (shards are only used by data-parallel training). */
+static __global__ void dropout_rows_kernel(float *y, const float *x, size_t n, float p, uint64_t seed, uint64_t stream,
+                                           const uint64_t *step, s2s_k_rows r)
+{
+    if (step)
+        stream ^= *step << 24;
+    const float inv_keep = 1.0f / (1.0f - p);
+    for (size_t e = blockIdx.x * (size_t)blockDim.x + threadIdx.x; e < n; e += (size_t)gridDim.x * blockDim.x) {
+        const uint64_t g = s2s_drop_index(e, r.width, r.rows, r.rows_global, r.row0);
+        y[e] = x[e] * keep_scale(s2s_philox_uniform(seed, stream, g), p, inv_keep);
+    }
+}
+
 extern "C" cudaError_t s2s_k_dropout(float *y, const float *x, size_t n, float p, uint64_t seed, uint64_t stream,
-                                     const uint64_t *step, cudaStream_t st)
+                                     const uint64_t *step, s2s_k_rows rows, cudaStream_t st)
 {
     if (n == 0)
         return cudaSuccess;
-    dropout_kernel<<<s2s_k_grid((n + 3) / 4, S2S_K_THREADS), S2S_K_THREADS, 0, st>>>(y, x, n, p, seed, stream, step);
+    if (rows.rows_global > 0)
+        dropout_rows_kernel<<<s2s_k_grid(n, S2S_K_THREADS), S2S_K_THREADS, 0, st>>>(y, x, n, p, seed, stream, step,
+                                                                                  rows);
+    else
+        dropout_kernel<<<s2s_k_grid((n + 3) / 4, S2S_K_THREADS), S2S_K_THREADS, 0, st>>>(y, x, n, p, seed, stream,
+                                                                                       step);
     return cudaGetLastError();
 }

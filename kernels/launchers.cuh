@@ -78,9 +78,13 @@ cudaError_t s2s_k_argmax(int32_t *out, const float *x, int rows, int cols, cudaS
 cudaError_t s2s_k_topk(float *vals, int32_t *idx, const float *x, int rows, int cols, int k, cudaStream_t st);
 
 /* ---- dropout ---------------------------------------------------------------------- */
-/* step (device, nullable): XORed into stream as *step << 24 when the kernel runs. */
+/* step (device, nullable): XORed into stream as *step << 24 when the kernel runs. rows: a
+ * shard of a batch (philox.h's s2s_drop_index); rows_global == 0 for the plain order. */
+typedef struct s2s_k_rows {
+    int width, rows, rows_global, row0;
+} s2s_k_rows;
 cudaError_t s2s_k_dropout(float *y, const float *x, size_t n, float p, uint64_t seed, uint64_t stream,
-                          const uint64_t *step, cudaStream_t st);
+                          const uint64_t *step, s2s_k_rows rows, cudaStream_t st);
 
 /* ---- optimizers ------------------------------------------------------------------- */
 /* step_size = lr / (1 - b1^step) and bc2_sqrt = sqrt(1 - b2^step), computed on the host in

@@ -50,6 +50,16 @@ S2S_HD float s2s_philox_uniform(uint64_t seed, uint64_t stream, uint64_t e)
     return s2s_u32_to_unit(r.v[e & 3]);
 }
 
+/* Where element e of a tensor made of groups of `rows` rows of `width` values ([T][B][W])
+ * sits when those rows are rows row0 .. row0+rows-1 of groups of rows_global rows: a shard
+ * of a batch then draws the masks the whole batch draws (data-parallel training). */
+S2S_HD uint64_t s2s_drop_index(uint64_t e, int width, int rows, int rows_global, int row0)
+{
+    uint64_t r = e / (uint64_t)width, c = e % (uint64_t)width;
+    uint64_t g = r / (uint64_t)rows, i = r % (uint64_t)rows;
+    return (g * (uint64_t)rows_global + (uint64_t)row0 + i) * (uint64_t)width + c;
+}
+
 /* Dropout scale of element e: 0 with probability p, else 1/(1-p). */
 S2S_HD float s2s_dropout_scale(uint64_t seed, uint64_t stream, uint64_t e, float p)
 {

@@ -23,6 +23,7 @@ S2S_API const char *s2s_status_string(s2s_status st)
     case S2S_ERR_INTERNAL: return "internal error";
     case S2S_ERR_BUSY: return "busy";
     case S2S_ERR_CANCELLED: return "cancelled";
+    case S2S_ERR_COMM: return "communication failed";
     }
     return "unknown status";
 }

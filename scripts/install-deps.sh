@@ -16,6 +16,7 @@ PACKAGES=(
   libedit-dev                     # line editing at the chat prompt
   libmicrohttpd-dev               # s2s-serve's HTTP
   libdnnl-dev                     # oneDNN: bf16 and int8 decoding on the CPU
+  libopenmpi-dev openmpi-bin      # Open MPI: data-parallel training (mpirun) and its tests
   # for the tests of s2s-serve: a load generator, and a real browser driven by Selenium
   hey chromium chromium-driver python3-selenium
 )

@@ -798,13 +798,17 @@ Test(cuda_parity, dropout)
     size_t n = 3 * 1001 + 2;
     uint64_t seed = splitmix(&P.state), stream = splitmix(&P.state);
     tb x = rand_f(&P, n, -1, 1), y = nan_f(&P, n), z = rand_f(&P, n, -1, 1), w = nan_f(&P, n);
-    RUN(&P, dropout, D(y), D(x), n, 0.3f, seed, stream);
-    RUN(&P, dropout, D(z), D(z), n, 0.5f, seed + 1, stream);
-    RUN(&P, dropout, (float *)D(w) + 1, (float *)D(x) + 1, n - 1, 0.1f, seed, stream + 7);
+    RUN(&P, dropout, D(y), D(x), n, 0.3f, seed, stream, NULL);
+    RUN(&P, dropout, D(z), D(z), n, 0.5f, seed + 1, stream, NULL);
+    RUN(&P, dropout, (float *)D(w) + 1, (float *)D(x) + 1, n - 1, 0.1f, seed, stream + 7, NULL);
     uint64_t step = 77;
-    tb stepb = both(&P, &step, sizeof step), u = nan_f(&P, n);
-    RUN(&P, dropout_at, D(u), D(x), n, 0.3f, seed, stream, (const uint64_t *)D(stepb));
-    RUN(&P, dropout, D(x), D(x), n, 0.0f, seed, stream);
+    tb stepb = both(&P, &step, sizeof step), u = nan_f(&P, n), v = nan_f(&P, n);
+    RUN(&P, dropout_at, D(u), D(x), n, 0.3f, seed, stream, (const uint64_t *)D(stepb), NULL);
+    /* a shard: 3 rows of width 1001 (+2 left over) in groups of 3 of a batch of 8, from row 2 */
+    const s2s_drop_rows rows = {1001, 3, 8, 2};
+    RUN(&P, dropout_at, D(v), D(x), n, 0.3f, seed, stream, (const uint64_t *)D(stepb), &rows);
+    RUN(&P, dropout, D(x), D(x), n, 0.0f, seed, stream, NULL);
+    expect_exact(&P, "dropout_at shard rows", v);
     expect_exact(&P, "dropout_at", u);
     expect_exact(&P, "dropout", y);
     expect_exact(&P, "dropout in place", z);

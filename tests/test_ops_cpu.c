@@ -410,7 +410,7 @@ Test(ops_cpu, dropout_mask_rate_scale_and_backward)
     for (size_t i = 0; i < n; i++)
         x[i] = 1.0f + (float)(i % 7);
     float p = 0.3f;
-    cr_assert_eq(be->ops->dropout(be, y, x, n, p, 42, 7), S2S_OK);
+    cr_assert_eq(be->ops->dropout(be, y, x, n, p, 42, 7, NULL), S2S_OK);
     size_t zeros = 0;
     for (size_t i = 0; i < n; i++) {
         if (y[i] == 0.0f)
@@ -423,21 +423,45 @@ Test(ops_cpu, dropout_mask_rate_scale_and_backward)
     /* backward is the same mask: applying it to ones gives the mask itself */
     for (size_t i = 0; i < n; i++)
         d[i] = 1.0f;
-    cr_assert_eq(be->ops->dropout(be, d, d, n, p, 42, 7), S2S_OK);
+    cr_assert_eq(be->ops->dropout(be, d, d, n, p, 42, 7, NULL), S2S_OK);
     for (size_t i = 0; i < n; i++)
         cr_assert_eq(d[i] == 0.0f, y[i] == 0.0f);
     /* another stream gives another mask */
-    cr_assert_eq(be->ops->dropout(be, d, x, n, p, 42, 8), S2S_OK);
+    cr_assert_eq(be->ops->dropout(be, d, x, n, p, 42, 8, NULL), S2S_OK);
     size_t same = 0;
     for (size_t i = 0; i < n; i++)
         same += (d[i] == 0.0f) == (y[i] == 0.0f);
     cr_assert(same < n * 0.7, "masks of two streams agree on %zu of %zu", same, n);
     /* dropout_at reads the step at run time: the mask of stream ^ (step << 24) */
     uint64_t step = 5;
-    cr_assert_eq(be->ops->dropout(be, y, x, n, p, 42, s2s_dropout_stream(5, 9, 3)), S2S_OK);
-    cr_assert_eq(be->ops->dropout_at(be, d, x, n, p, 42, s2s_dropout_stream(0, 9, 3), &step), S2S_OK);
+    cr_assert_eq(be->ops->dropout(be, y, x, n, p, 42, s2s_dropout_stream(5, 9, 3), NULL), S2S_OK);
+    cr_assert_eq(be->ops->dropout_at(be, d, x, n, p, 42, s2s_dropout_stream(0, 9, 3), &step, NULL), S2S_OK);
     cr_assert_eq(memcmp(d, y, n * sizeof(float)), 0, "dropout_at differs from dropout at step 5");
     free(x), free(y), free(d);
+    be->ops->free(be);
+}
+
+/* A shard of a batch draws the whole batch's masks for its rows: [T=5][B=7][W=9] dropped whole,
+ * then rows 3..5 alone as a [5][3][9] tensor with rows {9, 3, 7, 3}, must give the same values;
+ * rows_global == rows is the plain order. */
+Test(ops_cpu, dropout_shard_rows_draw_the_whole_batch_masks)
+{
+    s2s_backend *be = cpu();
+    enum { T = 5, B = 7, W = 9, R0 = 3, R = 3 };
+    float x[T * B * W], whole[T * B * W], xs[T * R * W], part[T * R * W], plain[T * R * W];
+    for (int i = 0; i < T * B * W; i++)
+        x[i] = 1.0f + (float)(i % 13);
+    for (int t = 0; t < T; t++)
+        memcpy(xs + (size_t)t * R * W, x + ((size_t)t * B + R0) * W, sizeof(float) * R * W);
+    cr_assert_eq(be->ops->dropout(be, whole, x, T * B * W, 0.4f, 11, 5, NULL), S2S_OK);
+    const s2s_drop_rows rows = {W, R, B, R0}, same = {W, R, R, 0};
+    cr_assert_eq(be->ops->dropout(be, part, xs, T * R * W, 0.4f, 11, 5, &rows), S2S_OK);
+    for (int t = 0; t < T; t++)
+        cr_assert_eq(memcmp(part + (size_t)t * R * W, whole + ((size_t)t * B + R0) * W, sizeof(float) * R * W), 0,
+                     "step %d of the shard differs from the whole batch's rows", t);
+    cr_assert_eq(be->ops->dropout(be, part, xs, T * R * W, 0.4f, 11, 5, &same), S2S_OK);
+    cr_assert_eq(be->ops->dropout(be, plain, xs, T * R * W, 0.4f, 11, 5, NULL), S2S_OK);
+    cr_assert_eq(memcmp(part, plain, sizeof part), 0, "rows_global == rows is not the plain order");
     be->ops->free(be);
 }
 

@@ -33,6 +33,15 @@ typedef struct s2s_pview {
 /* A weight block converted for reduced-precision products (ops->pack); the backend's own. */
 typedef struct s2s_packed s2s_packed;
 
+/* A tensor of groups of `rows` rows of `width` floats that are rows row0 .. row0+rows-1 of
+ * groups of rows_global rows (a shard of a batch, for dropout masks; kernels/philox.h). */
+typedef struct s2s_drop_rows {
+    int width, rows, rows_global, row0;
+} s2s_drop_rows;
+
+/* Whether r describes a real shard (otherwise element order is the plain one). */
+static inline int s2s_drop_rows_on(const s2s_drop_rows *r) { return r && r->rows_global != r->rows; }
+
 /* The weights of one direction of one recurrent layer, in PyTorch's layout. G is the gate count
  * (LSTM 4, GRU 3, RNN 1). pk_*: reduced-precision copies, set only while a decode at that
  * precision runs (model/precision.c): pk_hh of w_hh, pk_ih[i] of w_ih's columns from pk_col[i]
@@ -186,15 +195,17 @@ typedef struct s2s_ops {
 
     /* ---- dropout ------------------------------------------------------------------------
      * y[e] = x[e] * s2s_dropout_scale(seed, stream, e, p) for e < n (kernels/philox.h); y may
-     * alias x. Applied to dy with the same (seed, stream) it is the backward. */
+     * alias x. Applied to dy with the same (seed, stream) it is the backward. With rows (a
+     * shard of a batch, NULL or rows->rows_global == rows->rows for none) element e draws the
+     * mask of element s2s_drop_index(e, ...) of the whole batch instead. */
     s2s_status (*dropout)(s2s_backend *be, float *y, const float *x, size_t n, float p, uint64_t seed,
-                          uint64_t stream);
+                          uint64_t stream, const s2s_drop_rows *rows);
     /* The same with the training step read from step (device memory) when the op runs: the
      * stream used is stream ^ (*step << 24), which is s2s_dropout_stream(*step, site, index)
      * for stream = s2s_dropout_stream(0, site, index). A recorded graph of it serves every
      * training step. */
     s2s_status (*dropout_at)(s2s_backend *be, float *y, const float *x, size_t n, float p, uint64_t seed,
-                             uint64_t stream, const uint64_t *step);
+                             uint64_t stream, const uint64_t *step, const s2s_drop_rows *rows);
 
     /* ---- reduced-precision weights for decoding (NULL where the backend has none) ---------
      * precision_info: whether this device can multiply by weights in precision prec (BF16,

@@ -717,8 +717,15 @@ static s2s_status cpu_log_softmax_topk(s2s_backend *be, float *vals, int32_t *id
 }
 
 static s2s_status cpu_dropout(s2s_backend *be, float *y, const float *x, size_t n, float p, uint64_t seed,
-                              uint64_t stream)
+                              uint64_t stream, const s2s_drop_rows *rows)
 {
+    if (s2s_drop_rows_on(rows)) {
+        const int w = rows->width, r = rows->rows, rg = rows->rows_global, r0 = rows->row0;
+        OMP_FOR(n)
+        for (size_t e = 0; e < n; e++)
+            y[e] = x[e] * s2s_dropout_scale(seed, stream, s2s_drop_index(e, w, r, rg, r0), p);
+        return S2S_OK;
+    }
     OMP_FOR(n)
     for (size_t e = 0; e < n; e++)
         y[e] = x[e] * s2s_dropout_scale(seed, stream, e, p);
@@ -726,9 +733,9 @@ static s2s_status cpu_dropout(s2s_backend *be, float *y, const float *x, size_t 
 }
 
 static s2s_status cpu_dropout_at(s2s_backend *be, float *y, const float *x, size_t n, float p, uint64_t seed,
-                                 uint64_t stream, const uint64_t *step)
+                                 uint64_t stream, const uint64_t *step, const s2s_drop_rows *rows)
 {
-    return cpu_dropout(be, y, x, n, p, seed, stream ^ (*step << 24));
+    return cpu_dropout(be, y, x, n, p, seed, stream ^ (*step << 24), rows);
 }
 
 /* ---- optimizers ------------------------------------------------------------------ */

@@ -607,18 +607,31 @@ static s2s_status cuda_log_softmax_topk(s2s_backend *be, float *vals, int32_t *i
     return cuda_topk(be, vals, idx, x, rows, cols, k);
 }
 
-static s2s_status cuda_dropout(s2s_backend *be, float *y, const float *x, size_t n, float p, uint64_t seed,
-                               uint64_t stream)
+/* The kernel's shard description: all zeros for the plain element order. */
+static s2s_k_rows k_rows(const s2s_drop_rows *rows)
 {
-    CU_LAUNCH("dropout", s2s_k_dropout(y, x, n, p, seed, stream, NULL, cu(be)->stream));
+    s2s_k_rows r = {0, 0, 0, 0};
+    if (s2s_drop_rows_on(rows))
+        r = (s2s_k_rows){rows->width, rows->rows, rows->rows_global, rows->row0};
+    return r;
+}
+
+static s2s_status cuda_dropout(s2s_backend *be, float *y, const float *x, size_t n, float p, uint64_t seed,
+                               uint64_t stream, const s2s_drop_rows *rows)
+{
+    ARG_CHECK(!s2s_drop_rows_on(rows) || (rows->width > 0 && rows->rows > 0), "dropout: shard rows of width %d, %d rows",
+              rows ? rows->width : 0, rows ? rows->rows : 0);
+    CU_LAUNCH("dropout", s2s_k_dropout(y, x, n, p, seed, stream, NULL, k_rows(rows), cu(be)->stream));
     return S2S_OK;
 }
 
 static s2s_status cuda_dropout_at(s2s_backend *be, float *y, const float *x, size_t n, float p, uint64_t seed,
-                                  uint64_t stream, const uint64_t *step)
+                                  uint64_t stream, const uint64_t *step, const s2s_drop_rows *rows)
 {
     ARG_CHECK(step != NULL, "dropout_at: step is NULL");
-    CU_LAUNCH("dropout", s2s_k_dropout(y, x, n, p, seed, stream, step, cu(be)->stream));
+    ARG_CHECK(!s2s_drop_rows_on(rows) || (rows->width > 0 && rows->rows > 0), "dropout_at: shard rows of width %d, %d rows",
+              rows ? rows->width : 0, rows ? rows->rows : 0);
+    CU_LAUNCH("dropout", s2s_k_dropout(y, x, n, p, seed, stream, step, k_rows(rows), cu(be)->stream));
     return S2S_OK;
 }
 

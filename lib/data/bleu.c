@@ -28,6 +28,7 @@
  * bp * exp(mean of the 4 logs).
  */
 #include "internal.h"
+#include "data.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -396,6 +397,15 @@ static void compute_bleu(const bleu_stats *st, s2s_bleu *out)
     out->score = out->brevity_penalty * exp(sum / MAX_ORDER);
 }
 
+void s2s_bleu_from_stats(const double sums[S2S_BLEU_STATS], s2s_bleu *out)
+{
+    bleu_stats st;
+    st.hyp_len = (long)sums[0], st.ref_len = (long)sums[1];
+    for (int k = 0; k < MAX_ORDER; k++)
+        st.correct[k] = (long)sums[2 + k], st.total[k] = (long)sums[2 + MAX_ORDER + k];
+    compute_bleu(&st, out);
+}
+
 S2S_API s2s_status s2s_bleu_corpus(const char *const *hyps, const char *const *refs, size_t n, s2s_bleu *out)
 {
     if (out)
@@ -408,6 +418,15 @@ S2S_API s2s_status s2s_bleu_corpus(const char *const *hyps, const char *const *r
         if (!hyps[i] || !refs[i])
             return S2S_FAIL(S2S_ERR_INVALID_ARG, "s2s_bleu_corpus: %s %zu of %zu is NULL",
                             !hyps[i] ? "hypothesis" : "reference", i, n);
+    double sums[S2S_BLEU_STATS];
+    s2s_status rc = s2s_bleu_stats(hyps, refs, n, sums);
+    if (rc == S2S_OK)
+        s2s_bleu_from_stats(sums, out);
+    return rc;
+}
+
+s2s_status s2s_bleu_stats(const char *const *hyps, const char *const *refs, size_t n, double sums[S2S_BLEU_STATS])
+{
     bleu_work w;
     memset(&w, 0, sizeof w);
     bleu_stats st;
@@ -415,8 +434,9 @@ S2S_API s2s_status s2s_bleu_corpus(const char *const *hyps, const char *const *r
     s2s_status rc = S2S_OK;
     for (size_t i = 0; i < n && rc == S2S_OK; i++)
         rc = segment_stats(&w, hyps[i], refs[i], &st);
-    if (rc == S2S_OK)
-        compute_bleu(&st, out);
+    sums[0] = (double)st.hyp_len, sums[1] = (double)st.ref_len;
+    for (int k = 0; k < MAX_ORDER; k++)
+        sums[2 + k] = (double)st.correct[k], sums[2 + MAX_ORDER + k] = (double)st.total[k];
     s2s_strbuf_free(&w.a);
     s2s_strbuf_free(&w.b);
     vocab_free(&w.v);

@@ -49,4 +49,10 @@ void s2s_host_batch_free(s2s_host_batch *hb);
 
 
 
+/* Corpus BLEU in pieces (data-parallel validation): the sums over segments (lengths, clipped
+ * matches and totals per order) of n pairs (n may be 0), added across shards, then the score. */
+#define S2S_BLEU_STATS 10
+s2s_status s2s_bleu_stats(const char *const *hyps, const char *const *refs, size_t n, double sums[S2S_BLEU_STATS]);
+void s2s_bleu_from_stats(const double sums[S2S_BLEU_STATS], s2s_bleu *out);
+
 #endif

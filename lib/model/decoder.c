@@ -52,7 +52,8 @@ s2s_status s2s_decoder_step_fwd(s2s_model *m, const s2s_dev_batch *db, const s2s
             float *x = ROWS(ds->xin[l], t, B, H);
             if (s2s_dropout_on(m, train))
                 S2S_TRY(OPS->dropout_at(m->be, x, ROWS(ds->run[l - 1].y, t, B, H), BH, m->cfg.dropout,
-                                        m->ctx->opts.seed, s2s_dropout_stream(0, SITE_DEC_LAYER + l, t), m->step_dev));
+                                        m->ctx->opts.seed, s2s_dropout_stream(0, SITE_DEC_LAYER + l, t), m->step_dev,
+                                        S2S_DROP_ROWS(m, B, H)));
             S2S_TRY(s2s_rnn_project(m->be, &m->dec[l], &ds->run[l], x, H, 0, H, t, 1));
         }
         S2S_TRY(s2s_rnn_step_fwd(m->be, &m->dec[l], &ds->run[l], t));
@@ -96,12 +97,13 @@ s2s_status s2s_decoder_fwd(s2s_model *m, const s2s_dev_batch *db, const s2s_enc_
     S2S_TRY(OPS->gather_rows(m->be, emb, E, m->tgt_emb.w, db->tgt_in, (int)TB, E));
     if (s2s_dropout_on(m, train))
         S2S_TRY(OPS->dropout(m->be, emb, emb, TB * E, m->cfg.dropout, m->ctx->opts.seed,
-                             s2s_dropout_stream(step, SITE_DEC_EMB, 0)));
+                             s2s_dropout_stream(step, SITE_DEC_EMB, 0), S2S_DROP_ROWS(m, B, E)));
     ds->emb = emb;
     /* The embedding half of layer 0's input projection, for all steps in one GEMM. */
     S2S_TRY(s2s_rnn_project(m->be, &m->dec[0], &ds->run[0], emb, E, 0, E, 0, T));
     fwd_args a = {db, es, ds, train};
-    const int key[S2S_GRAPH_KEY] = {S2S_GRAPH_DEC_FWD, B, db->S, T, train, s2s_dropout_on(m, train)};
+    const int key[S2S_GRAPH_KEY] = {S2S_GRAPH_DEC_FWD, B, db->S, T, train, s2s_dropout_on(m, train), m->shard_rows,
+                                    m->shard_row0};
     return s2s_graph_run(m, key, fwd_loop, &a);
 }
 
@@ -157,7 +159,7 @@ s2s_status s2s_generator_logits(s2s_model *m, const float *x, int N, float *logi
     return s2s_linear_bias(m->be, m->pk_gen, N, V, H, x, H, m->gen_w.w, H, m->gen_b.w, logits, V);
 }
 
-s2s_status s2s_generator_loss(s2s_model *m, const float *ht, const int32_t *tgt, int N, int ntokens, float smoothing,
+s2s_status s2s_generator_loss(s2s_model *m, const float *ht, const int32_t *tgt, int N, int B, int ntokens, float smoothing,
                               int train, uint64_t step, int grad, double *loss_sum, float *dht)
 {
     int H = m->cfg.hidden, V = m->cfg.tgt_vocab;
@@ -166,7 +168,7 @@ s2s_status s2s_generator_loss(s2s_model *m, const float *ht, const int32_t *tgt,
     if (s2s_dropout_on(m, train)) {
         S2S_TRY(s2s_arena_floats(&m->arena, (size_t)N * H, &xd));
         S2S_TRY(OPS->dropout(m->be, xd, ht, (size_t)N * H, m->cfg.dropout, m->ctx->opts.seed,
-                             s2s_dropout_stream(step, SITE_GEN, 0)));
+                             s2s_dropout_stream(step, SITE_GEN, 0), S2S_DROP_ROWS(m, B, H)));
         x = xd;
     }
     S2S_TRY(s2s_arena_floats(&m->arena, (size_t)N * V, &logits));
@@ -183,7 +185,7 @@ s2s_status s2s_generator_loss(s2s_model *m, const float *ht, const int32_t *tgt,
     S2S_TRY(OPS->gemm(m->be, 0, 0, N, H, V, 1.0f, logits, V, m->gen_w.w, H, 0.0f, dht, H));
     if (xd)
         S2S_TRY(OPS->dropout(m->be, dht, dht, (size_t)N * H, m->cfg.dropout, m->ctx->opts.seed,
-                             s2s_dropout_stream(step, SITE_GEN, 0)));
+                             s2s_dropout_stream(step, SITE_GEN, 0), S2S_DROP_ROWS(m, B, H)));
     return S2S_OK;
 }
 
@@ -234,7 +236,8 @@ static s2s_status bwd_loop(s2s_model *m, void *arg)
                               H, 0.0f, a->dx, H));
             if (s2s_dropout_on(m, a->train))
                 S2S_TRY(OPS->dropout_at(m->be, a->dx, a->dx, BH, m->cfg.dropout, m->ctx->opts.seed,
-                                        s2s_dropout_stream(0, SITE_DEC_LAYER + l, t), m->step_dev));
+                                        s2s_dropout_stream(0, SITE_DEC_LAYER + l, t), m->step_dev,
+                                        S2S_DROP_ROWS(m, B, H)));
             dy = a->dx;
         }
         if (m->feed && t > 0) /* input feeding: dht[t-1] += dpre0_t W_ih0[:, E:] */
@@ -261,7 +264,8 @@ s2s_status s2s_decoder_bwd(s2s_model *m, const s2s_dev_batch *db, const s2s_enc_
     }
     S2S_TRY(s2s_arena_floats(&m->arena, BH, &dx));
     bwd_args a = {db, es, ds, g, dht, dpre_c, dctx, dtop, dx, dkeys, dout, train};
-    const int key[S2S_GRAPH_KEY] = {S2S_GRAPH_DEC_BWD, B, db->S, T, train, s2s_dropout_on(m, train)};
+    const int key[S2S_GRAPH_KEY] = {S2S_GRAPH_DEC_BWD, B, db->S, T, train, s2s_dropout_on(m, train), m->shard_rows,
+                                    m->shard_row0};
     S2S_TRY(s2s_graph_run(m, key, bwd_loop, &a));
     if (m->feed) { /* dW_c: [ctx ; h] blocks, all steps in two GEMMs */
         S2S_TRY(OPS->gemm(m->be, 1, 0, H, H, (int)TB, 1.0f, dpre_c, H, ds->ctx, H, 1.0f, m->attn_out.g, 2 * H));
@@ -282,6 +286,6 @@ s2s_status s2s_decoder_bwd(s2s_model *m, const s2s_dev_batch *db, const s2s_enc_
     S2S_TRY(s2s_rnn_input_grad(m->be, &m->dec[0], &ds->run[0], &g[0], demb, E, 0, E, 0.0f));
     if (s2s_dropout_on(m, train))
         S2S_TRY(OPS->dropout(m->be, demb, demb, TB * E, m->cfg.dropout, m->ctx->opts.seed,
-                             s2s_dropout_stream(step, SITE_DEC_EMB, 0)));
+                             s2s_dropout_stream(step, SITE_DEC_EMB, 0), S2S_DROP_ROWS(m, B, E)));
     return OPS->embed_bwd(m->be, m->tgt_emb.g, demb, E, db->tgt_in, (int)TB, E, m->cfg.tgt_vocab, S2S_PAD_ID);
 }

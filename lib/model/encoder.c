@@ -5,21 +5,23 @@
 #define OPS (m->be->ops)
 
 /* y = dropout(x) when training with p > 0; else y aliases x (no copy). */
-static s2s_status maybe_dropout(s2s_model *m, int train, const float *x, size_t n, uint64_t step, int site, int index,
-                                float **y)
+static s2s_status maybe_dropout(s2s_model *m, int train, const float *x, size_t n, int B, int width, uint64_t step,
+                                int site, int index, float **y)
 {
     if (!s2s_dropout_on(m, train)) {
         *y = (float *)x;
         return S2S_OK;
     }
     S2S_TRY(s2s_arena_floats(&m->arena, n, y));
-    return OPS->dropout(m->be, *y, x, n, m->cfg.dropout, m->ctx->opts.seed, s2s_dropout_stream(step, site, index));
+    return OPS->dropout(m->be, *y, x, n, m->cfg.dropout, m->ctx->opts.seed, s2s_dropout_stream(step, site, index),
+                        S2S_DROP_ROWS(m, B, width));
 }
 
 /* Dropout between unidirectional layers, one stream per time step (nn.h). */
 static s2s_rnn_drop layer_drop(const s2s_model *m, int train, uint64_t step)
 {
-    s2s_rnn_drop d = {s2s_dropout_on(m, train) ? m->cfg.dropout : 0.0f, m->ctx->opts.seed, step, SITE_ENC_LAYER};
+    s2s_rnn_drop d = {s2s_dropout_on(m, train) ? m->cfg.dropout : 0.0f, m->ctx->opts.seed, step, SITE_ENC_LAYER,
+                      m->shard_rows, m->shard_row0};
     return d;
 }
 
@@ -32,7 +34,7 @@ s2s_status s2s_encoder_fwd(s2s_model *m, const s2s_dev_batch *db, int train, uin
     float *emb;
     S2S_TRY(s2s_arena_floats(&m->arena, SB * E, &emb));
     S2S_TRY(OPS->gather_rows(m->be, emb, E, m->src_emb.w, db->src, (int)SB, E));
-    S2S_TRY(maybe_dropout(m, train, emb, SB * E, step, SITE_ENC_EMB, 0, &es->in[0]));
+    S2S_TRY(maybe_dropout(m, train, emb, SB * E, B, E, step, SITE_ENC_EMB, 0, &es->in[0]));
     if (m->dirs == 1) { /* the layers as one wavefront */
         const s2s_rnn_w *w[S2S_MAX_LAYERS];
         s2s_rnn_run *run[S2S_MAX_LAYERS];
@@ -61,7 +63,7 @@ s2s_status s2s_encoder_fwd(s2s_model *m, const s2s_dev_batch *db, int train, uin
             S2S_TRY(s2s_concat_dirs(&m->arena, m->be, m->Hd, s2s_rnn_c_final(&r[0]), s2s_rnn_c_final(&r[1]), B,
                                     &es->cfin[l]));
         if (l + 1 < L)
-            S2S_TRY(maybe_dropout(m, train, es->out[l], SB * H, step, SITE_ENC_LAYER + l, 0, &es->in[l + 1]));
+            S2S_TRY(maybe_dropout(m, train, es->out[l], SB * H, B, H, step, SITE_ENC_LAYER + l, 0, &es->in[l + 1]));
     }
     es->keys = es->out[L - 1];
     if (m->cfg.attention == S2S_ATTN_GENERAL) {
@@ -111,12 +113,12 @@ s2s_status s2s_encoder_bwd(s2s_model *m, const s2s_dev_batch *db, s2s_enc_state 
                                   (const float *const *)dhd, (const float *const *)dcd, es->in[l], in, dx));
         if (l > 0 && s2s_dropout_on(m, train)) /* dx is the gradient at the layer input: undo its dropout */
             S2S_TRY(OPS->dropout(m->be, dx, dx, (size_t)SB * in, m->cfg.dropout, m->ctx->opts.seed,
-                                 s2s_dropout_stream(step, SITE_ENC_LAYER + l - 1, 0)));
+                                 s2s_dropout_stream(step, SITE_ENC_LAYER + l - 1, 0), S2S_DROP_ROWS(m, B, in)));
         dy = dx;
     }
     if (s2s_dropout_on(m, train)) /* the embedding dropout */
         S2S_TRY(OPS->dropout(m->be, dy, dy, (size_t)SB * E, m->cfg.dropout, m->ctx->opts.seed,
-                             s2s_dropout_stream(step, SITE_ENC_EMB, 0)));
+                             s2s_dropout_stream(step, SITE_ENC_EMB, 0), S2S_DROP_ROWS(m, B, E)));
     return OPS->embed_bwd(m->be, m->src_emb.g, dy, E, db->src, SB, E, m->cfg.src_vocab, S2S_PAD_ID);
 }
 

@@ -19,7 +19,7 @@
 #define S2S_MAX_LAYERS 16
 #define S2S_GRAPH_CACHE 128
 #define S2S_GRAPH_SEEN 256 /* keys remembered for record-on-second-sighting */
-#define S2S_GRAPH_KEY 6    /* ints per key: what, B, S, T, and two more */
+#define S2S_GRAPH_KEY 8    /* ints per key: what, B, S, T, and four more */
 #define S2S_DECODE_CHUNK 8 /* greedy decoder steps recorded per graph */
 
 /* Dropout sites: with the training step and an index they key each mask (nn.h). */
@@ -61,6 +61,12 @@ struct s2s_model {
     int dropout_off; /* gradients without dropout (s2s_loss_options.train = 0): "train" then only
                         keeps activations for backward */
     uint64_t *step_dev; /* device: the training step, read by recorded dropout ops */
+    int shard_rows, shard_row0; /* this batch is rows row0.. of a batch of shard_rows rows (data
+                                   parallel; dropout masks drawn as for the whole); 0: whole */
+    /* Data parallel: called during backward with each range of the gradient block as soon as
+     * backward has finished writing it (s2s_grad_phase's order), to start its reduction. */
+    s2s_status (*grad_ready)(void *user, float *grad, size_t n);
+    void *grad_ready_user;
     /* Decoding's precomputations (precision.c). pk_*: the reduced-precision copies of the
      * weights for pk_prec (pk_store, pk_count of them), attached to their slots (these, and
      * s2s_rnn_w.pk_*) only inside a decode at that precision; pk_refused[p]: 1 p is not available
@@ -167,7 +173,7 @@ s2s_status s2s_decoder_bwd(s2s_model *m, const s2s_dev_batch *db, const s2s_enc_
 
 /* Generator and loss over rows [N, H] -> per-token loss; when grad, dht [N, H] receives the
  * gradient at the generator input (before its dropout) scaled by 1/ntokens. */
-s2s_status s2s_generator_loss(s2s_model *m, const float *ht, const int32_t *tgt, int N, int ntokens, float smoothing,
+s2s_status s2s_generator_loss(s2s_model *m, const float *ht, const int32_t *tgt, int N, int B, int ntokens, float smoothing,
                               int train, uint64_t step, int grad, double *loss_sum, float *dht);
 
 /* Frees every recorded graph (model teardown). */
@@ -201,6 +207,15 @@ void s2s_model_precision_free(s2s_model *m);
 
 /* s2s_model_create, with init = 0 leaving the weights unset (a loader that fills every tensor). */
 s2s_status s2s_model_create_as(s2s_context *ctx, const s2s_model_config *cfg, int init, s2s_model **out);
+
+/* The dropout rows description of a [groups][B][width] tensor of this pass (backend.h). */
+#define S2S_DROP_ROWS(m, B, width)                                                                                 \
+    (&(s2s_drop_rows){(width), (B), (m)->shard_rows > 0 ? (m)->shard_rows : (B), (m)->shard_row0})
+
+/* The gradient block's ranges that are complete after backward's phase 0 (the generator),
+ * 1 (the decoder) and 2 (the encoder), handed to m->grad_ready in a fixed order (every rank of
+ * a data-parallel run issues the same reductions in the same order). */
+s2s_status s2s_grad_phase(s2s_model *m, int phase);
 
 /* Whether dropout is active for this pass. */
 static inline int s2s_dropout_on(const s2s_model *m, int train)

@@ -13,6 +13,34 @@ S2S_API s2s_loss_options s2s_loss_options_default(void)
     return o;
 }
 
+/* Offset of a tensor's gradient in the block; `size_t` -1 when the model has no such tensor. */
+static size_t goff(const s2s_model *m, const s2s_pview *v) { return v->g ? (size_t)(v->g - m->params.grad) : (size_t)-1; }
+
+s2s_status s2s_grad_phase(s2s_model *m, int phase)
+{
+    if (!m->grad_ready)
+        return S2S_OK;
+    /* the block's order: source embedding, encoder layers, target embedding, decoder layers,
+     * attention in, attention out, generator (model.c's build); attention in's gradient is
+     * written by the encoder's backward (the keys are the encoder's) */
+    size_t total = m->params.total, gen = goff(m, &m->gen_w), tgt = goff(m, &m->tgt_emb);
+    size_t ain = goff(m, &m->attn_in), aout = goff(m, &m->attn_out);
+    size_t ain_end = aout != (size_t)-1 ? aout : gen, dec_end = ain != (size_t)-1 ? ain : gen;
+    float *g = m->params.grad;
+    if (phase == 0)
+        return m->grad_ready(m->grad_ready_user, g + gen, total - gen);
+    if (phase == 1) {
+        S2S_TRY(m->grad_ready(m->grad_ready_user, g + tgt, dec_end - tgt));
+        if (ain != (size_t)-1 && aout != (size_t)-1)
+            S2S_TRY(m->grad_ready(m->grad_ready_user, g + aout, gen - aout));
+        return S2S_OK;
+    }
+    S2S_TRY(m->grad_ready(m->grad_ready_user, g, tgt));
+    if (ain != (size_t)-1)
+        S2S_TRY(m->grad_ready(m->grad_ready_user, g + ain, ain_end - ain));
+    return S2S_OK;
+}
+
 static s2s_status run_batch(s2s_model *m, const s2s_batch *batch, const s2s_loss_options *o, int grad, float *loss,
                             int *ntokens)
 {
@@ -22,6 +50,7 @@ static s2s_status run_batch(s2s_model *m, const s2s_batch *batch, const s2s_loss
     /* train: activations kept for backward; dropout only where o->train asks for it */
     int train = grad;
     m->dropout_off = !o->train;
+    m->shard_rows = o->shard_rows, m->shard_row0 = o->shard_row0;
     int H = m->cfg.hidden;
     S2S_TRY(s2s_batch_upload(m, batch, 1, &db));
     if (s2s_dropout_on(m, train)) /* the recorded decoder loops read their masks' step from here */
@@ -33,7 +62,8 @@ static s2s_status run_batch(s2s_model *m, const s2s_batch *batch, const s2s_loss
     if (grad)
         S2S_TRY(s2s_arena_floats(&m->arena, N * H, &dht));
     double sum = 0.0;
-    S2S_TRY(s2s_generator_loss(m, ds.ht, db.tgt_out, (int)N, db.ntokens, o->label_smoothing, train, o->step, grad,
+    int norm = o->norm_tokens > 0 ? o->norm_tokens : db.ntokens;
+    S2S_TRY(s2s_generator_loss(m, ds.ht, db.tgt_out, (int)N, db.B, norm, o->label_smoothing, train, o->step, grad,
                                &sum, dht));
     if (loss)
         *loss = (float)(sum / (db.ntokens > 0 ? db.ntokens : 1));
@@ -41,6 +71,7 @@ static s2s_status run_batch(s2s_model *m, const s2s_batch *batch, const s2s_loss
         *ntokens = db.ntokens;
     if (!grad)
         return S2S_OK;
+    S2S_TRY(s2s_grad_phase(m, 0));
     float *dkeys = NULL, *dout = NULL, *dh0[S2S_MAX_LAYERS], *dc0[S2S_MAX_LAYERS];
     size_t SBH = (size_t)db.S * db.B * H;
     if (m->feed) {
@@ -50,7 +81,9 @@ static s2s_status run_batch(s2s_model *m, const s2s_batch *batch, const s2s_loss
             S2S_TRY(s2s_arena_zeros(&m->arena, SBH, &dkeys));
     }
     S2S_TRY(s2s_decoder_bwd(m, &db, &es, &ds, dht, dkeys, dout, dh0, dc0, train, o->step));
-    return s2s_encoder_bwd(m, &db, &es, dkeys, dout, dh0, dc0, train, o->step);
+    S2S_TRY(s2s_grad_phase(m, 1));
+    S2S_TRY(s2s_encoder_bwd(m, &db, &es, dkeys, dout, dh0, dc0, train, o->step));
+    return s2s_grad_phase(m, 2);
 }
 
 S2S_API s2s_status s2s_model_forward_backward(s2s_model *m, const s2s_batch *batch, const s2s_loss_options *opts,
@@ -61,8 +94,15 @@ S2S_API s2s_status s2s_model_forward_backward(s2s_model *m, const s2s_batch *bat
     s2s_loss_options o = opts ? *opts : s2s_loss_options_default();
     if (!(o.label_smoothing >= 0.0f && o.label_smoothing < 1.0f))
         return S2S_FAIL(S2S_ERR_INVALID_ARG, "label_smoothing = %g; use 0 <= eps < 1", o.label_smoothing);
+    if (o.norm_tokens < 0 || o.shard_rows < 0 ||
+        (o.shard_rows > 0 && (o.shard_row0 < 0 || o.shard_row0 + batch->batch > o.shard_rows)))
+        return S2S_FAIL(S2S_ERR_INVALID_ARG,
+                        "loss options: norm_tokens %d must be >= 0; a shard of %d rows at row %d does not fit a "
+                        "batch of %d rows",
+                        o.norm_tokens, batch->batch, o.shard_row0, o.shard_rows);
     S2S_TRY(m->be->ops->fill(m->be, m->params.grad, m->params.total, 0.0f));
     s2s_status st = run_batch(m, batch, &o, 1, loss, ntokens);
+    m->shard_rows = m->shard_row0 = 0;
     s2s_arena_reset(&m->arena);
     return st;
 }

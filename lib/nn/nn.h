@@ -152,6 +152,7 @@ typedef struct s2s_rnn_drop {
     float p;
     uint64_t seed, step;
     int site0;
+    int rows_global, row0; /* the batch is a shard (backend.h's s2s_drop_rows); 0, 0: whole */
 } s2s_rnn_drop;
 
 /* Forward of L stacked forward-direction layers as a wavefront (Appleyard et al. 2016): time is

@@ -274,7 +274,8 @@ static s2s_status drop_steps(s2s_backend *be, const s2s_rnn_drop *drop, int site
     size_t n = (size_t)B * D;
     for (int t = t0; t < t0 + nt; t++)
         S2S_TRY(be->ops->dropout(be, y + (size_t)t * n, x + (size_t)t * n, n, drop->p, drop->seed,
-                                 s2s_dropout_stream(drop->step, site, t)));
+                                 s2s_dropout_stream(drop->step, site, t),
+                                 &(s2s_drop_rows){D, B, drop->rows_global > 0 ? drop->rows_global : B, drop->row0}));
     return S2S_OK;
 }
 

@@ -4,13 +4,27 @@
  * Exact resume: everything that decides the next step is in the checkpoint — weights, Adam
  * moments and step, and the trainer state below (position in the epoch's batch order, which
  * is a function of the seed and the epoch; the lr scale; best scores). Dropout masks are keyed
- * by the step, so a resumed run draws the same masks. */
+ * by the step, so a resumed run draws the same masks.
+ *
+ * Data parallel (options.comm with more than one rank): every rank builds the same batch plan;
+ * each step takes one global batch and rank r computes the gradients of its rows
+ * [B r / N, B (r+1) / N), normalised by the global batch's target tokens and drawing the whole
+ * batch's dropout masks, so that the sum over ranks is the gradient one process would compute
+ * on the whole batch. Buckets of the gradient block are summed while backward goes on
+ * (s2s_grad_phase); every rank then applies the same update (the clipping norm is that of the
+ * summed gradient), or with shard_optimizer updates its 1/N of the parameters and the ranks
+ * all-gather them (ZeRO-1). The position in the data is global, so a checkpoint resumes at any
+ * world size. Rank 0 alone writes files and reports. */
+#include "comm.h"
 #include "data.h"
+#include "sha256.h"
 #include "model.h"
 #include "plot.h"
 #include <dirent.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,7 +60,18 @@ struct s2s_trainer {
     double loss_sum;           /* loss x tokens since the last report */
     long tok_sum, tok_report;  /* tokens since the last report */
     s2s_train_progress last;
+    /* data parallel (world > 1) */
+    s2s_comm *comm;
+    int rank, world;
+    int time_up;             /* the ranks agreed at the last step that the time budget is spent */
+    int weights_checked;     /* every rank's weights compared once per run */
+    double wait_report;      /* comm->wait_s at the last report */
+    size_t zchunk;           /* ZeRO-1: parameters per rank (the block padded to world * zchunk) */
+    float *zbuf;             /* [world * zchunk]: padded gradients, then the gathered weights */
+    float *zgrad;            /* [zchunk]: this rank's shard of the summed gradient */
 };
+
+static int is_root(const s2s_trainer *t) { return t->rank == 0; }
 
 S2S_API s2s_trainer_options s2s_trainer_options_default(void)
 {
@@ -142,6 +167,166 @@ static float learning_rate(const s2s_trainer *t, long step)
     return (float)(o->lr * f * t->st.lr_scale);
 }
 
+/* ---- data parallel ------------------------------------------------------------------------ */
+
+static void sha_text(s2s_sha256 *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void sha_text(s2s_sha256 *s, const char *fmt, ...)
+{
+    char buf[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    s2s_sha256_update(s, buf, n < 0 ? 0 : (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1);
+}
+
+static void sha_tokenizer(s2s_sha256 *s, const s2s_tokenizer *tok)
+{
+    const void *p = NULL;
+    size_t len = 0;
+    if (s2s_tokenizer_serialize(tok, &p, &len) == S2S_OK)
+        s2s_sha256_update(s, p, len);
+}
+
+/* Every rank must train the same model on the same data with the same options: each hashes
+ * its own, the hashes are gathered, and a rank that differs from rank 0 is named. */
+static s2s_status check_ranks(s2s_trainer *t)
+{
+    enum { PARTS = 3 };
+    uint8_t mine[PARTS][32], *all = s2s_host_alloc((size_t)t->world * sizeof mine, "rank hashes");
+    if (!all)
+        return S2S_ERR_OUT_OF_MEMORY;
+    const s2s_model_config *c = &t->m->cfg;
+    const s2s_trainer_options *o = &t->o;
+    s2s_sha256 s;
+    s2s_sha256_init(&s);
+    sha_text(&s, "%d %d %d %d %d %d %a %d %d %zu", (int)c->cell, c->layers, c->hidden, c->embed, c->bidirectional,
+             (int)c->attention, c->dropout, c->src_vocab, c->tgt_vocab, t->m->params.total);
+    sha_tokenizer(&s, t->src_tok);
+    sha_tokenizer(&s, t->tgt_tok);
+    s2s_sha256_final(&s, mine[0]);
+    s2s_sha256_init(&s);
+    s2s_sha256_update(&s, t->data_sha, 64);
+    sha_text(&s, " %zu %zu", t->td.n, t->valid ? t->vd.n : (size_t)0);
+    char vsha[65] = "";
+    if (t->valid && s2s_corpus_sha256(t->valid, vsha) != S2S_OK) {
+        free(all);
+        return S2S_ERR_IO;
+    }
+    s2s_sha256_update(&s, vsha, strlen(vsha));
+    s2s_sha256_final(&s, mine[1]);
+    s2s_sha256_init(&s);
+    sha_text(&s, "%d %d %a %d %d %a %a %a %d %d %d %d %d %a %ld %d %d %d %d %d %" PRIu64, o->batch_tokens, o->max_len,
+             o->lr, o->warmup_steps, (int)o->schedule, o->plateau_factor, o->label_smoothing, o->clip_norm,
+             o->valid_every, o->valid_bleu, o->valid_max, o->keep_last, o->patience, o->minutes, o->max_steps,
+             o->max_epochs, o->plateau_patience, o->average_last, o->shard_optimizer, o->report_every,
+             t->m->ctx->opts.seed);
+    s2s_sha256_final(&s, mine[2]);
+    s2s_status st = t->comm->ops->gather_host(t->comm, mine, all, sizeof mine);
+    static const char *const what[PARTS] = {"model (configuration or tokenizers)", "training or validation data",
+                                            "trainer options or seed"};
+    for (int r = 1; r < t->world && st == S2S_OK; r++)
+        for (int k = 0; k < PARTS && st == S2S_OK; k++)
+            if (memcmp(all + (size_t)r * sizeof mine + (size_t)k * 32, all + (size_t)k * 32, 32))
+                st = S2S_FAIL(S2S_ERR_COMM,
+                              "rank %d's %s differs from rank 0's: every rank must train the same model on the same "
+                              "data with the same options",
+                              r, what[k]);
+    free(all);
+    return st;
+}
+
+/* The ranks start from the same weights (a different --init or checkpoint on one rank would
+ * otherwise go unnoticed): a hash of each rank's weights, compared with rank 0's. */
+static s2s_status check_weights(s2s_trainer *t)
+{
+    s2s_model *m = t->m;
+    size_t n = m->params.total;
+    float *w = s2s_host_alloc(n * sizeof(float), "a host copy of the weights");
+    uint64_t h = 1469598103934665603ull, *all = s2s_host_calloc((size_t)t->world, sizeof *all, "weight hashes");
+    s2s_status st = w && all ? m->be->ops->to_host(m->be, w, m->params.data, n * sizeof(float)) : S2S_ERR_OUT_OF_MEMORY;
+    for (size_t i = 0; st == S2S_OK && i < n; i++) {
+        uint32_t b;
+        memcpy(&b, &w[i], 4);
+        h = (h ^ b) * 1099511628211ull;
+    }
+    if (st == S2S_OK)
+        st = t->comm->ops->gather_host(t->comm, &h, all, sizeof h);
+    for (int r = 1; r < t->world && st == S2S_OK; r++)
+        if (all[r] != all[0])
+            st = S2S_FAIL(S2S_ERR_COMM, "rank %d starts from other weights than rank 0 (another initial model or "
+                                        "checkpoint?): every rank must start from the same",
+                          r);
+    free(w);
+    free(all);
+    return st;
+}
+
+/* m->grad_ready: a bucket of the gradient block is complete; start its sum over the ranks. */
+static s2s_status bucket_ready(void *user, float *grad, size_t n)
+{
+    s2s_trainer *t = user;
+    return n ? t->comm->ops->start_allreduce(t->comm, grad, n) : S2S_OK;
+}
+
+/* ZeRO-1: the moments hold this rank's shard only; the gradients are padded into zbuf. */
+static s2s_status zero_setup(s2s_trainer *t)
+{
+    s2s_backend *be = t->m->be;
+    size_t total = t->m->params.total, P = (size_t)t->world;
+    t->zchunk = (total + P - 1) / P;
+    if (!t->opt->m || !t->opt->v)
+        return S2S_FAIL(S2S_ERR_INVALID_ARG, "shard_optimizer needs Adam's moments");
+    be->ops->release(be, t->opt->m);
+    be->ops->release(be, t->opt->v);
+    t->opt->m = t->opt->v = NULL;
+    float **buf[4] = {&t->opt->m, &t->opt->v, &t->zgrad, &t->zbuf};
+    size_t len[4] = {t->zchunk, t->zchunk, t->zchunk, P * t->zchunk};
+    for (int i = 0; i < 4; i++) {
+        void *p = NULL;
+        S2S_TRY(be->ops->alloc(be, len[i] * sizeof(float), &p));
+        *buf[i] = p;
+        S2S_TRY(be->ops->fill(be, p, len[i], 0.0f));
+    }
+    return S2S_OK;
+}
+
+/* Floats of the shard rank r updates (the last ranks' may be short or empty). */
+static size_t zero_count(const s2s_trainer *t, int r)
+{
+    size_t off = (size_t)r * t->zchunk, total = t->m->params.total;
+    return off >= total ? 0 : total - off < t->zchunk ? total - off : t->zchunk;
+}
+
+/* Runs fn with the optimizer's moments whole (every rank's shard all-gathered into full-size
+ * buffers, which fn may read or fill); with `scatter`, each rank then keeps its shard of what
+ * fn left there. Called by every rank. */
+static s2s_status with_whole_moments(s2s_trainer *t, s2s_status (*fn)(s2s_trainer *, void *), void *arg, int scatter)
+{
+    s2s_optimizer *opt = t->opt;
+    s2s_backend *be = t->m->be;
+    size_t padded = (size_t)t->world * t->zchunk;
+    float *mine[2] = {opt->m, opt->v}, *whole[2] = {NULL, NULL};
+    s2s_status st = S2S_OK;
+    for (int i = 0; i < 2 && st == S2S_OK; i++) {
+        void *p = NULL;
+        st = be->ops->alloc(be, padded * sizeof(float), &p);
+        whole[i] = p;
+        if (st == S2S_OK)
+            st = t->comm->ops->allgather(t->comm, mine[i], whole[i], t->zchunk);
+    }
+    if (st == S2S_OK) {
+        opt->m = whole[0], opt->v = whole[1];
+        st = fn(t, arg);
+        opt->m = mine[0], opt->v = mine[1];
+    }
+    for (int i = 0; i < 2 && st == S2S_OK && scatter; i++)
+        st = be->ops->copy(be, mine[i], whole[i] + (size_t)t->rank * t->zchunk, t->zchunk * sizeof(float));
+    be->ops->release(be, whole[0]);
+    be->ops->release(be, whole[1]);
+    return st;
+}
+
 /* ---- creation ------------------------------------------------------------------------------ */
 
 static s2s_status trainer_init(s2s_trainer *t)
@@ -163,6 +348,15 @@ static s2s_status trainer_init(s2s_trainer *t)
                 t->td.n, t->td.skipped_long, o->max_len, t->td.skipped_empty);
     t->st = (train_state){STATE_MAGIC, STATE_VERSION, 0, 0, 0, 1, 0, 0, 0, 1.0f, 0.0f, 0};
     t->plan_epoch = -1;
+    t->world = 1;
+    if (o->comm && s2s_comm_size(o->comm) > 1) {
+        t->comm = o->comm;
+        t->rank = t->comm->rank;
+        t->world = t->comm->size;
+        S2S_TRY(check_ranks(t));
+        if (o->shard_optimizer)
+            S2S_TRY(zero_setup(t));
+    }
     return S2S_OK;
 }
 
@@ -219,6 +413,10 @@ S2S_API void s2s_trainer_free(s2s_trainer *t)
 {
     if (!t)
         return;
+    if (t->zbuf) {
+        t->m->be->ops->release(t->m->be, t->zbuf);
+        t->m->be->ops->release(t->m->be, t->zgrad);
+    }
     s2s_optimizer_free(t->opt);
     s2s_tokdata_free(&t->td);
     s2s_tokdata_free(&t->vd);
@@ -240,19 +438,25 @@ S2S_API void s2s_trainer_data_counts(const s2s_trainer *t, long *pairs, long *sk
 
 /* ---- validation --------------------------------------------------------------------------- */
 
+/* Data parallel: rank r validates batches r, r + N, ... and the sums are added. */
+static int my_batch(const s2s_trainer *t, size_t i) { return (int)(i % (size_t)t->world) == t->rank; }
+
 static s2s_status valid_loss(s2s_trainer *t, const s2s_batch_plan *p, float *loss)
 {
-    double sum = 0;
-    long tok = 0;
+    double v[2] = {0, 0}; /* loss x tokens, tokens */
     for (size_t i = 0; i < p->nbatches; i++) {
         float l;
         int n;
+        if (!my_batch(t, i))
+            continue;
         S2S_TRY(s2s_host_batch_fill(&t->vd, p, i, &t->hb));
         S2S_TRY(s2s_model_evaluate(t->m, &t->hb.b, &l, &n));
-        sum += (double)l * n;
-        tok += n;
+        v[0] += (double)l * n;
+        v[1] += n;
     }
-    *loss = (float)(sum / (tok ? tok : 1));
+    if (t->comm)
+        S2S_TRY(t->comm->ops->sum_host(t->comm, v, 2));
+    *loss = (float)(v[0] / (v[1] > 0 ? v[1] : 1));
     return S2S_OK;
 }
 
@@ -266,6 +470,8 @@ static s2s_status valid_bleu(s2s_trainer *t, const s2s_batch_plan *p, float *ble
     char *text = s2s_host_alloc(cap, "detokenized text");
     s2s_status st = hyp && ref && text ? S2S_OK : S2S_ERR_OUT_OF_MEMORY;
     for (size_t i = 0; i < p->nbatches && st == S2S_OK; i++) {
+        if (!my_batch(t, i))
+            continue;
         st = s2s_host_batch_fill(&t->vd, p, i, &t->hb);
         int B = t->hb.b.batch, L = 2 * t->hb.b.src_max_len + 10;
         int32_t *o2 = st == S2S_OK ? realloc(out, sizeof(int32_t) * (size_t)B * L) : NULL;
@@ -291,8 +497,22 @@ static s2s_status valid_bleu(s2s_trainer *t, const s2s_batch_plan *p, float *ble
         }
     }
     s2s_bleu b = {0};
-    if (st == S2S_OK)
+    if (st == S2S_OK && !t->comm) {
         st = s2s_bleu_corpus((const char *const *)hyp, ref, n, &b);
+    } else if (st == S2S_OK) { /* this rank's sentences, then the sums of every rank's */
+        size_t k = 0;
+        for (size_t i = 0; i < n; i++) /* swapped, so that each string is freed once */
+            if (hyp[i]) {
+                char *h = hyp[k];
+                hyp[k] = hyp[i], hyp[i] = h, ref[k++] = ref[i];
+            }
+        double sums[S2S_BLEU_STATS];
+        st = s2s_bleu_stats((const char *const *)hyp, ref, k, sums);
+        if (st == S2S_OK)
+            st = t->comm->ops->sum_host(t->comm, sums, S2S_BLEU_STATS);
+        if (st == S2S_OK)
+            s2s_bleu_from_stats(sums, &b);
+    }
     *bleu = (float)b.score;
     for (size_t i = 0; hyp && i < n; i++)
         free(hyp[i]);
@@ -330,12 +550,25 @@ static s2s_provenance provenance(const s2s_trainer *t)
     return p;
 }
 
+static s2s_status write_checkpoint(s2s_trainer *t, void *path)
+{
+    s2s_provenance p = provenance(t);
+    return s2s_checkpoint_save(path, t->m, t->opt, t->src_tok, t->tgt_tok, &p, &t->st, sizeof t->st);
+}
+
+/* Only rank 0 writes; with sharded moments every rank must call it (they are gathered first). */
+static s2s_status checkpoint_as_root(s2s_trainer *t, void *path)
+{
+    return is_root(t) ? write_checkpoint(t, path) : S2S_OK;
+}
+
 S2S_API s2s_status s2s_trainer_checkpoint(s2s_trainer *t, const char *path)
 {
     if (!t || !path)
         return S2S_FAIL(S2S_ERR_INVALID_ARG, "s2s_trainer_checkpoint: trainer and path are needed");
-    s2s_provenance p = provenance(t);
-    return s2s_checkpoint_save(path, t->m, t->opt, t->src_tok, t->tgt_tok, &p, &t->st, sizeof t->st);
+    if (t->zbuf)
+        return with_whole_moments(t, checkpoint_as_root, (void *)path, 0);
+    return checkpoint_as_root(t, (void *)path);
 }
 
 /* A checkpoint write cut short (the process killed) leaves PREFIX.ckpt-N.safetensors.tmp.XXXXXX. */
@@ -445,6 +678,11 @@ static s2s_status save_files(s2s_trainer *t, int improved)
     snprintf(suffix, sizeof suffix, ".ckpt-%ld.safetensors", (long)t->st.step);
     char *ck = path_with(t, suffix), *best = path_with(t, ".best.safetensors");
     s2s_status st = ck && best ? s2s_trainer_checkpoint(t, ck) : S2S_ERR_OUT_OF_MEMORY;
+    if (!is_root(t)) { /* the checkpoint above was a collective with sharded moments */
+        free(ck);
+        free(best);
+        return st;
+    }
     if (st == S2S_OK && improved) {
         s2s_provenance p = provenance(t);
         st = s2s_model_save(t->m, t->src_tok, t->tgt_tok, &p, best);
@@ -456,13 +694,26 @@ static s2s_status save_files(s2s_trainer *t, int improved)
     return st;
 }
 
+typedef struct resume_args {
+    const char *path;
+    void *blob;
+    size_t len;
+} resume_args;
+
+static s2s_status load_checkpoint(s2s_trainer *t, void *arg)
+{
+    resume_args *a = arg;
+    return s2s_checkpoint_load(a->path, t->m, t->opt, &a->blob, &a->len);
+}
+
 S2S_API s2s_status s2s_trainer_resume(s2s_trainer *t, const char *path)
 {
     if (!t || !path)
         return S2S_FAIL(S2S_ERR_INVALID_ARG, "s2s_trainer_resume: trainer and path are needed");
-    void *blob = NULL;
-    size_t len = 0;
-    S2S_TRY(s2s_checkpoint_load(path, t->m, t->opt, &blob, &len));
+    resume_args a = {path, NULL, 0};
+    S2S_TRY(t->zbuf ? with_whole_moments(t, load_checkpoint, &a, 1) : load_checkpoint(t, &a));
+    void *blob = a.blob;
+    size_t len = a.len;
     train_state s;
     if (len != sizeof s || ((train_state *)blob)->magic != STATE_MAGIC ||
         ((train_state *)blob)->version != STATE_VERSION) {
@@ -474,6 +725,7 @@ S2S_API s2s_status s2s_trainer_resume(s2s_trainer *t, const char *path)
     memcpy(&s, blob, sizeof s);
     free(blob);
     t->st = s;
+    t->weights_checked = 0;
     t->plan_epoch = -1; /* rebuilt for st.epoch on the next step */
     return S2S_OK;
 }
@@ -507,8 +759,11 @@ S2S_API void s2s_train_progress_format(const s2s_train_progress *p, char *buf, s
     char tot[32] = "";
     if (p->steps_total > 0)
         snprintf(tot, sizeof tot, "/%ld", p->steps_total);
-    snprintf(buf, cap, "epoch %d step %ld%s loss %.4f %.0f tok/s lr %.2e elapsed %s ETA %s%s", p->epoch, p->step, tot,
-             p->loss, p->tokens_per_s, p->lr, el, eta, p->skipped_steps ? " (non-finite steps skipped)" : "");
+    char ranks[64] = "";
+    if (p->world_size > 1)
+        snprintf(ranks, sizeof ranks, " on %d ranks", p->world_size);
+    snprintf(buf, cap, "epoch %d step %ld%s loss %.4f %.0f tok/s%s lr %.2e elapsed %s ETA %s%s", p->epoch, p->step, tot,
+             p->loss, p->tokens_per_s, ranks, p->lr, el, eta, p->skipped_steps ? " (non-finite steps skipped)" : "");
 }
 
 S2S_API s2s_train_progress s2s_trainer_get_progress(const s2s_trainer *t) { return t->last; }
@@ -540,13 +795,18 @@ static void report(s2s_trainer *t, s2s_train_progress *p)
     p->lr = learning_rate(t, t->st.step);
     p->elapsed_s = elapsed;
     p->skipped_steps = t->st.skipped_steps;
+    p->world_size = t->world;
     if (!p->is_validation) {
+        p->comm_wait_s = t->comm ? t->comm->wait_s - t->wait_report : 0.0;
+        t->wait_report = t->comm ? t->comm->wait_s : 0.0;
         p->loss = (float)(t->loss_sum / (t->tok_sum ? t->tok_sum : 1));
         p->tokens_per_s = t->tok_report / (now - t->t_report > 1e-9 ? now - t->t_report : 1e-9);
         p->eta_s = eta(t, elapsed, (now - t->t_report) / steps);
         t->loss_sum = 0, t->tok_sum = 0, t->tok_report = 0, t->t_report = now;
     }
     t->last = *p;
+    if (!is_root(t))
+        return;
     if (t->prefix && append_csv(t, p) != S2S_OK)
         s2s_log(t->m->ctx, S2S_LOG_WARN, "%s", s2s_last_error());
     if (t->o.progress)
@@ -575,6 +835,85 @@ static s2s_status nonfinite(s2s_trainer *t, float loss)
     return S2S_OK;
 }
 
+/* Data parallel: this rank's rows of the global batch b, with gradients summed over the ranks
+ * (in buckets during backward, or whole into zbuf for ZeRO-1); *loss and *ntok become the
+ * global batch's. A rank with no rows (a batch smaller than the world) adds zeros. */
+static s2s_status shard_grads(s2s_trainer *t, const s2s_batch *b, s2s_loss_options *lo, float *loss, int *ntok)
+{
+    s2s_model *m = t->m;
+    s2s_comm *c = t->comm;
+    int P = t->world, r0 = (int)((long)b->batch * t->rank / P), r1 = (int)((long)b->batch * (t->rank + 1) / P);
+    long gtok = 0;
+    for (int i = 0; i < b->batch; i++)
+        gtok += b->tgt_len[i] + 1; /* EOS counted, as the loss does */
+    S2S_TRY(c->ops->arrive(c, t->st.step + t->st.skipped_steps));
+    lo->norm_tokens = (int)gtok;
+    lo->shard_rows = b->batch;
+    lo->shard_row0 = r0;
+    s2s_batch sb = {r1 - r0, b->src_max_len, b->tgt_max_len, b->src + (size_t)r0 * b->src_max_len, b->src_len + r0,
+                    b->tgt + (size_t)r0 * b->tgt_max_len, b->tgt_len + r0};
+    int zero = t->zbuf != NULL;
+    m->grad_ready = zero ? NULL : bucket_ready;
+    m->grad_ready_user = t;
+    float l = 0;
+    int n = 0;
+    s2s_status st = S2S_OK;
+    if (sb.batch > 0) {
+        st = s2s_model_forward_backward(m, &sb, lo, &l, &n);
+    } else {
+        st = m->be->ops->fill(m->be, m->params.grad, m->params.total, 0.0f);
+        for (int phase = 0; phase < 3 && st == S2S_OK; phase++)
+            st = s2s_grad_phase(m, phase);
+    }
+    m->grad_ready = NULL;
+    if (st == S2S_OK && !zero)
+        st = c->ops->wait_all(c);
+    if (st == S2S_OK && zero) { /* the padded block reduce-scattered: this rank's shard in zgrad */
+        size_t total = m->params.total, padded = (size_t)P * t->zchunk;
+        st = m->be->ops->copy(m->be, t->zbuf, m->params.grad, total * sizeof(float));
+        if (st == S2S_OK && padded > total)
+            st = m->be->ops->fill(m->be, t->zbuf + total, padded - total, 0.0f);
+        if (st == S2S_OK)
+            st = c->ops->reduce_scatter(c, t->zbuf, t->zgrad, t->zchunk);
+    }
+    /* the global loss, and whether any rank has spent the time budget (all stop together) */
+    double v[3] = {(double)l * n, n, t->o.minutes > 0 && s2s_now_ms() * 1e-3 - t->t0 >= t->o.minutes * 60};
+    if (st == S2S_OK)
+        st = c->ops->sum_host(c, v, 3);
+    *loss = (float)(v[0] / (v[1] > 0 ? v[1] : 1));
+    *ntok = (int)v[1];
+    t->time_up = v[2] > 0;
+    return st;
+}
+
+/* ZeRO-1's update: the norm of the summed gradient from every rank's shard, Adam on this
+ * rank's shard of the weights, then every rank's shard all-gathered into the weights. */
+static s2s_status zero_update(s2s_trainer *t, float lr, float *norm_out)
+{
+    s2s_model *m = t->m;
+    s2s_backend *be = m->be;
+    s2s_optimizer *opt = t->opt;
+    size_t n = zero_count(t, t->rank), off = (size_t)t->rank * t->zchunk;
+    double ss = 0.0;
+    if (n)
+        S2S_TRY(be->ops->sumsq(be, t->zgrad, n, &ss));
+    S2S_TRY(t->comm->ops->sum_host(t->comm, &ss, 1));
+    float norm = (float)sqrt(ss);
+    *norm_out = norm;
+    if (!isfinite(norm))
+        return S2S_FAIL(S2S_ERR_NUMERIC, "gradient norm is %g: update skipped (weights unchanged)", norm);
+    const s2s_optimizer_options *o = &opt->o;
+    float gscale = o->clip_norm > 0.0f && norm > o->clip_norm ? o->clip_norm / (norm + 1e-6f) : 1.0f;
+    opt->step++;
+    s2s_model_weights_changed(m);
+    if (n)
+        S2S_TRY(be->ops->adam(be, m->params.data + off, t->zgrad, opt->m, opt->v, n, lr > 0 ? lr : o->lr, o->beta1,
+                              o->beta2, o->eps, o->weight_decay, gscale, opt->step));
+    S2S_TRY(be->ops->copy(be, t->zbuf + off, m->params.data + off, n * sizeof(float)));
+    S2S_TRY(t->comm->ops->allgather(t->comm, t->zbuf + off, t->zbuf, t->zchunk));
+    return be->ops->copy(be, m->params.data, t->zbuf, m->params.total * sizeof(float));
+}
+
 static s2s_status one_step(s2s_trainer *t)
 {
     if (t->plan_epoch != t->st.epoch) {
@@ -588,9 +927,14 @@ static s2s_status one_step(s2s_trainer *t)
     lo.step = (uint64_t)t->st.step;
     float loss = 0, norm = 0;
     int ntok = 0;
-    S2S_TRY(s2s_model_forward_backward(t->m, &t->hb.b, &lo, &loss, &ntok));
-    s2s_status st = isfinite(loss) ? s2s_optimizer_step(t->opt, learning_rate(t, t->st.step + 1), &norm)
-                                   : S2S_ERR_NUMERIC;
+    if (t->comm)
+        S2S_TRY(shard_grads(t, &t->hb.b, &lo, &loss, &ntok));
+    else
+        S2S_TRY(s2s_model_forward_backward(t->m, &t->hb.b, &lo, &loss, &ntok));
+    float lr = learning_rate(t, t->st.step + 1);
+    s2s_status st = !isfinite(loss) ? S2S_ERR_NUMERIC
+                    : t->zbuf       ? zero_update(t, lr, &norm)
+                                    : s2s_optimizer_step(t->opt, lr, &norm);
     if (st == S2S_ERR_NUMERIC)
         S2S_TRY(nonfinite(t, loss));
     else if (st != S2S_OK)
@@ -645,8 +989,8 @@ static int budget_left(const s2s_trainer *t)
     const s2s_trainer_options *o = &t->o;
     if (o->max_steps && t->st.step >= o->max_steps)
         return 0;
-    if (o->minutes > 0 && s2s_now_ms() * 1e-3 - t->t0 >= o->minutes * 60)
-        return 0;
+    if (o->minutes > 0 && (t->comm ? t->time_up : s2s_now_ms() * 1e-3 - t->t0 >= o->minutes * 60))
+        return 0; /* data parallel: as the ranks agreed at the last step */
     if (o->max_epochs && t->st.epoch > o->max_epochs)
         return 0;
     if (!o->max_steps && !o->max_epochs && o->minutes <= 0 && t->st.epoch > 1)
@@ -660,6 +1004,11 @@ static s2s_status loop(s2s_trainer *t, long max_now, int final_round)
     long done = 0, last_saved = -1;
     t->t0 = t->t_report = s2s_now_ms() * 1e-3;
     t->loss_sum = 0, t->tok_sum = 0, t->tok_report = 0;
+    t->time_up = 0;
+    if (t->comm && !t->weights_checked) {
+        S2S_TRY(check_weights(t));
+        t->weights_checked = 1;
+    }
     while (!stop && done < max_now && budget_left(t)) {
         int64_t before = t->st.step;
         S2S_TRY(one_step(t));
@@ -678,9 +1027,9 @@ static s2s_status loop(s2s_trainer *t, long max_now, int final_round)
     }
     if (final_round && last_saved != t->st.step)
         S2S_TRY(checkpoint_round(t, &stop));
-    if (final_round && t->prefix && t->o.average_last > 0)
+    if (final_round && t->prefix && t->o.average_last > 0 && is_root(t))
         S2S_TRY(average_checkpoints(t));
-    if (t->prefix)
+    if (t->prefix && is_root(t))
         S2S_TRY(s2s_trainer_plot(t->prefix));
     return S2S_OK;
 }

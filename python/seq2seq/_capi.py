@@ -129,7 +129,7 @@ class TrainProgress(Structure):
     _fields_ = [("epoch", c_int), ("step", c_long), ("steps_total", c_long), ("loss", c_float), ("lr", c_float),
                 ("tokens_per_s", c_double), ("elapsed_s", c_double), ("eta_s", c_double), ("is_validation", c_int),
                 ("valid_loss", c_float), ("valid_ppl", c_float), ("valid_bleu", c_float), ("improved", c_int),
-                ("skipped_steps", c_long)]
+                ("skipped_steps", c_long), ("world_size", c_int), ("comm_wait_s", c_double)]
 
 
 class TrainerOptions(Structure):
@@ -139,7 +139,8 @@ class TrainerOptions(Structure):
                 ("valid_max", c_int), ("keep_last", c_int), ("patience", c_int), ("minutes", c_double),
                 ("max_steps", c_long), ("max_epochs", c_int), ("nonfinite_halve", c_int), ("nonfinite_stop", c_int),
                 ("out_prefix", c_char_p), ("report_every", c_int), ("progress", PROGRESS_FN),
-                ("progress_user", c_void_p), ("average_last", c_int)]
+                ("progress_user", c_void_p), ("average_last", c_int), ("comm", c_void_p),
+                ("shard_optimizer", c_int)]
 
 
 _STRUCTS = {"s2s_context_options": ContextOptions, "s2s_model_config": ModelConfig, "s2s_param_info": ParamInfo,

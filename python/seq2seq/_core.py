@@ -11,7 +11,7 @@ from ._capi import lib
 
 # s2s_status values (include/seq2seq.h)
 OK, INVALID_ARG, OUT_OF_MEMORY, NO_DEVICE, UNSUPPORTED, IO, FORMAT, NUMERIC = 0, 1, 2, 3, 4, 5, 6, 7
-CUDA, CUBLAS, CUDNN, INTERNAL, BUSY, CANCELLED = 8, 9, 10, 11, 12, 13
+CUDA, CUBLAS, CUDNN, INTERNAL, BUSY, CANCELLED, COMM = 8, 9, 10, 11, 12, 13, 14
 
 
 class Error(Exception):
@@ -60,6 +60,10 @@ class CancelledError(Error):
     """The work was cancelled before it finished (status 13)."""
 
 
+class CommError(Error):
+    """Data-parallel training: a collective failed or timed out, or the ranks disagree (status 14)."""
+
+
 class ClosedError(Error, ValueError):
     """The object was closed (or its model was): its C handle is gone."""
 
@@ -69,7 +73,8 @@ class ClosedError(Error, ValueError):
 
 _BY_STATUS = {INVALID_ARG: InvalidArgumentError, OUT_OF_MEMORY: OutOfMemoryError, NO_DEVICE: DeviceError,
               UNSUPPORTED: UnsupportedError, IO: FileError, FORMAT: FormatError, NUMERIC: NumericError,
-              CUDA: DeviceError, CUBLAS: DeviceError, CUDNN: DeviceError, BUSY: BusyError, CANCELLED: CancelledError}
+              CUDA: DeviceError, CUBLAS: DeviceError, CUDNN: DeviceError, BUSY: BusyError, CANCELLED: CancelledError,
+              COMM: CommError}
 
 
 def error_of(status: int, message: Optional[str] = None) -> Error:
