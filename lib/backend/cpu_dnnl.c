@@ -11,7 +11,9 @@
  * on both sides make each row's result independent of the other rows in the batch.
  *
  * bf16: weights rounded to bfloat16 once, inputs at each product; products accumulate in fp32
- * straight into y (a sum post-op adds y's old value).
+ * straight into y (a sum post-op adds y's old value). oneDNN picks the order of those fp32 sums
+ * by the row count (one-row kernels on AVX-512 BF16 CPUs), so a row's result may differ from
+ * the same row in a batch in its last bits: batch invariance is int8's, not bf16's.
  *
  * Both run on oneDNN's OpenMP threads, as many as the context's. The weights are reordered once
  * into the layout oneDNN's kernel for this CPU prefers (AMX tiles, VNNI blocks, ...), with the
