@@ -737,7 +737,8 @@ typedef struct s2s_train_progress {
     int improved;           /* the validation improved on the best so far */
     long skipped_steps;     /* steps skipped for a non-finite loss or gradient */
     int world_size;         /* ranks training together (1 alone); tokens_per_s counts all of them */
-    double comm_wait_s;     /* data parallel: seconds waited on the other ranks since the last report */
+    double comm_wait;       /* data parallel: the fraction of the time since the last report this
+                               rank spent waiting on the others (the sums not hidden by backward) */
 } s2s_train_progress;
 
 typedef void (*s2s_progress_fn)(const s2s_train_progress *p, void *user);

@@ -761,7 +761,7 @@ S2S_API void s2s_train_progress_format(const s2s_train_progress *p, char *buf, s
         snprintf(tot, sizeof tot, "/%ld", p->steps_total);
     char ranks[64] = "";
     if (p->world_size > 1)
-        snprintf(ranks, sizeof ranks, " on %d ranks", p->world_size);
+        snprintf(ranks, sizeof ranks, " on %d ranks (%.0f%% waiting)", p->world_size, 100 * p->comm_wait);
     snprintf(buf, cap, "epoch %d step %ld%s loss %.4f %.0f tok/s%s lr %.2e elapsed %s ETA %s%s", p->epoch, p->step, tot,
              p->loss, p->tokens_per_s, ranks, p->lr, el, eta, p->skipped_steps ? " (non-finite steps skipped)" : "");
 }
@@ -797,7 +797,8 @@ static void report(s2s_trainer *t, s2s_train_progress *p)
     p->skipped_steps = t->st.skipped_steps;
     p->world_size = t->world;
     if (!p->is_validation) {
-        p->comm_wait_s = t->comm ? t->comm->wait_s - t->wait_report : 0.0;
+        double span = now - t->t_report > 1e-9 ? now - t->t_report : 1e-9;
+        p->comm_wait = t->comm ? (t->comm->wait_s - t->wait_report) / span : 0.0;
         t->wait_report = t->comm ? t->comm->wait_s : 0.0;
         p->loss = (float)(t->loss_sum / (t->tok_sum ? t->tok_sum : 1));
         p->tokens_per_s = t->tok_report / (now - t->t_report > 1e-9 ? now - t->t_report : 1e-9);
@@ -1009,6 +1010,7 @@ static s2s_status loop(s2s_trainer *t, long max_now, int final_round)
         S2S_TRY(check_weights(t));
         t->weights_checked = 1;
     }
+    t->wait_report = t->comm ? t->comm->wait_s : 0.0;
     while (!stop && done < max_now && budget_left(t)) {
         int64_t before = t->st.step;
         S2S_TRY(one_step(t));

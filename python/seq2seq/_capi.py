@@ -129,7 +129,7 @@ class TrainProgress(Structure):
     _fields_ = [("epoch", c_int), ("step", c_long), ("steps_total", c_long), ("loss", c_float), ("lr", c_float),
                 ("tokens_per_s", c_double), ("elapsed_s", c_double), ("eta_s", c_double), ("is_validation", c_int),
                 ("valid_loss", c_float), ("valid_ppl", c_float), ("valid_bleu", c_float), ("improved", c_int),
-                ("skipped_steps", c_long), ("world_size", c_int), ("comm_wait_s", c_double)]
+                ("skipped_steps", c_long), ("world_size", c_int), ("comm_wait", c_double)]
 
 
 class TrainerOptions(Structure):
