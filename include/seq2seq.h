@@ -776,7 +776,9 @@ typedef struct s2s_trainer_options {
                                   alone). Every rank runs the same trainer on the same data and
                                   options; each step splits one global batch of batch_tokens
                                   into one shard per rank, so a seed gives the same model at any
-                                  world size. Rank 0 alone writes files and reports progress. */
+                                  world size. Rank 0 alone writes files and reports progress.
+                                  An MPI or NCCL communicator of one rank is used as well; a
+                                  LOCAL one is the same as NULL. */
     int shard_optimizer;       /* with comm: ZeRO-1, each rank updates and keeps the Adam moments
                                   of 1/N of the parameters (reduce-scatter, update, all-gather) */
 } s2s_trainer_options;

@@ -5,7 +5,9 @@
 #      .deps/gpu-deps.tar.gz when the machine lacks them (scripts/gpu-deps.sh makes it) and
 #      cuDNN from the toolkit or PyTorch's wheels; a build carried in build-gpu-prebuilt/
 #      (make CUDA_ARCH=90 CUDNN=0 BUILD=build-gpu-prebuilt) is the fallback if the build fails;
-#   2. the whole test suite with the GPU tests active;
+#   2. the whole test suite with the GPU tests active, and the data-parallel cases under
+#      mpirun (tests/mpi/run.sh: the CPU ranks and the NCCL communicator on this GPU; MPI
+#      builds only);
 #   3. compute-sanitizer memcheck on the GPU op, model, wavefront, graph and cuDNN-layer tests,
 #      racecheck on the GPU op tests;
 #   4. bench/compare.sh --device cuda: our LSTM against cuDNN and PyTorch, the whole model
@@ -88,6 +90,14 @@ fi
 # --- 2. the whole suite, GPU tests active ---
 export S2S_BUILD=$B
 [ "$mode" = --train ] || [ "$mode" = --shapes ] || stage tests tests 120 "$B/tests/test_suite" -j8 --verbose
+if [ "$mode" != --shapes ]; then
+  if command -v mpicc >/dev/null && make -j"$(nproc)" CUDA=1 CUDNN=$cudnn CUDA_ARCH=90 BUILD=$B $B/tests/dp_test \
+      >>"$out/build.log" 2>&1; then
+    stage mpi tests 90 tests/mpi/run.sh $B/tests/dp_test
+  else
+    status[mpi]="not built: no MPI on this machine (mpicc) or the build failed (build.log)"
+  fi
+fi
 tests_line=$(grep -a "Synthesis" "$out/tests.log" 2>/dev/null | tail -1)
 gpu_skips=$(grep -a -c -E "^\[SKIP\] (cuda_|golden_cuda|wavefront::cuda|cudnn_layer)" "$out/tests.log" 2>/dev/null)
 
@@ -135,11 +145,12 @@ rmdir "$out/bench" 2>/dev/null
   echo
   echo "| stage | result |"
   echo "|---|---|"
-  for s in build tests memcheck memcheck_model memcheck_layers racecheck bench train "eval --greedy" "eval --beam 5"; do
+  for s in build tests mpi memcheck memcheck_model memcheck_layers racecheck bench train "eval --greedy" "eval --beam 5"; do
     echo "| $s | ${status[$s]:-not run} |"
   done
   echo
   echo "- test suite (build $B): ${tests_line:-no synthesis line}; GPU tests skipped: $gpu_skips"
+  grep -a -h "^tests/mpi: .*\(NCCL\|cases passed\|FAIL\)" "$out/tests.log" 2>/dev/null | sed 's/^/- /'
   echo "- sanitizers (memcheck, racecheck): $(grep -a -E "ERROR SUMMARY|RACECHECK SUMMARY" "$out/sanitizers.log" 2>/dev/null |
     sort | uniq -c | tr -s ' ' | paste -sd';' -)"
   grep -a -h "^\[FAIL\]\|Assertion Failed" "$out/tests.log" 2>/dev/null | head -20 | sed 's/^/    /'

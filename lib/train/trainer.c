@@ -349,7 +349,9 @@ static s2s_status trainer_init(s2s_trainer *t)
     t->st = (train_state){STATE_MAGIC, STATE_VERSION, 0, 0, 0, 1, 0, 0, 0, 1.0f, 0.0f, 0};
     t->plan_epoch = -1;
     t->world = 1;
-    if (o->comm && s2s_comm_size(o->comm) > 1) {
+    /* an MPI or NCCL communicator of one rank takes the data-parallel path too (its sums are
+     * then the rank's own: the same model as without one; tests/mpi checks it) */
+    if (o->comm && (s2s_comm_size(o->comm) > 1 || strcmp(s2s_comm_name(o->comm), "local") != 0)) {
         t->comm = o->comm;
         t->rank = t->comm->rank;
         t->world = t->comm->size;

@@ -12,9 +12,15 @@
  *   hang     rank 1 stops answering at step 2: rank 0 fails within the timeout naming rank 1
  *            and ends the job (run.sh checks the message, the exit status and the time).
  *   kill     rank 1 is killed at step 2: the job ends with an error (run.sh checks).
+ *   nccl     on a GPU (one per rank; skipped without one, exit status 77): the NCCL
+ *            communicator's collectives on device memory (sum, bucketed sums, reduce-scatter,
+ *            all-gather, broadcast, host sums) against their definitions, then training
+ *            through it equal to training without a communicator (TOL_GPU).
  *
- * Every rank computes its own one-process reference where one is needed. CPU, 1 thread. */
+ * Every rank computes its own one-process reference where one is needed. CPU, 1 thread (but
+ * nccl). */
 #include "mpi_check.h"
+#include "comm.h"
 #include "model_util.h"
 #include "toy_task.h"
 #include <signal.h>
@@ -27,6 +33,9 @@
  * step by ~1e-7 (measured: 9.8e-8 at most after 6 steps on 2 ranks). */
 #define TOL 1e-5
 #define ATOL 1e-6
+/* nccl: the reference and the NCCL run train on one GPU with the same kernels; at one rank the
+ * sums leave the gradients unchanged, so the difference is that of cuBLAS's and atomics' orders */
+#define TOL_GPU 1e-4
 
 typedef struct env {
     toy_world t;
@@ -228,22 +237,122 @@ static void case_fault(env *e, int kill_it)
     cr_assert(0, "the other rank never failed");
 }
 
+/* n floats of device memory holding v(i) */
+static float *dev_floats(env *e, size_t n, float (*v)(env *, size_t))
+{
+    s2s_backend *be = e->ctx->be;
+    float *h = malloc(n * sizeof(float)), *d = NULL;
+    for (size_t i = 0; i < n; i++)
+        h[i] = v(e, i);
+    cr_assert_eq(be->ops->alloc(be, n * sizeof(float), (void **)&d), S2S_OK, "%s", s2s_last_error());
+    cr_assert_eq(be->ops->to_device(be, d, h, n * sizeof(float)), S2S_OK, "%s", s2s_last_error());
+    free(h);
+    return d;
+}
+
+/* d[i] == want(i) for every i (exact: small integers sum exactly in fp32) */
+static void expect_floats(env *e, const char *what, const float *d, size_t n, float (*want)(env *, size_t))
+{
+    float *h = malloc(n * sizeof(float));
+    cr_assert_eq(e->ctx->be->ops->to_host(e->ctx->be, h, d, n * sizeof(float)), S2S_OK, "%s", s2s_last_error());
+    for (size_t i = 0; i < n; i++)
+        cr_assert(h[i] == want(e, i), "%s: element %zu is %g, expected %g", what, i, h[i], want(e, i));
+    free(h);
+}
+
+static float mine(env *e, size_t i) { return (float)(i % 1000) + e->rank; }
+/* the sum over ranks of mine(i) */
+static float summed(env *e, size_t i) { return (float)(e->size * (i % 1000)) + e->size * (e->size - 1) / 2.0f; }
+static float root1(env *e, size_t i) { return (float)(i % 1000) + (e->size > 1); } /* rank 1's (or 0's) */
+
+static void case_nccl(env *e)
+{
+    s2s_comm *c = e->comm;
+    s2s_backend *be = e->ctx->be;
+    enum { N = 3 << 20 }; /* 12 MB: NCCL's large-message path */
+    float *a = dev_floats(e, N, mine);
+    cr_assert_eq(c->ops->allreduce(c, a, N), S2S_OK, "%s", s2s_last_error());
+    expect_floats(e, "allreduce", a, N, summed);
+    be->ops->release(be, a);
+    /* buckets as backward starts them: several in flight, then one wait */
+    float *b = dev_floats(e, N, mine);
+    size_t cut[] = {0, 1000, 1000 + (1 << 20), N};
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(c->ops->start_allreduce(c, b + cut[i], cut[i + 1] - cut[i]), S2S_OK, "%s", s2s_last_error());
+    cr_assert_eq(c->ops->wait_all(c), S2S_OK, "%s", s2s_last_error());
+    expect_floats(e, "bucketed allreduce", b, N, summed);
+    be->ops->release(be, b);
+    /* reduce-scatter: this rank's chunk of the sums; all-gather puts the chunks back in order */
+    size_t chunk = N / (size_t)e->size;
+    float *in = dev_floats(e, chunk * e->size, mine), *out = NULL, *all = NULL;
+    cr_assert_eq(be->ops->alloc(be, chunk * sizeof(float), (void **)&out), S2S_OK);
+    cr_assert_eq(be->ops->alloc(be, chunk * e->size * sizeof(float), (void **)&all), S2S_OK);
+    cr_assert_eq(c->ops->reduce_scatter(c, in, out, chunk), S2S_OK, "%s", s2s_last_error());
+    cr_assert_eq(c->ops->allgather(c, out, all, chunk), S2S_OK, "%s", s2s_last_error());
+    expect_floats(e, "reduce-scatter then all-gather", all, chunk * e->size, summed);
+    be->ops->release(be, in), be->ops->release(be, out), be->ops->release(be, all);
+    float *r = dev_floats(e, 4096, mine);
+    cr_assert_eq(c->ops->broadcast(c, r, 4096, e->size > 1), S2S_OK, "%s", s2s_last_error());
+    expect_floats(e, "broadcast", r, 4096, root1);
+    be->ops->release(be, r);
+    double v[2] = {1.0, e->rank};
+    cr_assert_eq(c->ops->sum_host(c, v, 2), S2S_OK, "%s", s2s_last_error());
+    cr_assert(v[0] == e->size && v[1] == e->size * (e->size - 1) / 2.0, "sum_host: %g %g", v[0], v[1]);
+    if (e->rank == 0)
+        printf("nccl: allreduce, buckets, reduce-scatter, all-gather, broadcast, host sums on %d rank%s: exact\n",
+               e->size, e->size > 1 ? "s" : "");
+    /* training through NCCL (plain, then ZeRO-1) against no communicator on the same GPU */
+    for (int zero = 0; zero < 2; zero++) {
+        s2s_model *ref = make_model(e), *dp = make_model(e);
+        s2s_trainer *tr = make_trainer(e, ref, NULL, 0, STEPS, NULL), *td = make_trainer(e, dp, c, zero, STEPS, NULL);
+        for (long s = 1; s <= STEPS; s++) {
+            cr_assert_eq(s2s_trainer_steps(tr, 1), S2S_OK, "%s", s2s_last_error());
+            steps_checked(e, td, dp, 1);
+            float lr = s2s_trainer_get_progress(tr).loss, ld = s2s_trainer_get_progress(td).loss;
+            cr_assert(fabsf(lr - ld) <= TOL_GPU * fabsf(lr), "step %ld: loss %.9g through NCCL, %.9g alone", s, ld, lr);
+        }
+        size_t n, n2;
+        float *x = tu_weights(dp, &n), *y = tu_weights(ref, &n2);
+        double worst = 0;
+        for (size_t i = 0; i < n; i++) {
+            double d = fabs((double)x[i] - y[i]) / (TOL_GPU * fabs((double)y[i]) + 10 * ATOL);
+            worst = d > worst || d != d ? d : worst;
+        }
+        cr_assert(n == n2 && worst <= 1.0, "%s through NCCL vs alone: worst |a-b| / (%g |b| + %g) = %g",
+                  zero ? "ZeRO-1" : "plain", TOL_GPU, 10 * ATOL, worst);
+        if (e->rank == 0)
+            printf("nccl: %d steps %s through NCCL equal training alone: %zu weights within %g relative + %g\n",
+                   STEPS, zero ? "with ZeRO-1" : "plain", n, TOL_GPU, 10 * ATOL);
+        free(x), free(y);
+        s2s_trainer_free(tr), s2s_trainer_free(td);
+        s2s_model_free(ref), s2s_model_free(dp);
+    }
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        fprintf(stderr, "usage: dp_test equal|zero|resume a|b DIR [zero]|mismatch|hang|kill\n");
+        fprintf(stderr, "usage: dp_test equal|zero|resume a|b DIR [zero]|mismatch|hang|kill|nccl\n");
         return 2;
     }
     env e;
     memset(&e, 0, sizeof e);
+    int gpu = !strcmp(argv[1], "nccl"), local_rank = 0;
+    s2s_comm_launcher(NULL, &local_rank);
     s2s_context_options co = s2s_context_options_default();
-    co.device = S2S_DEVICE_CPU, co.seed = 5, co.threads = 1;
-    if (s2s_context_create(&co, &e.ctx) != S2S_OK) {
+    co.device = gpu ? S2S_DEVICE_CUDA : S2S_DEVICE_CPU, co.seed = 5, co.threads = 1;
+    co.cuda_device = local_rank;
+    s2s_status cst = s2s_context_create(&co, &e.ctx);
+    if (gpu && (cst == S2S_ERR_NO_DEVICE || cst == S2S_ERR_UNSUPPORTED)) {
+        printf("skipped: no GPU (%s)\n", s2s_last_error());
+        return 77;
+    }
+    if (cst != S2S_OK) {
         fprintf(stderr, "%s\n", s2s_last_error());
         return 1;
     }
     s2s_comm_options o = s2s_comm_options_default();
-    o.kind = S2S_COMM_MPI;
+    o.kind = gpu ? S2S_COMM_NCCL : S2S_COMM_MPI;
     o.timeout_s = !strcmp(argv[1], "hang") ? 3.0 : 60.0;
     if (s2s_comm_create(e.ctx, &o, &e.comm) != S2S_OK) {
         fprintf(stderr, "%s\n", s2s_last_error());
@@ -261,6 +370,8 @@ int main(int argc, char **argv)
         case_mismatch(&e);
     else if (!strcmp(argv[1], "hang") || !strcmp(argv[1], "kill"))
         case_fault(&e, !strcmp(argv[1], "kill"));
+    else if (gpu)
+        case_nccl(&e);
     else
         cr_assert(0, "unknown case %s", argv[1]);
     toy_world_free(&e.t);
