@@ -484,7 +484,7 @@ static int cli_train_precision_ok(const char *tool, const common_opts *c)
 typedef struct train_opts {
     s2s_model_config mc;
     s2s_trainer_options to;
-    int vocab, shared_vocab, bpe, cell, attention, no_valid_bleu, schedule;
+    int vocab, shared_vocab, bpe, cell, attention, no_valid_bleu, schedule, tie;
     const char *out, *resume;
     int comm;            /* --comm: 0 auto, 1 local, 2 mpi, 3 nccl */
     double comm_timeout; /* --comm-timeout seconds */
@@ -508,6 +508,7 @@ static void train_opts_default(train_opts *t)
         {"--embed", OPT_INT, &(t).mc.embed, 1, 65536, 0},                                                          \
         {"--bidirectional", OPT_FLAG, &(t).mc.bidirectional, 0, 0, 0},                                             \
         {"--attention", OPT_CHOICE, &(t).attention, 0, 0, "none|dot|general"},                                     \
+        {"--tie-embeddings", OPT_CHOICE, &(t).tie, 0, 0, "none|decoder|all"},                                      \
         {"--dropout", OPT_FLOAT, &(t).mc.dropout, 0, 0.99, 0},                                                     \
         {"--batch-tokens", OPT_INT, &(t).to.batch_tokens, 1, 10000000, 0},                                         \
         {"--max-len", OPT_INT, &(t).to.max_len, 1, 100000, 0}, {"--lr", OPT_FLOAT, &(t).to.lr, 1e-9, 100, 0},        \
@@ -534,6 +535,8 @@ static void train_opts_default(train_opts *t)
     "  --vocab N (8000)        subword vocabulary size; --shared-vocab: one for both sides; --bpe: BPE\n"        \
     "  --cell lstm|gru|rnn     --layers N (1) --hidden N (256) --embed N (256) --bidirectional\n"                 \
     "  --attention none|dot|general (general)   --dropout P (0.2)\n"                                              \
+    "  --tie-embeddings none|decoder|all (none): decoder: the target embedding is the output layer's weight\n"    \
+    "                          (needs --embed = --hidden); all: the source embedding too (needs --shared-vocab)\n" \
     "  --batch-tokens N (4000) --max-len N (100) --lr X (1e-3) --warmup N (400) --schedule invsqrt|plateau\n"     \
     "  --label-smoothing X (0.1) --clip X (5) --valid-every N (500) --valid-max N (1000) --no-valid-bleu\n"     \
     "  --keep N (3) --patience N (0: off) --minutes X --max-steps N --epochs N --report-every N (100)\n"       \
@@ -549,6 +552,7 @@ static void apply_train_choices(train_opts *t)
     static const s2s_attention att[3] = {S2S_ATTN_NONE, S2S_ATTN_DOT, S2S_ATTN_GENERAL};
     t->mc.cell = cells[t->cell];
     t->mc.attention = att[t->attention];
+    t->mc.tie_embeddings = (s2s_tie)t->tie;
     t->to.valid_bleu = !t->no_valid_bleu;
     t->to.schedule = t->schedule ? S2S_LR_PLATEAU : S2S_LR_INVERSE_SQRT;
     t->to.out_prefix = t->out;

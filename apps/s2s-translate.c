@@ -75,6 +75,9 @@ static int cmd_train(int argc, char **argv)
         return 2;
     if (!t.out || !(d.train_tsv || (d.train_src && d.train_tgt)))
         return cli_fail(TOOL, "train needs --out and a training corpus (--train-src/--train-tgt or --train-tsv)"), 2;
+    if (t.tie == 2 && !t.shared_vocab) /* the library sees two vocabularies of one size, not what they mean */
+        return cli_fail(TOOL, "--tie-embeddings all gives both sides one embedding: it needs --shared-vocab (one "
+                              "vocabulary for both languages)"), 2;
     if (s2s_output_check(t.out, 0) != S2S_OK) /* before any work; the trainer checks the space too */
         return lib_fail();
     apply_train_choices(&t);

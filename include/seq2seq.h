@@ -158,6 +158,17 @@ typedef enum s2s_attention {
     S2S_ATTN_GENERAL   /* Luong general: score = (W_a h_t) . h_s (OpenNMT linear_in) */
 } s2s_attention;
 
+/* Tied embeddings (Press & Wolf 2017, "Using the Output Embedding to Improve Language Models";
+ * Inan et al. 2017): one [V, E] tensor serves as several of the model's matrices, its gradient
+ * the sum of theirs. Both need embed == hidden. */
+typedef enum s2s_tie {
+    S2S_TIE_NONE = 0,  /* three tensors (default) */
+    S2S_TIE_DECODER,   /* the decoder's input embedding is the output projection's weight:
+                          one tensor, "decoder.embedding.weight" (no "generator.weight") */
+    S2S_TIE_ALL        /* the source embedding too (one vocabulary for both sides: src_vocab ==
+                          tgt_vocab, one tokenizer): "encoder.embedding.weight" alone */
+} s2s_tie;
+
 typedef struct s2s_model_config {
     s2s_cell cell;           /* default LSTM */
     int layers;              /* encoder and decoder layers; default 1, 1..16 */
@@ -170,6 +181,7 @@ typedef struct s2s_model_config {
                                 while training; 0 <= p < 1; default 0.2 */
     int src_vocab;           /* source vocabulary size, > 4; no default (0) */
     int tgt_vocab;           /* target vocabulary size, > 4; no default (0) */
+    s2s_tie tie_embeddings;  /* one tensor for several roles; default S2S_TIE_NONE */
 } s2s_model_config;
 
 /* Special token ids, the same in both vocabularies. */
@@ -203,7 +215,9 @@ S2S_API size_t s2s_model_param_numel(const s2s_model *model);
 /* Information on tensor i, 0 <= i < s2s_model_param_count(). */
 S2S_API s2s_status s2s_model_param_info_at(const s2s_model *model, int i, s2s_param_info *info);
 
-/* Copies tensor `name` (numel floats) to or from host memory `data`. */
+/* Copies tensor `name` (numel floats) to or from host memory `data`. A tied model lists its one
+ * embedding tensor once; the names of its other roles ("generator.weight", and with
+ * S2S_TIE_ALL "decoder.embedding.weight") reach it too. */
 S2S_API s2s_status s2s_model_param_get(const s2s_model *model, const char *name, float *data, size_t numel);
 S2S_API s2s_status s2s_model_param_set(s2s_model *model, const char *name, const float *data, size_t numel);
 /* Copies the gradient of tensor `name` left by the last s2s_model_forward_backward. */

@@ -50,7 +50,8 @@ static double model_loss(void *p)
     return loss;
 }
 
-static void model_fd(s2s_cell cell, int layers, int bidir, s2s_attention attn, float dropout, float smoothing)
+static void model_fd_tied(s2s_cell cell, int layers, int bidir, s2s_attention attn, float dropout, float smoothing,
+                          s2s_tie tie)
 {
     uint64_t seed = tu_seed(), s = seed;
     s2s_context *ctx = cpu_ctx(seed);
@@ -60,10 +61,11 @@ static void model_fd(s2s_cell cell, int layers, int bidir, s2s_attention attn, f
     c.bidirectional = bidir;
     c.attention = attn;
     c.hidden = 6;
-    c.embed = 5;
+    c.embed = tie ? 6 : 5;
     c.dropout = dropout;
-    c.src_vocab = 10;
+    c.src_vocab = tie == S2S_TIE_ALL ? 11 : 10;
     c.tgt_vocab = 11;
+    c.tie_embeddings = tie;
     s2s_model *m = NULL;
     cr_assert_eq(s2s_model_create(ctx, &c, &m), S2S_OK, "%s", s2s_last_error());
     rand_batch rb;
@@ -129,6 +131,15 @@ Test(model, gradients_with_dropout_switched_off)
     s2s_context_free(ctx);
 }
 
+static void model_fd(s2s_cell cell, int layers, int bidir, s2s_attention attn, float dropout, float smoothing)
+{
+    model_fd_tied(cell, layers, bidir, attn, dropout, smoothing, S2S_TIE_NONE);
+}
+
+/* tied embeddings: the one tensor's gradient is that of the loss through all its roles */
+Test(model_fd, lstm_general_tied_decoder_dropout) { model_fd_tied(S2S_CELL_LSTM, 1, 0, S2S_ATTN_GENERAL, 0.2f, 0.1f, S2S_TIE_DECODER); }
+Test(model_fd, gru_bidir_dot_tied_all) { model_fd_tied(S2S_CELL_GRU, 1, 1, S2S_ATTN_DOT, 0.0f, 0.0f, S2S_TIE_ALL); }
+
 Test(model_fd, lstm_bidir_general_two_layers_dropout) { model_fd(S2S_CELL_LSTM, 2, 1, S2S_ATTN_GENERAL, 0.3f, 0.1f); }
 Test(model_fd, gru_dot_two_layers) { model_fd(S2S_CELL_GRU, 2, 0, S2S_ATTN_DOT, 0.0f, 0.0f); }
 Test(model_fd, gru_bidir_general_dropout) { model_fd(S2S_CELL_GRU, 1, 1, S2S_ATTN_GENERAL, 0.2f, 0.2f); }
@@ -149,4 +160,92 @@ Test(learning, reverse_task_reaches_99_percent_and_repeats_bit_for_bit, .timeout
                      b[i]);
     free(r.weights);
     free(r2.weights);
+}
+
+/* ---- tied embeddings ------------------------------------------------------------------------ */
+
+/* A tied model with the weights of an untied one whose embeddings and output projection hold
+ * the same matrix computes the same loss, every other gradient, and for the one tensor the sum
+ * of the untied roles' gradients (within float rounding: the tied sums add in one buffer). Its
+ * file-level names: one tensor, the other roles' names reaching it. Bad configs refused. */
+static void tied_equals_sum(s2s_tie tie)
+{
+    uint64_t seed = tu_seed(), s = seed;
+    s2s_context *ctx = cpu_ctx(seed);
+    s2s_model_config c = s2s_model_config_default();
+    c.layers = 2, c.bidirectional = 1, c.hidden = c.embed = 8, c.src_vocab = c.tgt_vocab = 19, c.dropout = 0.3f;
+    s2s_model *u = NULL, *t = NULL;
+    cr_assert_eq(s2s_model_create(ctx, &c, &u), S2S_OK, "%s", s2s_last_error());
+    c.tie_embeddings = tie;
+    cr_assert_eq(s2s_model_create(ctx, &c, &t), S2S_OK, "%s", s2s_last_error());
+    cr_assert_eq(s2s_model_param_count(t), s2s_model_param_count(u) - (tie == S2S_TIE_ALL ? 2 : 1));
+    const char *one = tie == S2S_TIE_ALL ? "encoder.embedding.weight" : "decoder.embedding.weight";
+    const char *roles[3] = {"generator.weight", "decoder.embedding.weight", "encoder.embedding.weight"};
+    int nroles = tie == S2S_TIE_ALL ? 3 : 2;
+    size_t VE = (size_t)c.tgt_vocab * c.embed;
+    float *w = malloc(VE * sizeof(float)), *g = malloc(VE * sizeof(float)), *sum = calloc(VE, sizeof(float));
+    /* the untied model's roles all get the untied generator's weights; the tied model all of u's */
+    cr_assert_eq(s2s_model_param_get(u, "generator.weight", w, VE), S2S_OK);
+    for (int r = 1; r < nroles; r++)
+        cr_assert_eq(s2s_model_param_set(u, roles[r], w, VE), S2S_OK);
+    tu_copy_weights(t, u); /* by u's names: every role sets the one tensor, all to the same values */
+    for (int r = 0; r < nroles; r++) { /* every role's name reaches the one tensor */
+        cr_assert_eq(s2s_model_param_get(t, roles[r], g, VE), S2S_OK, "%s: %s", roles[r], s2s_last_error());
+        cr_assert_eq(memcmp(g, w, VE * sizeof(float)), 0, "%s", roles[r]);
+    }
+    rand_batch rb;
+    make_batch(&rb, &s, 4, 6, 5, c.src_vocab, c.tgt_vocab);
+    s2s_loss_options o = s2s_loss_options_default();
+    o.step = 7, o.label_smoothing = 0.1f;
+    float lu, lt;
+    cr_assert_eq(s2s_model_forward_backward(u, &rb.b, &o, &lu, NULL), S2S_OK, "%s", s2s_last_error());
+    cr_assert_eq(s2s_model_forward_backward(t, &rb.b, &o, &lt, NULL), S2S_OK, "%s", s2s_last_error());
+    cr_assert_eq(memcmp(&lu, &lt, sizeof(float)), 0, "loss untied %.9g, tied %.9g", lu, lt);
+    for (int r = 0; r < nroles; r++) {
+        cr_assert_eq(s2s_model_grad_get(u, roles[r], g, VE), S2S_OK);
+        for (size_t i = 0; i < VE; i++)
+            sum[i] += g[i];
+    }
+    cr_assert_eq(s2s_model_grad_get(t, one, g, VE), S2S_OK);
+    for (size_t i = 0; i < VE; i++)
+        cr_assert(fabsf(g[i] - sum[i]) <= 1e-6f + 1e-5f * fabsf(sum[i]), "tied gradient [%zu] %.9g, roles' sum %.9g",
+                  i, g[i], sum[i]);
+    for (int i = 0; i < s2s_model_param_count(t); i++) { /* the others: the same ops, the same bits */
+        s2s_param_info info;
+        s2s_model_param_info_at(t, i, &info);
+        if (!strcmp(info.name, one))
+            continue;
+        float *a = malloc(info.numel * sizeof(float)), *b = malloc(info.numel * sizeof(float));
+        cr_assert_eq(s2s_model_grad_get(t, info.name, a, info.numel), S2S_OK);
+        cr_assert_eq(s2s_model_grad_get(u, info.name, b, info.numel), S2S_OK);
+        cr_assert_eq(memcmp(a, b, info.numel * sizeof(float)), 0, "%s: gradients differ", info.name);
+        free(a), free(b);
+    }
+    free(w), free(g), free(sum);
+    s2s_model_free(u), s2s_model_free(t);
+    s2s_context_free(ctx);
+}
+
+Test(tied, decoder_gradient_is_the_roles_sum) { tied_equals_sum(S2S_TIE_DECODER); }
+Test(tied, all_gradient_is_the_roles_sum) { tied_equals_sum(S2S_TIE_ALL); }
+
+Test(tied, bad_configs_refused)
+{
+    s2s_context *ctx = cpu_ctx(3);
+    s2s_model_config c = s2s_model_config_default();
+    c.hidden = 8, c.embed = 6, c.src_vocab = 19, c.tgt_vocab = 19, c.tie_embeddings = S2S_TIE_DECODER;
+    s2s_model *m = NULL;
+    cr_assert_eq(s2s_model_create(ctx, &c, &m), S2S_ERR_INVALID_ARG);
+    cr_assert(strstr(s2s_last_error(), "make them equal"), "%s", s2s_last_error());
+    c.embed = 8, c.src_vocab = 17, c.tie_embeddings = S2S_TIE_ALL;
+    cr_assert_eq(s2s_model_create(ctx, &c, &m), S2S_ERR_INVALID_ARG);
+    cr_assert(strstr(s2s_last_error(), "one vocabulary"), "%s", s2s_last_error());
+    c.tie_embeddings = (s2s_tie)3;
+    cr_assert_eq(s2s_model_create(ctx, &c, &m), S2S_ERR_INVALID_ARG);
+    c.tie_embeddings = S2S_TIE_DECODER; /* other vocabularies are fine when only the decoder ties */
+    cr_assert_eq(s2s_model_create(ctx, &c, &m), S2S_OK, "%s", s2s_last_error());
+    float x[8];
+    cr_assert_eq(s2s_model_param_get(m, "encoder.embedding.weight", x, 8), S2S_ERR_INVALID_ARG); /* its own size */
+    s2s_model_free(m);
+    s2s_context_free(ctx);
 }

@@ -90,7 +90,7 @@ static void assert_same_config(const s2s_model_config *a, const s2s_model_config
 {
     cr_assert(a->cell == b->cell && a->layers == b->layers && a->hidden == b->hidden && a->embed == b->embed &&
                   a->bidirectional == b->bidirectional && a->attention == b->attention && a->dropout == b->dropout &&
-                  a->src_vocab == b->src_vocab && a->tgt_vocab == b->tgt_vocab,
+                  a->src_vocab == b->src_vocab && a->tgt_vocab == b->tgt_vocab && a->tie_embeddings == b->tie_embeddings,
               "configs differ");
 }
 
@@ -287,10 +287,12 @@ TestSuite(modelfile, .fini = remove_tdir);
 Test(modelfile, round_trip)
 {
     make_tdir();
-    s2s_model_config cfgs[3] = {small_config(), small_config(), small_config()};
+    s2s_model_config cfgs[5] = {small_config(), small_config(), small_config(), small_config(), small_config()};
     cfgs[1].cell = S2S_CELL_GRU, cfgs[1].layers = 1, cfgs[1].bidirectional = 0, cfgs[1].attention = S2S_ATTN_DOT;
     cfgs[2].cell = S2S_CELL_RNN_TANH, cfgs[2].attention = S2S_ATTN_NONE, cfgs[2].dropout = 0.0f;
-    for (int k = 0; k < 3; k++) {
+    cfgs[3].embed = 8, cfgs[3].tie_embeddings = S2S_TIE_DECODER;
+    cfgs[4].embed = 8, cfgs[4].src_vocab = 13, cfgs[4].tie_embeddings = S2S_TIE_ALL;
+    for (int k = 0; k < 5; k++) {
         s2s_context *ctx = cpu_ctx(11), *ctx2 = cpu_ctx(12); /* another seed: other initial weights */
         s2s_model *m = new_model(ctx, &cfgs[k]), *back = NULL;
         s2s_provenance prov = {123456789012345ull, 42, ""}, got;
@@ -927,6 +929,14 @@ Test(interop, torch_logprobs, .fini = remove_tdir, .timeout = 300)
     interop_case(py, c, "gru_uni_dot");
     c.cell = S2S_CELL_RNN_TANH, c.layers = 2, c.bidirectional = 1, c.attention = S2S_ATTN_NONE;
     interop_case(py, c, "rnn_bi_none_l2");
+    /* tied embeddings: PyTorch ties the Parameters (make_golden.py) and fills every role from
+     * the file's one tensor */
+    c = small_config();
+    c.hidden = c.embed = 16, c.src_vocab = c.tgt_vocab = 17;
+    c.tie_embeddings = S2S_TIE_DECODER;
+    interop_case(py, c, "lstm_tied_decoder");
+    c.tie_embeddings = S2S_TIE_ALL;
+    interop_case(py, c, "lstm_tied_all");
 }
 
 /* ---- averaging ------------------------------------------------------------------------------ */

@@ -59,6 +59,8 @@ static cJSON *add_float(cJSON *o, const char *key, float v)
     return cJSON_AddNumberToObject(o, key, strtod(buf, NULL));
 }
 
+static const char *const tie_names[3] = {"none", "decoder", "all"};
+
 static char *config_to_json(const s2s_model_config *c)
 {
     cJSON *o = cJSON_CreateObject();
@@ -68,7 +70,9 @@ static char *config_to_json(const s2s_model_config *c)
              cJSON_AddNumberToObject(o, "bidirectional", c->bidirectional) &&
              cJSON_AddStringToObject(o, "attention", attn_names[c->attention]) && add_float(o, "dropout", c->dropout) &&
              cJSON_AddNumberToObject(o, "src_vocab", c->src_vocab) &&
-             cJSON_AddNumberToObject(o, "tgt_vocab", c->tgt_vocab);
+             cJSON_AddNumberToObject(o, "tgt_vocab", c->tgt_vocab) &&
+             /* written only when on, so that untied models stay readable by older versions */
+             (!c->tie_embeddings || cJSON_AddStringToObject(o, "tie_embeddings", tie_names[c->tie_embeddings]));
     char *s = ok ? cJSON_PrintUnformatted(o) : NULL;
     cJSON_Delete(o);
     return s;
@@ -103,11 +107,11 @@ static s2s_status config_field(const char *path, const cJSON *o, const char *key
 
 static s2s_status config_check_keys(const char *path, const cJSON *o)
 {
-    static const char *const keys[] = {"cell",      "layers",  "hidden",    "embed",    "bidirectional",
-                                       "attention", "dropout", "src_vocab", "tgt_vocab"};
+    static const char *const keys[] = {"cell",      "layers",  "hidden",    "embed",     "bidirectional",
+                                       "attention", "dropout", "src_vocab", "tgt_vocab", "tie_embeddings"};
     const cJSON *kv;
     cJSON_ArrayForEach(kv, o) {
-        if (name_index(keys, 9, kv->string) < 0)
+        if (name_index(keys, 10, kv->string) < 0)
             return S2S_FAIL(S2S_ERR_FORMAT, "%s: config has an unknown field \"%s\" (written by a newer libseq2seq?)",
                             path, kv->string);
     }
@@ -126,13 +130,15 @@ static s2s_status config_parse(const s2s_st_file *f, s2s_model_config *c)
         return S2S_FAIL(S2S_ERR_FORMAT, "%s: metadata \"config\" is not a valid JSON object: the file is corrupt",
                         f->path);
     }
-    int cell = 0, attn = 0;
+    int cell = 0, attn = 0, tie = 0;
     *c = s2s_model_config_default();
     s2s_status st = config_check_keys(f->path, o);
     if (st == S2S_OK)
         st = config_field(f->path, o, "cell", cell_names, 3, &cell);
     if (st == S2S_OK)
         st = config_field(f->path, o, "attention", attn_names, 3, &attn);
+    if (st == S2S_OK && cJSON_GetObjectItemCaseSensitive(o, "tie_embeddings")) /* absent: none */
+        st = config_field(f->path, o, "tie_embeddings", tie_names, 3, &tie);
     const char *ints[] = {"layers", "hidden", "embed", "bidirectional", "src_vocab", "tgt_vocab"};
     int *dst[] = {&c->layers, &c->hidden, &c->embed, &c->bidirectional, &c->src_vocab, &c->tgt_vocab};
     for (int i = 0; i < 6 && st == S2S_OK; i++)
@@ -143,6 +149,7 @@ static s2s_status config_parse(const s2s_st_file *f, s2s_model_config *c)
     if (st == S2S_OK) {
         c->cell = (s2s_cell)cell;
         c->attention = (s2s_attention)attn;
+        c->tie_embeddings = (s2s_tie)tie;
         c->dropout = (float)p->valuedouble;
     }
     cJSON_Delete(o);
@@ -394,7 +401,7 @@ static s2s_status load_tokenizers(const s2s_st_file *f, s2s_tokenizer **src, s2s
 }
 
 /* A lower bound on the floats a config needs, from tensors every model has (both embeddings,
- * the generator, and per decoder layer a recurrent weight of at least H x H), against the F32
+ * the generator: fewer when tied, and per decoder layer a recurrent weight of at least H x H), against the F32
  * values the file holds: checked before a model of that config is allocated, so that a corrupt
  * config cannot make a small file allocate (and initialise) gigabytes. In double: exact far
  * beyond any file size, and no overflow for the unchecked ranges s2s_model_create refuses. */
@@ -403,7 +410,8 @@ static s2s_status check_config_fits(const s2s_st_file *f, const s2s_model_config
     if (c->layers < 1 || c->hidden < 1 || c->embed < 1 || c->src_vocab < 1 || c->tgt_vocab < 1)
         return S2S_OK; /* s2s_model_create refuses it, with the reason */
     double H = c->hidden, E = c->embed, S = c->src_vocab, T = c->tgt_vocab;
-    double need = (S + T) * E + T * (H + 1) + c->layers * H * H, have = 0;
+    double tied = c->tie_embeddings == S2S_TIE_ALL ? 2 * T * E : c->tie_embeddings ? T * E : 0.0; /* H = E */
+    double need = (S + T) * E + T * (H + 1) + c->layers * H * H - tied, have = 0;
     for (int i = 0; i < f->count; i++)
         if (f->t[i].dtype == S2S_ST_F32)
             have += (double)f->t[i].numel;

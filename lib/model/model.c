@@ -37,6 +37,19 @@ static s2s_status check_config(const s2s_model_config *c)
         return S2S_FAIL(S2S_ERR_INVALID_ARG, "config: unknown attention %d", (int)c->attention);
     if (!(c->dropout >= 0.0f && c->dropout < 1.0f))
         return S2S_FAIL(S2S_ERR_INVALID_ARG, "config: dropout = %g; use 0 <= p < 1", c->dropout);
+    if (c->tie_embeddings < S2S_TIE_NONE || c->tie_embeddings > S2S_TIE_ALL)
+        return S2S_FAIL(S2S_ERR_INVALID_ARG, "config: unknown tie_embeddings %d (use S2S_TIE_NONE, _DECODER or _ALL)",
+                        (int)c->tie_embeddings);
+    if (c->tie_embeddings && c->embed != c->hidden)
+        return S2S_FAIL(S2S_ERR_INVALID_ARG,
+                        "config: tied embeddings share one matrix between the embedding (embed = %d) and the output "
+                        "projection (hidden = %d); make them equal",
+                        c->embed, c->hidden);
+    if (c->tie_embeddings == S2S_TIE_ALL && c->src_vocab != c->tgt_vocab)
+        return S2S_FAIL(S2S_ERR_INVALID_ARG,
+                        "config: tying the source embedding too needs one vocabulary for both sides (src_vocab = %d, "
+                        "tgt_vocab = %d; train one tokenizer for both)",
+                        c->src_vocab, c->tgt_vocab);
     if (c->src_vocab <= S2S_UNK_ID || c->tgt_vocab <= S2S_UNK_ID)
         return S2S_FAIL(S2S_ERR_INVALID_ARG,
                         "config: src_vocab = %d, tgt_vocab = %d; each must exceed %d (ids 0-3 are pad, bos, eos, unk)",
@@ -83,16 +96,20 @@ static s2s_status build(s2s_model *m)
     const s2s_model_config *c = &m->cfg;
     int H = c->hidden, E = c->embed, L = c->layers;
     int enc_idx[S2S_MAX_LAYERS][2][4], dec_idx[S2S_MAX_LAYERS][4];
+    /* a tied tensor sits where its last gradient is written, so that its bucket of the
+     * gradient block is reduced only once backward has added every role's part (train.c:
+     * s2s_grad_phase): the source embedding's place (the encoder's backward comes last) for
+     * ALL, the target embedding's for DECODER */
     int i_src = add1(m, "encoder.embedding.weight", c->src_vocab, E, 2);
     for (int l = 0; l < L; l++)
         for (int d = 0; d < m->dirs; d++)
             S2S_TRY(add_rnn(m, "encoder.rnn", l, d, l == 0 ? E : H, m->Hd, enc_idx[l][d]));
-    int i_tgt = add1(m, "decoder.embedding.weight", c->tgt_vocab, E, 2);
+    int i_tgt = c->tie_embeddings == S2S_TIE_ALL ? i_src : add1(m, "decoder.embedding.weight", c->tgt_vocab, E, 2);
     for (int l = 0; l < L; l++)
         S2S_TRY(add_rnn(m, "decoder.rnn", l, 0, l == 0 ? E + (m->feed ? H : 0) : H, H, dec_idx[l]));
     int i_ain = c->attention == S2S_ATTN_GENERAL ? add1(m, "decoder.attn.linear_in.weight", H, H, 2) : -2;
     int i_aout = m->feed ? add1(m, "decoder.attn.linear_out.weight", H, 2 * H, 2) : -2;
-    int i_gw = add1(m, "generator.weight", c->tgt_vocab, H, 2);
+    int i_gw = c->tie_embeddings ? i_tgt : add1(m, "generator.weight", c->tgt_vocab, H, 2);
     int i_gb = add1(m, "generator.bias", c->tgt_vocab, 1, 1);
     if (i_src < 0 || i_tgt < 0 || i_ain == -1 || i_aout == -1 || i_gw < 0 || i_gb < 0)
         return S2S_ERR_INTERNAL;
@@ -106,6 +123,10 @@ static s2s_status build(s2s_model *m)
         m->attn_out = s2s_params_view(&m->params, i_aout);
     m->gen_w = s2s_params_view(&m->params, i_gw);
     m->gen_b = s2s_params_view(&m->params, i_gb);
+    m->dec_start = (size_t)(s2s_params_view(&m->params, dec_idx[0][0]).g - m->params.grad);
+    if (c->tie_embeddings != S2S_TIE_ALL)
+        m->dec_start = (size_t)(m->tgt_emb.g - m->params.grad);
+    m->gen_start = (size_t)((c->tie_embeddings ? m->gen_b.g : m->gen_w.g) - m->params.grad);
     for (int l = 0; l < L; l++) {
         for (int d = 0; d < m->dirs; d++)
             bind_rnn(m, &m->enc[l][d], enc_idx[l][d], l == 0 ? E : H, m->Hd);
@@ -122,7 +143,9 @@ static s2s_status init_weights(s2s_model *m, uint64_t seed)
     for (int i = 0; i < m->params.count; i++) {
         const char *n = m->params.t[i].name;
         kind[i] = S2S_INIT_UNIFORM;
-        if (strstr(n, "embedding")) {
+        if (strstr(n, "embedding") && m->cfg.tie_embeddings) { /* also the output projection: its init */
+            bound[i] = 1.0f / sqrtf((float)m->cfg.hidden);
+        } else if (strstr(n, "embedding")) {
             kind[i] = S2S_INIT_NORMAL_PAD0;
             bound[i] = 0.0f;
         } else if (strncmp(n, "encoder.rnn", 11) == 0) {
@@ -218,6 +241,12 @@ static s2s_status lookup(const s2s_model *m, const char *name, size_t numel, con
     if (!m || !name || !data)
         return S2S_FAIL(S2S_ERR_INVALID_ARG, "model, name and data must not be NULL");
     *idx = s2s_params_find(&m->params, name);
+    /* tied embeddings: every role's PyTorch name reaches the one tensor */
+    if (*idx < 0 && m->cfg.tie_embeddings &&
+        (!strcmp(name, "generator.weight") ||
+         (m->cfg.tie_embeddings == S2S_TIE_ALL && !strcmp(name, "decoder.embedding.weight"))))
+        *idx = s2s_params_find(&m->params, m->cfg.tie_embeddings == S2S_TIE_ALL ? "encoder.embedding.weight"
+                                                                                 : "decoder.embedding.weight");
     if (*idx < 0)
         return S2S_FAIL(S2S_ERR_INVALID_ARG, "no parameter named '%s' in this model (see s2s_model_param_info_at)",
                         name);

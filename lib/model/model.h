@@ -34,7 +34,9 @@ struct s2s_model {
     int G;          /* gates */
     int feed;       /* input feeding (attention on) */
     s2s_params params;
-    s2s_pview src_emb, tgt_emb, attn_in, attn_out, gen_w, gen_b;
+    s2s_pview src_emb, tgt_emb, attn_in, attn_out, gen_w, gen_b; /* tied: views of one tensor */
+    size_t dec_start, gen_start; /* offsets in the gradient block of the first decoder tensor
+                                    and the first generator tensor (s2s_grad_phase) */
     s2s_rnn_w enc[S2S_MAX_LAYERS][2];
     s2s_rnn_w dec[S2S_MAX_LAYERS];
     s2s_arena arena;

@@ -22,8 +22,9 @@ s2s_status s2s_grad_phase(s2s_model *m, int phase)
         return S2S_OK;
     /* the block's order: source embedding, encoder layers, target embedding, decoder layers,
      * attention in, attention out, generator (model.c's build); attention in's gradient is
-     * written by the encoder's backward (the keys are the encoder's) */
-    size_t total = m->params.total, gen = goff(m, &m->gen_w), tgt = goff(m, &m->tgt_emb);
+     * written by the encoder's backward (the keys are the encoder's). Tied embeddings: the one
+     * tensor sits in the first place of its roles, reduced after backward's last use of it */
+    size_t total = m->params.total, gen = m->gen_start, tgt = m->dec_start;
     size_t ain = goff(m, &m->attn_in), aout = goff(m, &m->attn_out);
     size_t ain_end = aout != (size_t)-1 ? aout : gen, dec_end = ain != (size_t)-1 ? ain : gen;
     float *g = m->params.grad;

@@ -60,7 +60,8 @@ class ContextOptions(Structure):
 
 class ModelConfig(Structure):
     _fields_ = [("cell", c_int), ("layers", c_int), ("hidden", c_int), ("embed", c_int), ("bidirectional", c_int),
-                ("attention", c_int), ("dropout", c_float), ("src_vocab", c_int), ("tgt_vocab", c_int)]
+                ("attention", c_int), ("dropout", c_float), ("src_vocab", c_int), ("tgt_vocab", c_int),
+                ("tie_embeddings", c_int)]
 
 
 class ParamInfo(Structure):

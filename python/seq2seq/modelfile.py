@@ -34,7 +34,8 @@ class ModelFile(Model):
             self.config = {"cell": CELL_NAMES.get(c.cell, c.cell), "layers": c.layers, "hidden": c.hidden,
                            "embed": c.embed, "bidirectional": bool(c.bidirectional),
                            "attention": ATTENTION_NAMES.get(c.attention, c.attention), "dropout": c.dropout,
-                           "src_vocab": c.src_vocab, "tgt_vocab": c.tgt_vocab}
+                           "src_vocab": c.src_vocab, "tgt_vocab": c.tgt_vocab,
+                           "tie_embeddings": ("none", "decoder", "all")[c.tie_embeddings]}
             self.tensors = self._tensors()
 
     def _tensors(self) -> Dict[str, "object"]:

@@ -33,6 +33,7 @@ class Progress:
 
 CELLS = {"lstm": 0, "gru": 1, "rnn": 2}
 ATTENTIONS = {"none": 0, "dot": 1, "general": 2}
+TIES = ("none", "decoder", "all")  # s2s_tie
 TRAINER_OPTIONS = ("batch_tokens", "max_len", "lr", "warmup_steps", "label_smoothing", "clip_norm", "valid_every",
                    "valid_max", "keep_last", "patience", "minutes", "max_steps", "max_epochs", "report_every", "average_last")
 
@@ -60,7 +61,8 @@ class Trainer(Handle):
 
     Model options: cell ("lstm", "gru", "rnn"), layers, hidden, embed, bidirectional,
     attention ("none", "dot", "general"), dropout, vocab (one SentencePiece vocabulary per side,
-    or shared_vocab). Trainer options: batch_tokens, max_len, lr, warmup_steps, label_smoothing,
+    or shared_vocab), tie_embeddings ("none"; "decoder": the decoder's input embedding is the
+    output projection, needs embed == hidden; "all": the source embedding too, needs shared_vocab). Trainer options: batch_tokens, max_len, lr, warmup_steps, label_smoothing,
     clip_norm, valid_every, valid_max, keep_last, patience, minutes, max_steps, max_epochs,
     report_every, average_last. run() holds the calling thread (the GIL is released) until training ends."""
 
@@ -69,7 +71,7 @@ class Trainer(Handle):
     def __init__(self, train: Sequence[Tuple[str, str]], out, valid: Optional[Sequence[Tuple[str, str]]] = None,
                  vocab: int = 8000, shared_vocab: bool = False, cell: str = "lstm", layers: int = 1, hidden: int = 256,
                  embed: int = 256, bidirectional: bool = False, attention: str = "general", dropout: float = 0.2,
-                 device: str = "auto", threads: Optional[int] = None, seed: int = 1, **options):
+                 tie_embeddings: str = "none", device: str = "auto", threads: Optional[int] = None, seed: int = 1, **options):
         super().__init__()
         self._ctx = self._train = self._valid = self._st = self._tt = self._m = self._t = None
         self._keep = []
@@ -77,6 +79,11 @@ class Trainer(Handle):
         if unknown:
             raise InvalidArgumentError(INVALID_ARG, "unknown trainer options %s; known: %s"
                                        % (unknown, ", ".join(TRAINER_OPTIONS)))
+        if tie_embeddings not in TIES:
+            raise InvalidArgumentError(INVALID_ARG, "tie_embeddings must be one of %s" % ", ".join(TIES))
+        if tie_embeddings == "all" and not shared_vocab:
+            raise InvalidArgumentError(INVALID_ARG, "tie_embeddings=\"all\" shares the source embedding with the "
+                                       "target's: it needs shared_vocab=True (one vocabulary for both sides)")
         if cell not in CELLS or attention not in ATTENTIONS:
             raise InvalidArgumentError(INVALID_ARG, "cell must be one of %s and attention one of %s"
                                        % (sorted(CELLS), sorted(ATTENTIONS)))
@@ -99,6 +106,7 @@ class Trainer(Handle):
             c.embed = int_arg("embed", embed, 1, 65536)
             c.bidirectional = 1 if bidirectional else 0
             c.dropout = float_arg("dropout", dropout, 0, 0.99)
+            c.tie_embeddings = TIES.index(tie_embeddings)
             c.src_vocab = lib.s2s_tokenizer_vocab_size(self._st)
             c.tgt_vocab = lib.s2s_tokenizer_vocab_size(self._tt)
             m = ctypes.c_void_p()

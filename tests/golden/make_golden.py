@@ -125,6 +125,11 @@ class Seq2Seq(nn.Module):
         self.encoder = Encoder(c)
         self.decoder = Decoder(c)
         self.generator = nn.Linear(c["hidden"], c["tgt_vocab"])
+        tie = c.get("tie_embeddings", "none")  # one Parameter in several roles (Press & Wolf 2017)
+        if tie in ("decoder", "all"):
+            self.generator.weight = self.decoder.embedding.weight
+        if tie == "all":
+            self.encoder.embedding.weight = self.decoder.embedding.weight
 
     def init_state(self, state):
         """Encoder final states -> decoder initial states (directions concatenated per layer)."""

@@ -56,6 +56,15 @@ def build_model(meta, tensors):
     model = mg.Seq2Seq(c)
     names = set(model.state_dict().keys())
     state = {k: torch.from_numpy(v) for k, v in tensors.items() if k in names}
+    # tied embeddings: the file holds the one tensor under its first role's name; PyTorch's
+    # state dict lists every role (the same Parameter), so each gets that tensor
+    tied = {"decoder": ["decoder.embedding.weight", "generator.weight"],
+            "all": ["encoder.embedding.weight", "decoder.embedding.weight", "generator.weight"]}
+    roles = tied.get(c.get("tie_embeddings", "none"), [])
+    for k in roles[1:]:
+        if k in state:
+            raise SystemExit("a tied model's file holds '%s' beside '%s'" % (k, roles[0]))
+        state[k] = state[roles[0]]
     model.load_state_dict(state, strict=True)  # every parameter present, shapes equal
     return model.double().eval(), c
 

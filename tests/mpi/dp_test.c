@@ -2,7 +2,9 @@
  *
  *   equal    N ranks with 1/N of each batch equal one process with the whole batch: the loss
  *            and every weight after several Adam steps with dropout on, within TOL; the
- *            ranks' weights bit-identical after every step (hashes gathered).
+ *            ranks' weights bit-identical after every step (hashes gathered). "equal tied":
+ *            the same with all embeddings tied (the one tensor's bucket reduced only after
+ *            the encoder's backward has added its part).
  *   zero     ZeRO-1 (sharded Adam) equals plain data parallel (the same tolerance); run at 3
  *            ranks too, where the parameter block does not divide by the world size.
  *   resume   phase "a": K steps with a checkpoint at K/2, the final weights written; phase
@@ -42,12 +44,13 @@ typedef struct env {
     s2s_context *ctx;
     s2s_comm *comm;
     int rank, size;
+    s2s_tie tie; /* "equal tied": one embedding for both sides and the output projection */
 } env;
 
 static s2s_model *make_model(env *e)
 {
     s2s_model_config c = s2s_model_config_default();
-    c.hidden = 32, c.embed = 16, c.dropout = 0.3f, c.layers = 2;
+    c.hidden = 32, c.embed = e->tie ? 32 : 16, c.dropout = 0.3f, c.layers = 2, c.tie_embeddings = e->tie;
     c.src_vocab = c.tgt_vocab = s2s_tokenizer_vocab_size(e->t.tok);
     s2s_model *m = NULL;
     cr_assert_eq(s2s_model_create(e->ctx, &c, &m), S2S_OK, "%s", s2s_last_error());
@@ -360,6 +363,7 @@ int main(int argc, char **argv)
     }
     e.rank = s2s_comm_rank(e.comm), e.size = s2s_comm_size(e.comm);
     toy_world_make(&e.t, 1, 300, 150, "dp"); /* validation: several batches */
+    e.tie = argc >= 3 && !strcmp(argv[2], "tied") ? S2S_TIE_ALL : S2S_TIE_NONE;
     if (!strcmp(argv[1], "equal"))
         case_equal(&e);
     else if (!strcmp(argv[1], "zero"))
