@@ -6,7 +6,8 @@
  *            the same with all embeddings tied (the one tensor's bucket reduced only after
  *            the encoder's backward has added its part).
  *   zero     ZeRO-1 (sharded Adam) equals plain data parallel (the same tolerance); run at 3
- *            ranks too, where the parameter block does not divide by the world size.
+ *            ranks too, and ("zero odd") at 2 ranks with an odd parameter count, where the
+ *            parameter block does not divide by the world size.
  *   resume   phase "a": K steps with a checkpoint at K/2, the final weights written; phase
  *            "b" (another world size) resumes from that checkpoint and must end at the same
  *            weights.
@@ -45,12 +46,14 @@ typedef struct env {
     s2s_comm *comm;
     int rank, size;
     s2s_tie tie; /* "equal tied": one embedding for both sides and the output projection */
+    int odd;     /* "zero odd": hidden 31 (linear_in's 31 x 31): an odd parameter count */
 } env;
 
 static s2s_model *make_model(env *e)
 {
     s2s_model_config c = s2s_model_config_default();
-    c.hidden = 32, c.embed = e->tie ? 32 : 16, c.dropout = 0.3f, c.layers = 2, c.tie_embeddings = e->tie;
+    c.hidden = e->odd ? 31 : 32, c.embed = e->tie ? 32 : e->odd ? 15 : 16, c.dropout = 0.3f, c.layers = 2;
+    c.tie_embeddings = e->tie;
     c.src_vocab = c.tgt_vocab = s2s_tokenizer_vocab_size(e->t.tok);
     s2s_model *m = NULL;
     cr_assert_eq(s2s_model_create(e->ctx, &c, &m), S2S_OK, "%s", s2s_last_error());
@@ -158,6 +161,7 @@ static void case_zero(env *e)
 {
     s2s_model *plain = make_model(e), *zero = make_model(e);
     size_t total = s2s_model_param_numel(zero);
+    cr_assert(!e->odd || total % 2 == 1, "an odd parameter count was asked for, the model has %zu", total);
     if (e->rank == 0)
         printf("%zu parameters over %d ranks (remainder %zu)\n", total, e->size, total % (size_t)e->size);
     s2s_trainer *tp = make_trainer(e, plain, e->comm, 0, STEPS, NULL), *tz = make_trainer(e, zero, e->comm, 1, STEPS, NULL);
@@ -364,6 +368,7 @@ int main(int argc, char **argv)
     e.rank = s2s_comm_rank(e.comm), e.size = s2s_comm_size(e.comm);
     toy_world_make(&e.t, 1, 300, 150, "dp"); /* validation: several batches */
     e.tie = argc >= 3 && !strcmp(argv[2], "tied") ? S2S_TIE_ALL : S2S_TIE_NONE;
+    e.odd = argc >= 3 && !strcmp(argv[2], "odd");
     if (!strcmp(argv[1], "equal"))
         case_equal(&e);
     else if (!strcmp(argv[1], "zero"))

@@ -46,6 +46,7 @@ run "2 ranks = 1 process (loss, weights; ranks bit-identical)" ok 2 equal
 run "an MPI communicator of 1 rank = no communicator" ok 1 equal
 run "2 ranks = 1 process, all embeddings tied" ok 2 equal tied
 run "ZeRO-1 = plain data parallel, 2 ranks" ok 2 zero
+run "ZeRO-1 = plain data parallel, 2 ranks, an odd parameter count" ok 2 zero odd
 run "ZeRO-1 = plain data parallel, 3 ranks (padded shards)" ok 3 zero
 mkdir -p "$TMP/r21" "$TMP/r12" "$TMP/z23"
 run "checkpoint at 2 ranks" ok 2 resume a "$TMP/r21"
