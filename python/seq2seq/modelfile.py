@@ -23,7 +23,8 @@ class ModelFile(Model):
         module.load_state_dict(f.state_dict())       # an equivalent PyTorch nn.Module
 
     tensors: name -> float32 NumPy array (copies; the names and layouts are PyTorch's, e.g.
-    "encoder.rnn.weight_ih_l0"). state_dict() gives torch tensors when torch is importable."""
+    "encoder.rnn.weight_ih_l0"; a tied model's one embedding under each of its roles' names, one
+    array). state_dict() gives torch tensors when torch is importable."""
 
     _what = "the ModelFile"
 
@@ -49,6 +50,12 @@ class ModelFile(Model):
             check(lib.s2s_model_param_get(self._m, info.name, a.ctypes.data_as(ctypes.POINTER(ctypes.c_float)),
                                           info.numel))
             out[info.name.decode()] = a
+        # tied embeddings: PyTorch's state dict lists every role of the one Parameter
+        roles = {"decoder": ["decoder.embedding.weight", "generator.weight"],
+                 "all": ["encoder.embedding.weight", "decoder.embedding.weight", "generator.weight"]}
+        names = roles.get(self.config["tie_embeddings"], [])
+        for name in names[1:]:
+            out[name] = out[names[0]]
         return out
 
     def state_dict(self):

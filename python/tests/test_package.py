@@ -167,6 +167,26 @@ def test_train_equals_the_tool_and_reports(data):
     a.close(), b.close()
 
 
+def test_tied_embeddings_equal_the_tool(data):
+    """tie_embeddings="all" trains what the tool's --tie-embeddings all trains; the file's one
+    embedding is listed under every role's PyTorch name; without shared_vocab it is refused."""
+    d = data["dir"]
+    tool("s2s-translate", "train", "--train-tsv", str(d / "train.tsv"), "--out", str(d / "tied-tool"), "--vocab", "40",
+         "--shared-vocab", "--hidden", "16", "--embed", "16", "--tie-embeddings", "all", "--max-steps", "10",
+         "--valid-every", "0", "--batch-tokens", "300", "--seed", "5", *CPU)
+    path = seq2seq.train(data["pairs"], str(d / "tied-py"), vocab=40, shared_vocab=True, hidden=16, embed=16,
+                         tie_embeddings="all", max_steps=10, valid_every=0, batch_tokens=300, seed=5, device="cpu",
+                         threads=1)
+    with seq2seq.ModelFile(str(d / "tied-tool.best.safetensors")) as a, seq2seq.ModelFile(path) as b:
+        assert a.config == b.config and b.config["tie_embeddings"] == "all"
+        for k in a.tensors:
+            assert (a.tensors[k] == b.tensors[k]).all(), k
+        roles = ["encoder.embedding.weight", "decoder.embedding.weight", "generator.weight"]
+        assert all(b.tensors[r] is b.tensors[roles[0]] for r in roles)
+    with pytest.raises(seq2seq.InvalidArgumentError):
+        seq2seq.Trainer(data["pairs"], str(d / "x"), tie_embeddings="all", hidden=16, embed=16)
+
+
 def test_modelfile(data):
     np = pytest.importorskip("numpy")
     with seq2seq.ModelFile(data["model"]) as f:
