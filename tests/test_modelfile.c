@@ -1007,6 +1007,23 @@ Test(modelfile, average_is_the_mean)
     uint8_t *after = read_bytes(out, &after_len);
     cr_assert(before_len == after_len && !memcmp(before, after, before_len), "a refused average wrote its output");
     free(before), free(after);
+    /* tied and untied (one tensor fewer): refused naming the field, either way round */
+    s2s_model_config c4 = c;
+    c4.embed = c4.hidden;
+    char up[128], tp[128];
+    snprintf(up, sizeof up, "%s", tpath("avg-untied.safetensors"));
+    snprintf(tp, sizeof tp, "%s", tpath("avg-tied.safetensors"));
+    s2s_model *un = new_model(ctx, &c4);
+    c4.tie_embeddings = S2S_TIE_DECODER;
+    s2s_model *ti = new_model(ctx, &c4);
+    cr_assert_eq(s2s_model_save(un, NULL, NULL, NULL, up), S2S_OK);
+    cr_assert_eq(s2s_model_save(ti, NULL, NULL, NULL, tp), S2S_OK);
+    s2s_model_free(un), s2s_model_free(ti);
+    const char *ut[2] = {up, tp}, *tu[2] = {tp, up};
+    cr_assert_eq(s2s_model_average(ctx, ut, 2, out), S2S_ERR_INVALID_ARG);
+    cr_assert(strstr(s2s_last_error(), "\"tie_embeddings\""), "%s", s2s_last_error());
+    cr_assert_eq(s2s_model_average(ctx, tu, 2, out), S2S_ERR_INVALID_ARG);
+    cr_assert(strstr(s2s_last_error(), "\"tie_embeddings\""), "%s", s2s_last_error());
     /* other tokenizers (one file has them, the other not): refused */
     static const char *text[] = {"the cat sat on the mat", "a dog ran in the park", "the bird sang a song"};
     const char *sents[120];

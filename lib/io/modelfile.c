@@ -671,6 +671,7 @@ static const char *config_diff(const s2s_model_config *a, const s2s_model_config
         {"attention", a->attention, b->attention, attn_names},
         {"src_vocab", a->src_vocab, b->src_vocab, NULL},
         {"tgt_vocab", a->tgt_vocab, b->tgt_vocab, NULL},
+        {"tie_embeddings", a->tie_embeddings, b->tie_embeddings, tie_names},
     };
     for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
         if (f[i].a == f[i].b)
@@ -919,6 +920,12 @@ static s2s_status add_file(s2s_context *ctx, const char *path, int is_base, cons
             return st_;
         }
         src = m;
+    }
+    /* equal configs give equal tensor lists; checked anyway: the sums are placed by offset */
+    if (s2s_model_param_numel(src) != s2s_model_param_numel(base)) {
+        free_loaded(m, st, tt);
+        return S2S_FAIL(S2S_ERR_INVALID_ARG, "%s: its %zu parameters are not %s's %zu: average checkpoints of one run",
+                        path, s2s_model_param_numel(src), base_path, s2s_model_param_numel(base));
     }
     size_t off = 0;
     s2s_status s = S2S_OK;

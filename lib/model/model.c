@@ -143,7 +143,8 @@ static s2s_status init_weights(s2s_model *m, uint64_t seed)
     for (int i = 0; i < m->params.count; i++) {
         const char *n = m->params.t[i].name;
         kind[i] = S2S_INIT_UNIFORM;
-        if (strstr(n, "embedding") && m->cfg.tie_embeddings) { /* also the output projection: its init */
+        /* the tied tensor (an untied encoder embedding beside it keeps the embedding init) */
+        if (m->cfg.tie_embeddings && m->params.grad + m->params.t[i].offset == m->gen_w.g) { /* as the output */
             bound[i] = 1.0f / sqrtf((float)m->cfg.hidden);
         } else if (strstr(n, "embedding")) {
             kind[i] = S2S_INIT_NORMAL_PAD0;

@@ -200,8 +200,8 @@ static s2s_status check_ranks(s2s_trainer *t)
     const s2s_trainer_options *o = &t->o;
     s2s_sha256 s;
     s2s_sha256_init(&s);
-    sha_text(&s, "%d %d %d %d %d %d %a %d %d %zu", (int)c->cell, c->layers, c->hidden, c->embed, c->bidirectional,
-             (int)c->attention, c->dropout, c->src_vocab, c->tgt_vocab, t->m->params.total);
+    sha_text(&s, "%d %d %d %d %d %d %a %d %d %d %zu", (int)c->cell, c->layers, c->hidden, c->embed, c->bidirectional,
+             (int)c->attention, c->dropout, c->src_vocab, c->tgt_vocab, (int)c->tie_embeddings, t->m->params.total);
     sha_tokenizer(&s, t->src_tok);
     sha_tokenizer(&s, t->tgt_tok);
     s2s_sha256_final(&s, mine[0]);
