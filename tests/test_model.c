@@ -137,7 +137,10 @@ static void model_fd(s2s_cell cell, int layers, int bidir, s2s_attention attn, f
 }
 
 /* tied embeddings: the one tensor's gradient is that of the loss through all its roles */
-Test(model_fd, lstm_general_tied_decoder_dropout) { model_fd_tied(S2S_CELL_LSTM, 1, 0, S2S_ATTN_GENERAL, 0.2f, 0.1f, S2S_TIE_DECODER); }
+Test(model_fd, lstm_general_tied_decoder_dropout)
+{
+    model_fd_tied(S2S_CELL_LSTM, 1, 0, S2S_ATTN_GENERAL, 0.2f, 0.1f, S2S_TIE_DECODER);
+}
 Test(model_fd, gru_bidir_dot_tied_all) { model_fd_tied(S2S_CELL_GRU, 1, 1, S2S_ATTN_DOT, 0.0f, 0.0f, S2S_TIE_ALL); }
 
 Test(model_fd, lstm_bidir_general_two_layers_dropout) { model_fd(S2S_CELL_LSTM, 2, 1, S2S_ATTN_GENERAL, 0.3f, 0.1f); }

@@ -400,9 +400,9 @@ static s2s_status load_tokenizers(const s2s_st_file *f, s2s_tokenizer **src, s2s
     return S2S_OK;
 }
 
-/* A lower bound on the floats a config needs, from tensors every model has (both embeddings,
- * the generator: fewer when tied, and per decoder layer a recurrent weight of at least H x H), against the F32
- * values the file holds: checked before a model of that config is allocated, so that a corrupt
+/* A lower bound on the floats a config needs, from tensors every model has (both embeddings
+ * and the generator, one tensor fewer per tie, and per decoder layer a recurrent weight of at
+ * least H x H), against the F32 values the file holds: checked before a model of that config is allocated, so that a corrupt
  * config cannot make a small file allocate (and initialise) gigabytes. In double: exact far
  * beyond any file size, and no overflow for the unchecked ranges s2s_model_create refuses. */
 static s2s_status check_config_fits(const s2s_st_file *f, const s2s_model_config *c)

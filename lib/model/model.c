@@ -123,9 +123,10 @@ static s2s_status build(s2s_model *m)
         m->attn_out = s2s_params_view(&m->params, i_aout);
     m->gen_w = s2s_params_view(&m->params, i_gw);
     m->gen_b = s2s_params_view(&m->params, i_gb);
-    m->dec_start = (size_t)(s2s_params_view(&m->params, dec_idx[0][0]).g - m->params.grad);
-    if (c->tie_embeddings != S2S_TIE_ALL)
-        m->dec_start = (size_t)(m->tgt_emb.g - m->params.grad);
+    /* the decoder's part starts at its embedding, or (ALL: that is the source's) its first layer */
+    m->dec_start = (size_t)((c->tie_embeddings == S2S_TIE_ALL ? s2s_params_view(&m->params, dec_idx[0][0]).g
+                                                               : m->tgt_emb.g) -
+                            m->params.grad);
     m->gen_start = (size_t)((c->tie_embeddings ? m->gen_b.g : m->gen_w.g) - m->params.grad);
     for (int l = 0; l < L; l++) {
         for (int d = 0; d < m->dirs; d++)

@@ -803,7 +803,7 @@ static void report(s2s_trainer *t, s2s_train_progress *p)
         p->comm_wait = t->comm ? (t->comm->wait_s - t->wait_report) / span : 0.0;
         t->wait_report = t->comm ? t->comm->wait_s : 0.0;
         p->loss = (float)(t->loss_sum / (t->tok_sum ? t->tok_sum : 1));
-        p->tokens_per_s = t->tok_report / (now - t->t_report > 1e-9 ? now - t->t_report : 1e-9);
+        p->tokens_per_s = t->tok_report / span;
         p->eta_s = eta(t, elapsed, (now - t->t_report) / steps);
         t->loss_sum = 0, t->tok_sum = 0, t->tok_report = 0, t->t_report = now;
     }

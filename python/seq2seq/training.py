@@ -62,7 +62,8 @@ class Trainer(Handle):
     Model options: cell ("lstm", "gru", "rnn"), layers, hidden, embed, bidirectional,
     attention ("none", "dot", "general"), dropout, vocab (one SentencePiece vocabulary per side,
     or shared_vocab), tie_embeddings ("none"; "decoder": the decoder's input embedding is the
-    output projection, needs embed == hidden; "all": the source embedding too, needs shared_vocab). Trainer options: batch_tokens, max_len, lr, warmup_steps, label_smoothing,
+    output projection, needs embed == hidden; "all": the source embedding too, needs shared_vocab).
+    Trainer options: batch_tokens, max_len, lr, warmup_steps, label_smoothing,
     clip_norm, valid_every, valid_max, keep_last, patience, minutes, max_steps, max_epochs,
     report_every, average_last. run() holds the calling thread (the GIL is released) until training ends."""
 
@@ -71,7 +72,8 @@ class Trainer(Handle):
     def __init__(self, train: Sequence[Tuple[str, str]], out, valid: Optional[Sequence[Tuple[str, str]]] = None,
                  vocab: int = 8000, shared_vocab: bool = False, cell: str = "lstm", layers: int = 1, hidden: int = 256,
                  embed: int = 256, bidirectional: bool = False, attention: str = "general", dropout: float = 0.2,
-                 tie_embeddings: str = "none", device: str = "auto", threads: Optional[int] = None, seed: int = 1, **options):
+                 tie_embeddings: str = "none", device: str = "auto", threads: Optional[int] = None, seed: int = 1,
+                 **options):
         super().__init__()
         self._ctx = self._train = self._valid = self._st = self._tt = self._m = self._t = None
         self._keep = []
