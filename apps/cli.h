@@ -513,7 +513,7 @@ static void train_opts_default(train_opts *t)
         {"--batch-tokens", OPT_INT, &(t).to.batch_tokens, 1, 10000000, 0},                                         \
         {"--max-len", OPT_INT, &(t).to.max_len, 1, 100000, 0}, {"--lr", OPT_FLOAT, &(t).to.lr, 1e-9, 100, 0},        \
         {"--warmup", OPT_INT, &(t).to.warmup_steps, 0, 10000000, 0},                                               \
-        {"--schedule", OPT_CHOICE, &(t).schedule, 0, 0, "invsqrt|plateau"},                                        \
+        {"--schedule", OPT_CHOICE, &(t).schedule, 0, 0, "invsqrt|plateau|linear"},                                 \
         {"--label-smoothing", OPT_FLOAT, &(t).to.label_smoothing, 0, 0.99, 0},                                     \
         {"--clip", OPT_FLOAT, &(t).to.clip_norm, 0, 1e9, 0},                                                       \
         {"--valid-every", OPT_INT, &(t).to.valid_every, 0, 100000000, 0},                                          \
@@ -537,7 +537,10 @@ static void train_opts_default(train_opts *t)
     "  --attention none|dot|general (general)   --dropout P (0.2)\n"                                              \
     "  --tie-embeddings none|decoder|all (none): decoder: the target embedding is the output layer's weight\n"    \
     "                          (needs --embed = --hidden); all: the source embedding too (needs --shared-vocab)\n" \
-    "  --batch-tokens N (4000) --max-len N (100) --lr X (1e-3) --warmup N (400) --schedule invsqrt|plateau\n"     \
+    "  --batch-tokens N (4000) --max-len N (100) --lr X (1e-3) --warmup N (400)\n"                              \
+    "  --schedule invsqrt|plateau|linear (invsqrt): after warm-up, lr*sqrt(warmup/step); or lr halved\n"        \
+    "                          when validation stalls; or lr falling to lr/1000 at the end of the budget\n"        \
+    "                          (--minutes, --max-steps or --epochs, whichever ends first)\n"                       \
     "  --label-smoothing X (0.1) --clip X (5) --valid-every N (500) --valid-max N (1000) --no-valid-bleu\n"     \
     "  --keep N (3) --patience N (0: off) --minutes X --max-steps N --epochs N --report-every N (100)\n"       \
     "  --average-last K        at the end, PREFIX.avg.safetensors = the mean of the last K checkpoints (keeps K)\n" \
@@ -554,7 +557,8 @@ static void apply_train_choices(train_opts *t)
     t->mc.attention = att[t->attention];
     t->mc.tie_embeddings = (s2s_tie)t->tie;
     t->to.valid_bleu = !t->no_valid_bleu;
-    t->to.schedule = t->schedule ? S2S_LR_PLATEAU : S2S_LR_INVERSE_SQRT;
+    static const s2s_lr_schedule schedules[3] = {S2S_LR_INVERSE_SQRT, S2S_LR_PLATEAU, S2S_LR_LINEAR};
+    t->to.schedule = schedules[t->schedule];
     t->to.out_prefix = t->out;
     if (t->to.keep_last < t->to.average_last) /* the averaged checkpoints must still be there */
         t->to.keep_last = t->to.average_last;

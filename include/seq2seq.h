@@ -731,12 +731,19 @@ S2S_API void s2s_comm_abort(s2s_comm *comm, int code);
 
 /* ---- trainer ------------------------------------------------------------------------------
  * Trains a model on a tokenized corpus: length-bucketed batches of about batch_tokens target
- * tokens in a seeded order, Adam with warm-up then inverse-square-root or plateau decay, label
+ * tokens in a seeded order, Adam with warm-up then inverse-square-root, plateau or linear decay, label
  * smoothing, clipping, dropout; validation every valid_every steps (perplexity, and corpus BLEU
  * of greedy translations); checkpoints (the last keep_last kept, and the best model); early
  * stopping; a time budget; a metrics CSV and an SVG loss plot. Stopping and resuming from a
  * checkpoint continues exactly (bit-identical weights on the CPU). */
-typedef enum s2s_lr_schedule { S2S_LR_INVERSE_SQRT = 0, S2S_LR_PLATEAU } s2s_lr_schedule;
+typedef enum s2s_lr_schedule {
+    S2S_LR_INVERSE_SQRT = 0, /* after warm-up, lr * sqrt(warmup/step) */
+    S2S_LR_PLATEAU,          /* lr until validation stalls, then times plateau_factor */
+    S2S_LR_LINEAR            /* lr falling in a straight line to lr/1000 at the end of the budget:
+                                the largest share spent of max_steps, max_epochs and minutes
+                                (with no limit, the one epoch); a run resumed with a time budget
+                                spreads the rest of the fall over its minutes */
+} s2s_lr_schedule;
 
 typedef struct s2s_train_progress {
     int epoch;              /* 1-based */
@@ -763,7 +770,8 @@ typedef struct s2s_trainer_options {
                                   default 100 */
     float lr;                  /* peak learning rate; default 1e-3 */
     int warmup_steps;          /* linear warm-up; default 400 */
-    s2s_lr_schedule schedule;  /* default INVERSE_SQRT (after warm-up, lr * sqrt(warmup/step)) */
+    s2s_lr_schedule schedule;  /* default INVERSE_SQRT (after warm-up, lr * sqrt(warmup/step));
+                                  PLATEAU; LINEAR (to the end of the budget) */
     float plateau_factor;      /* PLATEAU: multiply lr by this when validation stalls; 0.5 */
     int plateau_patience;      /* PLATEAU: validations without improvement before decay; 2 */
     float label_smoothing;     /* default 0.1 */

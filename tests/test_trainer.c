@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 
 
 typedef struct world {
@@ -197,5 +198,150 @@ Test(trainer, averages_the_last_checkpoints, .timeout = 60)
     for (int i = 0; i < 3; i++)
         free(v[i]);
     s2s_model_free(m);
+    world_free(&w);
+}
+
+typedef struct lr_log {
+    long n;
+    long step[64];
+    float lr[64];
+} lr_log;
+
+static void log_lr(const s2s_train_progress *p, void *user)
+{
+    lr_log *l = user;
+    if (!p->is_validation && l->n < 64)
+        l->step[l->n] = p->step, l->lr[l->n++] = p->lr;
+}
+
+/* The learning rate of step s under LINEAR with max_steps N and warm-up w. */
+static double linear_lr(double peak, long s, long w, long n)
+{
+    double f = s < w ? (double)s / (double)w : 1.0, down = 1.0 - (double)s / (double)n;
+    return peak * fmin(f, fmax(1e-3, down));
+}
+
+/* LINEAR: warm-up, then a straight fall to lr/1000 at the last of max_steps (every step's
+ * reported lr, to float precision); with max_epochs instead, the fall ends at the last epoch's
+ * last batch; an unknown schedule is refused. */
+Test(trainer, linear_schedule_falls_to_the_end_of_the_budget, .timeout = 60)
+{
+    world w;
+    world_make(&w);
+    s2s_model *m = toy_model(&w);
+    s2s_trainer *t = NULL;
+    s2s_trainer_options o = toy_options(&w, "lin", 40);
+    o.schedule = (s2s_lr_schedule)7;
+    cr_assert_eq(s2s_trainer_create(m, w.t.tok, w.t.tok, w.t.train, w.t.valid, &o, &t), S2S_ERR_INVALID_ARG);
+    cr_assert(strstr(s2s_last_error(), "schedule 7"), "%s", s2s_last_error());
+    lr_log l = {0};
+    o.schedule = S2S_LR_LINEAR, o.report_every = 1, o.valid_every = 0, o.progress = log_lr, o.progress_user = &l;
+    cr_assert_eq(s2s_trainer_create(m, w.t.tok, w.t.tok, w.t.train, w.t.valid, &o, &t), S2S_OK, "%s",
+                 s2s_last_error());
+    cr_assert_eq(s2s_trainer_run(t), S2S_OK, "%s", s2s_last_error());
+    s2s_trainer_free(t);
+    cr_assert_eq(l.n, 40, "one report per step");
+    for (long i = 0; i < l.n; i++) {
+        double want = linear_lr(o.lr, l.step[i], o.warmup_steps, o.max_steps);
+        cr_assert(fabs(l.lr[i] - want) <= 1e-6 * want, "step %ld: lr %g, want %g", l.step[i], l.lr[i], want);
+    }
+    cr_assert(fabs(l.lr[39] - o.lr * 1e-3) <= 1e-9, "the last step's lr %g is lr/1000", l.lr[39]);
+    /* two epochs, no step limit: the fall follows the batches */
+    l.n = 0;
+    o.max_steps = 0, o.max_epochs = 2;
+    cr_assert_eq(s2s_trainer_create(m, w.t.tok, w.t.tok, w.t.train, w.t.valid, &o, &t), S2S_OK);
+    cr_assert_eq(s2s_trainer_run(t), S2S_OK, "%s", s2s_last_error());
+    long pairs, skipped, batches;
+    s2s_trainer_data_counts(t, &pairs, &skipped, &batches);
+    s2s_trainer_free(t);
+    cr_assert_eq(l.n, 2 * batches, "%ld reports for 2 epochs of %ld batches", l.n, batches);
+    for (long i = 0; i < l.n; i++) {
+        double want = linear_lr(o.lr, l.step[i], o.warmup_steps, 2 * batches);
+        cr_assert(fabs(l.lr[i] - want) <= 1e-5 * want, "epochs: step %ld: lr %g, want %g", l.step[i], l.lr[i], want);
+    }
+    s2s_model_free(m);
+    world_free(&w);
+}
+
+/* Rewrites the trainer state's version in a checkpoint file (the bytes after its magic) and
+ * the state tensor's CRC32 in the header, as a file of that version would hold them. */
+static void set_state_version(const char *path, uint32_t version)
+{
+    FILE *f = fopen(path, "r+b");
+    cr_assert_not_null(f, "%s", path);
+    static unsigned char buf[1 << 22];
+    size_t n = fread(buf, 1, sizeof buf, f), len = 64; /* sizeof(train_state) */
+    cr_assert(n < sizeof buf, "%s is larger than the test's buffer", path);
+    const unsigned char magic[4] = {0x54, 0x53, 0x32, 0x53}; /* 0x53325354, little-endian */
+    long at = -1;
+    for (size_t i = 0; i + len <= n && at < 0; i++)
+        if (!memcmp(buf + i, magic, 4) && buf[i + 4] == 2 && !buf[i + 5] && !buf[i + 6] && !buf[i + 7])
+            at = (long)i;
+    cr_assert_geq(at, 0, "no version-2 trainer state in %s", path);
+    char old_crc[9], new_crc[9];
+    snprintf(old_crc, sizeof old_crc, "%08lx", crc32_z(0, buf + at, len));
+    buf[at + 4] = (unsigned char)version;
+    snprintf(new_crc, sizeof new_crc, "%08lx", crc32_z(0, buf + at, len));
+    unsigned char *hit = memmem(buf, (size_t)at, old_crc, 8);
+    cr_assert_not_null(hit, "the header of %s holds no CRC32 %s", path, old_crc);
+    memcpy(hit, new_crc, 8);
+    rewind(f);
+    cr_assert_eq(fwrite(buf, 1, n, f), n);
+    cr_assert_eq(fclose(f), 0);
+}
+
+/* How many of m's weights differ in their bits from want[0..n). */
+static size_t differing(const float *want, size_t n, s2s_model *m)
+{
+    size_t nm, diff = 0;
+    float *w = tu_weights(m, &nm);
+    cr_assert_eq(nm, n);
+    for (size_t i = 0; i < n; i++)
+        diff += memcmp(&want[i], &w[i], sizeof(float)) != 0;
+    free(w);
+    return diff;
+}
+
+/* LINEAR resumes exactly (its progress is in the checkpoint); a checkpoint of trainer-state
+ * version 1 (before the schedule existed) still resumes; an unknown version is refused. */
+Test(trainer, linear_schedule_resumes_bit_identical_and_old_state_loads, .timeout = 120)
+{
+    world w;
+    world_make(&w);
+    s2s_model *a = toy_model(&w), *b = toy_model(&w), *c = toy_model(&w);
+    s2s_trainer *ta = NULL, *tb = NULL, *tc = NULL;
+    s2s_trainer_options oa = toy_options(&w, "la", 30), ob = toy_options(&w, "lb", 30);
+    oa.schedule = ob.schedule = S2S_LR_LINEAR;
+    cr_assert_eq(s2s_trainer_create(a, w.t.tok, w.t.tok, w.t.train, w.t.valid, &oa, &ta), S2S_OK, "%s",
+                 s2s_last_error());
+    cr_assert_eq(s2s_trainer_run(ta), S2S_OK, "%s", s2s_last_error());
+    cr_assert_eq(s2s_trainer_create(b, w.t.tok, w.t.tok, w.t.train, w.t.valid, &ob, &tb), S2S_OK);
+    cr_assert_eq(s2s_trainer_steps(tb, 20), S2S_OK, "%s", s2s_last_error()); /* stopped at 20 of 30 */
+    s2s_trainer_free(tb);
+    char ck[256];
+    snprintf(ck, sizeof ck, "%s/lb.ckpt-20.safetensors", w.t.dir);
+    cr_assert_eq(s2s_trainer_create(c, w.t.tok, w.t.tok, w.t.train, w.t.valid, &ob, &tc), S2S_OK);
+    cr_assert_eq(s2s_trainer_resume(tc, ck), S2S_OK, "%s", s2s_last_error());
+    cr_assert_eq(s2s_trainer_run(tc), S2S_OK, "%s", s2s_last_error());
+    size_t na;
+    float *wa = tu_weights(a, &na);
+    cr_assert_eq(differing(wa, na, c), 0, "weights differ after resuming a linear schedule");
+    s2s_trainer_free(tc);
+    /* version 1 resumes: its progress is recomputed from the steps, the same run again */
+    set_state_version(ck, 1);
+    cr_assert_eq(s2s_trainer_create(c, w.t.tok, w.t.tok, w.t.train, w.t.valid, &ob, &tc), S2S_OK);
+    cr_assert_eq(s2s_trainer_resume(tc, ck), S2S_OK, "version 1: %s", s2s_last_error());
+    cr_assert_eq(s2s_trainer_run(tc), S2S_OK, "%s", s2s_last_error());
+    cr_assert_eq(differing(wa, na, c), 0, "weights differ after resuming a version-1 state");
+    free(wa);
+    s2s_trainer_free(tc);
+    snprintf(ck, sizeof ck, "%s/la.ckpt-30.safetensors", w.t.dir);
+    set_state_version(ck, 9);
+    cr_assert_eq(s2s_trainer_create(c, w.t.tok, w.t.tok, w.t.train, w.t.valid, &ob, &tc), S2S_OK);
+    cr_assert_eq(s2s_trainer_resume(tc, ck), S2S_ERR_FORMAT);
+    cr_assert(strstr(s2s_last_error(), "no trainer state of this version"), "%s", s2s_last_error());
+    s2s_trainer_free(tc);
+    s2s_trainer_free(ta);
+    s2s_model_free(a), s2s_model_free(b), s2s_model_free(c);
     world_free(&w);
 }

@@ -32,7 +32,7 @@
 #include <unistd.h>
 
 #define STATE_MAGIC 0x53325354u /* "S2ST" */
-#define STATE_VERSION 1
+#define STATE_VERSION 2 /* 2: budget_done; a version-1 state (without it) still resumes */
 
 /* What a checkpoint carries besides weights and moments. Fixed-size fields only. */
 typedef struct train_state {
@@ -41,6 +41,7 @@ typedef struct train_state {
     int32_t epoch, bad_valids, plateau_bad, nonfinite_run;
     float lr_scale, best_score;
     int32_t have_best;
+    float budget_done; /* LINEAR: the share of the budget spent at the last step, in [0, 1] */
 } train_state;
 
 struct s2s_trainer {
@@ -64,6 +65,9 @@ struct s2s_trainer {
     s2s_comm *comm;
     int rank, world;
     int time_up;             /* the ranks agreed at the last step that the time budget is spent */
+    double time_done;        /* the share of this run's time budget spent at the last step (the
+                                ranks' mean); 0 without a time budget */
+    float done0;             /* st.budget_done when this run started: its time covers the rest */
     int weights_checked;     /* every rank's weights compared once per run */
     double wait_report;      /* comm->wait_s at the last report */
     size_t zchunk;           /* ZeRO-1: parameters per rank (the block padded to world * zchunk) */
@@ -100,14 +104,14 @@ static s2s_status check_options(const s2s_trainer_options *o)
 {
     if (o->batch_tokens < 1 || o->max_len < 1 || !(o->lr > 0) || o->warmup_steps < 0 || o->valid_every < 0 ||
         o->keep_last < 1 || o->patience < 0 || o->minutes < 0 || o->max_steps < 0 || o->max_epochs < 0 ||
-        o->report_every < 1 || o->nonfinite_halve < 1 || o->nonfinite_stop < 1 ||
+        o->report_every < 1 || o->nonfinite_halve < 1 || o->nonfinite_stop < 1 || (unsigned)o->schedule > S2S_LR_LINEAR ||
         !(o->label_smoothing >= 0 && o->label_smoothing < 1) || !(o->plateau_factor > 0 && o->plateau_factor <= 1))
         return S2S_FAIL(S2S_ERR_INVALID_ARG,
                         "trainer options out of range: batch_tokens %d, max_len %d, keep_last %d, report_every %d "
                         "must be >= 1; lr %g > 0; label_smoothing %g in [0, 1); plateau_factor %g in (0, 1]; "
-                        "the rest >= 0",
+                        "schedule %d one of s2s_lr_schedule; the rest >= 0",
                         o->batch_tokens, o->max_len, o->keep_last, o->report_every, o->lr, o->label_smoothing,
-                        o->plateau_factor);
+                        o->plateau_factor, (int)o->schedule);
     if (o->batch_tokens < o->max_len + 1)
         return S2S_FAIL(S2S_ERR_INVALID_ARG, "batch_tokens %d cannot hold one pair of max_len %d (+ EOS); raise it",
                         o->batch_tokens, o->max_len);
@@ -156,6 +160,30 @@ static s2s_status append_csv(s2s_trainer *t, const s2s_train_progress *p)
 
 /* ---- schedule ------------------------------------------------------------------------------ */
 
+/* The share of this run's time budget spent so far, in [0, 1]; 0 without one. */
+static double time_share(const s2s_trainer *t)
+{
+    const s2s_trainer_options *o = &t->o;
+    return o->minutes > 0 ? fmin(1.0, (s2s_now_ms() * 1e-3 - t->t0) / (o->minutes * 60)) : 0.0;
+}
+
+/* LINEAR's progress: the largest share spent of any limit that is set (steps, epochs, time;
+ * with none, the one epoch that is run), at the end of step `step`. A resumed run's time
+ * budget covers what was left of the share when it started. Never decreases. */
+static float budget_done(const s2s_trainer *t, long step)
+{
+    const s2s_trainer_options *o = &t->o;
+    double d = t->st.budget_done;
+    if (o->max_steps)
+        d = fmax(d, (double)step / (double)o->max_steps);
+    int epochs = o->max_epochs ? o->max_epochs : !o->max_steps && o->minutes <= 0 ? 1 : 0;
+    if (epochs && t->plan.nbatches)
+        d = fmax(d, ((double)t->st.epoch - 1 + (double)(t->st.batch_in_epoch + 1) / (double)t->plan.nbatches) / epochs);
+    if (o->minutes > 0)
+        d = fmax(d, t->done0 + (1.0 - t->done0) * t->time_done);
+    return (float)fmin(d, 1.0);
+}
+
 static float learning_rate(const s2s_trainer *t, long step)
 {
     const s2s_trainer_options *o = &t->o;
@@ -164,6 +192,8 @@ static float learning_rate(const s2s_trainer *t, long step)
         f = s / w;
     else if (o->schedule == S2S_LR_INVERSE_SQRT && w > 0)
         f = sqrt(w / s);
+    if (o->schedule == S2S_LR_LINEAR) /* down to a thousandth of the peak at the end of the budget */
+        f = fmin(f, fmax(1e-3, 1.0 - (double)t->st.budget_done));
     return (float)(o->lr * f * t->st.lr_scale);
 }
 
@@ -346,7 +376,7 @@ static s2s_status trainer_init(s2s_trainer *t)
         s2s_log(t->m->ctx, S2S_LOG_WARN,
                 "training data: %zu pairs used; %ld skipped as longer than %d tokens, %ld with an empty source",
                 t->td.n, t->td.skipped_long, o->max_len, t->td.skipped_empty);
-    t->st = (train_state){STATE_MAGIC, STATE_VERSION, 0, 0, 0, 1, 0, 0, 0, 1.0f, 0.0f, 0};
+    t->st = (train_state){STATE_MAGIC, STATE_VERSION, 0, 0, 0, 1, 0, 0, 0, 1.0f, 0.0f, 0, 0.0f};
     t->plan_epoch = -1;
     t->world = 1;
     /* an MPI or NCCL communicator of one rank takes the data-parallel path too (its sums are
@@ -718,7 +748,7 @@ S2S_API s2s_status s2s_trainer_resume(s2s_trainer *t, const char *path)
     size_t len = a.len;
     train_state s;
     if (len != sizeof s || ((train_state *)blob)->magic != STATE_MAGIC ||
-        ((train_state *)blob)->version != STATE_VERSION) {
+        (((train_state *)blob)->version != STATE_VERSION && ((train_state *)blob)->version != 1)) {
         free(blob);
         return S2S_FAIL(S2S_ERR_FORMAT, "%s holds no trainer state of this version (%zu bytes); resume from a "
                                         "checkpoint written by s2s_trainer_checkpoint",
@@ -726,6 +756,9 @@ S2S_API s2s_status s2s_trainer_resume(s2s_trainer *t, const char *path)
     }
     memcpy(&s, blob, sizeof s);
     free(blob);
+    if (s.version == 1) /* written before budget_done: its bytes were padding */
+        s.budget_done = 0.0f;
+    s.version = STATE_VERSION;
     t->st = s;
     t->weights_checked = 0;
     t->plan_epoch = -1; /* rebuilt for st.epoch on the next step */
@@ -880,12 +913,14 @@ static s2s_status shard_grads(s2s_trainer *t, const s2s_batch *b, s2s_loss_optio
             st = c->ops->reduce_scatter(c, t->zbuf, t->zgrad, t->zchunk);
     }
     /* the global loss, and whether any rank has spent the time budget (all stop together) */
-    double v[3] = {(double)l * n, n, t->o.minutes > 0 && s2s_now_ms() * 1e-3 - t->t0 >= t->o.minutes * 60};
+    double v[4] = {(double)l * n, n, t->o.minutes > 0 && s2s_now_ms() * 1e-3 - t->t0 >= t->o.minutes * 60,
+                   time_share(t)};
     if (st == S2S_OK)
-        st = c->ops->sum_host(c, v, 3);
+        st = c->ops->sum_host(c, v, 4);
     *loss = (float)(v[0] / (v[1] > 0 ? v[1] : 1));
     *ntok = (int)v[1];
     t->time_up = v[2] > 0;
+    t->time_done = v[3] / t->world; /* the ranks' mean: every rank takes the same learning rate */
     return st;
 }
 
@@ -932,8 +967,11 @@ static s2s_status one_step(s2s_trainer *t)
     int ntok = 0;
     if (t->comm)
         S2S_TRY(shard_grads(t, &t->hb.b, &lo, &loss, &ntok));
-    else
+    else {
         S2S_TRY(s2s_model_forward_backward(t->m, &t->hb.b, &lo, &loss, &ntok));
+        t->time_done = time_share(t);
+    }
+    t->st.budget_done = budget_done(t, t->st.step + 1);
     float lr = learning_rate(t, t->st.step + 1);
     s2s_status st = !isfinite(loss) ? S2S_ERR_NUMERIC
                     : t->zbuf       ? zero_update(t, lr, &norm)
@@ -1008,6 +1046,8 @@ static s2s_status loop(s2s_trainer *t, long max_now, int final_round)
     t->t0 = t->t_report = s2s_now_ms() * 1e-3;
     t->loss_sum = 0, t->tok_sum = 0, t->tok_report = 0;
     t->time_up = 0;
+    t->time_done = 0.0;
+    t->done0 = t->st.budget_done;
     if (t->comm && !t->weights_checked) {
         S2S_TRY(check_weights(t));
         t->weights_checked = 1;
