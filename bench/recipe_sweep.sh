@@ -56,6 +56,7 @@ while IFS=$'\t' read -r name opts; do
   # shellcheck disable=SC2086
   "$build/s2s-translate" train "${data[@]}" --out "$tmp/$name" --minutes "$minutes" --threads "$threads" $opts \
     >"$out/$name.train.log" 2>&1 || { echo "recipe_sweep.sh: $name failed:" >&2; tail -3 "$out/$name.train.log" >&2; continue; }
+  sed -i "s|$tmp/|MODELS/|g" "$out/$name.train.log" # the log names the models' folder, not this machine's path
   model=$tmp/$name.best.safetensors
   [ -f "$tmp/$name.avg.safetensors" ] && model=$tmp/$name.avg.safetensors
   "$build/s2s-translate" eval --model "$model" "${evalset[@]}" --threads "$threads" --quiet >"$out/$name.eval.log" 2>&1
