@@ -41,13 +41,17 @@ S2S_HD s2s_philox4 s2s_philox4x32_10(uint32_t c0, uint32_t c1, uint32_t c2, uint
 /* Uniform float in [0, 1) from 24 high bits. */
 S2S_HD float s2s_u32_to_unit(uint32_t x) { return (float)(x >> 8) * (1.0f / 16777216.0f); }
 
+/* The four words of counter block q of (seed, stream): the draws of elements 4q .. 4q+3. */
+S2S_HD s2s_philox4 s2s_philox_block(uint64_t seed, uint64_t stream, uint64_t q)
+{
+    return s2s_philox4x32_10((uint32_t)q, (uint32_t)(q >> 32), (uint32_t)stream, (uint32_t)(stream >> 32),
+                             (uint32_t)seed, (uint32_t)(seed >> 32));
+}
+
 /* The uniform draw for element e of (seed, stream). */
 S2S_HD float s2s_philox_uniform(uint64_t seed, uint64_t stream, uint64_t e)
 {
-    uint64_t q = e >> 2;
-    s2s_philox4 r = s2s_philox4x32_10((uint32_t)q, (uint32_t)(q >> 32), (uint32_t)stream, (uint32_t)(stream >> 32),
-                                      (uint32_t)seed, (uint32_t)(seed >> 32));
-    return s2s_u32_to_unit(r.v[e & 3]);
+    return s2s_u32_to_unit(s2s_philox_block(seed, stream, e >> 2).v[e & 3]);
 }
 
 /* Where element e of a tensor made of groups of `rows` rows of `width` values ([T][B][W])

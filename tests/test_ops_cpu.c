@@ -185,11 +185,12 @@ static double attn_loss(void *p)
     return dot(k->ctx, k->r, (size_t)k->B * k->H);
 }
 
-static void attn_fd(int shared)
+/* S = 5, B = 3, H = 4; wide: H = 21 (dot8's 8-lane loop and its tail), S = 6, B = 2 */
+static void attn_fd(int shared, int wide)
 {
     uint64_t seed = tu_seed(), s = seed;
-    int S = 5, B = 3, H = 4;
-    int32_t len[3] = {5, 2, 1};
+    int S = wide ? 6 : 5, B = wide ? 2 : 3, H = wide ? 21 : 4;
+    int32_t len[3] = {S, wide ? 4 : 2, 1};
     size_t sbh = (size_t)S * B * H, bh = (size_t)B * H;
     float *buf = calloc(sbh * 4 + bh * 4 + (size_t)B * S, sizeof(float)), *p = buf;
     attn_case k = {.be = cpu(), .S = S, .B = B, .H = H, .len = len};
@@ -228,8 +229,9 @@ static void attn_fd(int shared)
     k.be->ops->free(k.be);
 }
 
-Test(ops_cpu, attention_fd) { attn_fd(0); }
-Test(ops_cpu, attention_shared_keys_fd) { attn_fd(1); }
+Test(ops_cpu, attention_fd) { attn_fd(0, 0); }
+Test(ops_cpu, attention_shared_keys_fd) { attn_fd(1, 0); }
+Test(ops_cpu, attention_wide_fd) { attn_fd(0, 1); attn_fd(1, 1); }
 
 /* ---- fused log-softmax + cross-entropy ------------------------------------------------- */
 typedef struct {
@@ -279,6 +281,39 @@ Test(ops_cpu, xent_fd_and_reference)
         cr_assert_eq(grad[V + c], 0.0f, "padding row must get zero gradient");
     tu_fd_check("xent dlogits", x, 28, grad, xent_loss, &k, FD_H, FD_ATOL, FD_RTOL, 28, seed);
     k.be->ops->free(k.be);
+}
+
+/* Rows wider than a vector (V = 37: the AVX2 loops and their tails): the loss and every
+ * gradient element against the formulas in double, g (softmax - (1 - eps) onehot - eps / V). */
+Test(ops_cpu, xent_wide_rows_against_double)
+{
+    uint64_t seed = tu_seed(), s = seed;
+    s2s_backend *be = cpu();
+    enum { N = 5, V = 37 };
+    int32_t tgt[N] = {36, 0, 5, 17, 8}; /* row 1 is padding */
+    float x[N * V], g[N * V], rows[N], eps = 0.1f, scale = 0.5f;
+    tu_fill(&s, x, N * V, -6, 6);
+    memcpy(g, x, sizeof x);
+    cr_assert_eq(be->ops->xent(be, g, tgt, N, V, 0, eps, scale, rows), S2S_OK);
+    for (int r = 0; r < N; r++) {
+        const float *xr = x + r * V;
+        double mx = -1e300, z = 0, sum = 0;
+        for (int c = 0; c < V; c++)
+            mx = fmax(mx, xr[c]);
+        for (int c = 0; c < V; c++)
+            z += exp(xr[c] - mx);
+        double lse = mx + log(z);
+        for (int c = 0; c < V; c++)
+            sum += lse - xr[c];
+        double want = tgt[r] == 0 ? 0.0 : (1 - eps) * (lse - xr[tgt[r]]) + eps * sum / V;
+        cr_assert(fabs(rows[r] - want) <= 1e-5 + 1e-5 * fabs(want), "row %d: loss %.7g, want %.7g", r, rows[r], want);
+        for (int c = 0; c < V; c++) {
+            double gw = tgt[r] == 0 ? 0.0 : scale * (exp(xr[c] - lse) - eps / V - (c == tgt[r] ? 1 - eps : 0.0));
+            cr_assert(fabs(g[r * V + c] - gw) <= 1e-6 + 1e-5 * fabs(gw), "row %d col %d: grad %.7g, want %.7g", r, c,
+                      g[r * V + c], gw);
+        }
+    }
+    be->ops->free(be);
 }
 
 /* ---- embedding -------------------------------------------------------------------------- */
@@ -418,6 +453,8 @@ Test(ops_cpu, dropout_mask_rate_scale_and_backward)
         else
             cr_assert_float_eq(y[i], x[i] / (1.0f - p), 1e-5);
     }
+    for (size_t i = 0; i < n; i++) /* the contract: element e's mask is s2s_dropout_scale's, bit for bit */
+        cr_assert_eq(y[i], x[i] * s2s_dropout_scale(42, 7, i, p), "element %zu", i);
     /* binomial: sd = sqrt(n p (1-p)) ~ 145; allow 5 sd */
     cr_assert(fabs((double)zeros - p * n) < 5 * 145, "dropped %zu of %zu at p = %g", zeros, n, p);
     /* backward is the same mask: applying it to ones gives the mask itself */

@@ -458,6 +458,8 @@ static s2s_status cpu_attn_fwd(s2s_backend *be, int S, int B, int H, const float
     return S2S_OK;
 }
 
+/* dalpha[s] = dctx . v_s (dot8: vectorised, one fixed order); dscore[s] = alpha[s] (dalpha[s]
+ * - sum_u alpha[u] dalpha[u]); the gradient loops are plain element-wise updates. */
 static s2s_status cpu_attn_bwd(s2s_backend *be, int S, int B, int H, const float *keys, const float *vals,
                                const float *q, const float *alpha, const float *dctx, const int32_t *src_len,
                                float *dq, float *dkeys, float *dvals)
@@ -466,33 +468,26 @@ static s2s_status cpu_attn_bwd(s2s_backend *be, int S, int B, int H, const float
     for (int b = 0; b < B; b++) {
         int n = src_len[b] < S ? src_len[b] : S;
         const float *ab = alpha + (size_t)b * S, *gb = dctx + (size_t)b * H, *qb = q + (size_t)b * H;
-        /* dalpha[s] = dctx . v_s; dscore[s] = alpha[s] (dalpha[s] - sum_u alpha[u] dalpha[u]) */
+        float *dqb = dq + (size_t)b * H;
         float dot = 0.0f;
+        for (int s = 0; s < n; s++)
+            dot += ab[s] * dot8(gb, vals + ((size_t)s * B + b) * H, H);
         for (int s = 0; s < n; s++) {
-            const float *v = vals + ((size_t)s * B + b) * H;
-            float da = 0.0f;
+            size_t at = ((size_t)s * B + b) * H;
+            const float *k = keys + at;
+            const float a = ab[s];
+            float ds = a * (dot8(gb, vals + at, H) - dot);
+            float *dk = dkeys + at, *dv = dvals + at;
             for (int j = 0; j < H; j++)
-                da += gb[j] * v[j];
-            dot += ab[s] * da;
-        }
-        for (int s = 0; s < n; s++) {
-            const float *v = vals + ((size_t)s * B + b) * H;
-            const float *k = keys + ((size_t)s * B + b) * H;
-            float da = 0.0f;
-            for (int j = 0; j < H; j++)
-                da += gb[j] * v[j];
-            float ds = ab[s] * (da - dot);
-            float *dk = dkeys + ((size_t)s * B + b) * H;
-            float *dv = dvals + ((size_t)s * B + b) * H;
-            float *dqb = dq + (size_t)b * H;
-            for (int j = 0; j < H; j++) {
                 dqb[j] += ds * k[j];
-                if (dk == dv) {
-                    dk[j] += ds * qb[j] + ab[s] * gb[j];
-                } else {
+            if (dk == dv) {
+                for (int j = 0; j < H; j++)
+                    dk[j] += ds * qb[j] + a * gb[j];
+            } else {
+                for (int j = 0; j < H; j++)
                     dk[j] += ds * qb[j];
-                    dv[j] += ab[s] * gb[j];
-                }
+                for (int j = 0; j < H; j++)
+                    dv[j] += a * gb[j];
             }
         }
     }
@@ -500,39 +495,6 @@ static s2s_status cpu_attn_bwd(s2s_backend *be, int S, int B, int H, const float
 }
 
 /* ---- output ---------------------------------------------------------------------- */
-
-static s2s_status cpu_xent(s2s_backend *be, float *logits, const int32_t *tgt, int N, int V, int pad_id, float eps,
-                           float grad_scale, float *row_loss)
-{
-    OMP_FOR((size_t)N * V)
-    for (int r = 0; r < N; r++) {
-        float *x = logits + (size_t)r * V;
-        int y = tgt[r];
-        if (y == pad_id || y < 0 || y >= V) {
-            row_loss[r] = 0.0f;
-            if (grad_scale != 0.0f)
-                memset(x, 0, sizeof(float) * (size_t)V);
-            continue;
-        }
-        float mx = -FLT_MAX;
-        for (int c = 0; c < V; c++)
-            mx = x[c] > mx ? x[c] : mx;
-        float z = 0.0f, sx = 0.0f;
-        for (int c = 0; c < V; c++) {
-            z += expf(x[c] - mx);
-            sx += x[c];
-        }
-        float lse = mx + logf(z);
-        /* -mean_c logp[c] = lse - mean_c x[c] */
-        row_loss[r] = (1.0f - eps) * (lse - x[y]) + eps * (lse - sx / (float)V);
-        if (grad_scale != 0.0f) {
-            float u = eps / (float)V;
-            for (int c = 0; c < V; c++)
-                x[c] = grad_scale * (expf(x[c] - lse) - u - (c == y ? 1.0f - eps : 0.0f));
-        }
-    }
-    return S2S_OK;
-}
 
 /* log(sum exp(x)) of one row: its max, then the exponentials' sum in 8 lanes of partial sums
  * (one fixed order whatever the threads, the vector width or the CPU). */
@@ -557,6 +519,36 @@ static float row_lse_generic(const float *xr, int cols)
 /* The same numbers with AVX2 (GCC does not vectorise s2s_expf's clamps for AVX2): each lane
  * runs s2s_expf's operations in its order, without FMA (this function may not use it), and
  * the lanes are the generic version's partial sums (tests/test_precision.c compares bits). */
+/* s2s_expf on 8 lanes: its operations in its order, without FMA. */
+__attribute__((target("avx2"))) static inline __m256 exp8_avx2(__m256 xin)
+{
+    const __m256 lo = _mm256_set1_ps(-87.0f), hi = _mm256_set1_ps(88.0f);
+    const __m256 l2e = _mm256_set1_ps(1.44269504088896341f), half = _mm256_set1_ps(0.5f);
+    const __m256 sign = _mm256_castsi256_ps(_mm256_set1_epi32((int)0x80000000u)), zero = _mm256_setzero_ps();
+    const __m256 c1 = _mm256_set1_ps(0.693145751953125f), c2 = _mm256_set1_ps(1.428606765330187045e-06f);
+    const __m256 one = _mm256_set1_ps(1.0f), p2 = _mm256_set1_ps(0.5f), p3 = _mm256_set1_ps(0.16666667f);
+    const __m256 p4 = _mm256_set1_ps(0.041666668f), p5 = _mm256_set1_ps(0.008333334f);
+    const __m256 p6 = _mm256_set1_ps(0.0013888889f);
+    const __m256i bias = _mm256_set1_epi32(127);
+    __m256 nan = _mm256_cmp_ps(xin, xin, _CMP_UNORD_Q);
+    __m256 x = _mm256_blendv_ps(xin, zero, nan);
+    x = _mm256_max_ps(x, lo);
+    x = _mm256_min_ps(x, hi);
+    __m256 kf = _mm256_mul_ps(x, l2e);
+    __m256 h = _mm256_or_ps(half, _mm256_and_ps(kf, sign));
+    __m256i k = _mm256_cvttps_epi32(_mm256_add_ps(kf, h));
+    __m256 fk = _mm256_cvtepi32_ps(k);
+    __m256 r = _mm256_sub_ps(_mm256_sub_ps(x, _mm256_mul_ps(fk, c1)), _mm256_mul_ps(fk, c2));
+    __m256 p = _mm256_add_ps(p5, _mm256_mul_ps(r, p6));
+    p = _mm256_add_ps(p4, _mm256_mul_ps(r, p));
+    p = _mm256_add_ps(p3, _mm256_mul_ps(r, p));
+    p = _mm256_add_ps(p2, _mm256_mul_ps(r, p));
+    p = _mm256_add_ps(one, _mm256_mul_ps(r, p));
+    p = _mm256_add_ps(one, _mm256_mul_ps(r, p));
+    __m256 e = _mm256_mul_ps(p, _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(k, bias), 23)));
+    return _mm256_blendv_ps(e, xin, nan);
+}
+
 __attribute__((target("avx2"))) static float row_lse_avx2(const float *xr, int cols)
 {
     __m256 vmx = _mm256_set1_ps(-FLT_MAX);
@@ -569,42 +561,30 @@ __attribute__((target("avx2"))) static float row_lse_avx2(const float *xr, int c
         mx = m8[l] > mx ? m8[l] : mx;
     for (; c < cols; c++)
         mx = xr[c] > mx ? xr[c] : mx;
-    const __m256 m = _mm256_set1_ps(mx), lo = _mm256_set1_ps(-87.0f), hi = _mm256_set1_ps(88.0f);
-    const __m256 l2e = _mm256_set1_ps(1.44269504088896341f), half = _mm256_set1_ps(0.5f);
-    const __m256 sign = _mm256_castsi256_ps(_mm256_set1_epi32((int)0x80000000u)), zero = _mm256_setzero_ps();
-    const __m256 c1 = _mm256_set1_ps(0.693145751953125f), c2 = _mm256_set1_ps(1.428606765330187045e-06f);
-    const __m256 one = _mm256_set1_ps(1.0f), p2 = _mm256_set1_ps(0.5f), p3 = _mm256_set1_ps(0.16666667f);
-    const __m256 p4 = _mm256_set1_ps(0.041666668f), p5 = _mm256_set1_ps(0.008333334f);
-    const __m256 p6 = _mm256_set1_ps(0.0013888889f);
-    const __m256i bias = _mm256_set1_epi32(127);
-    __m256 acc = zero;
+    const __m256 m = _mm256_set1_ps(mx);
+    __m256 acc = _mm256_setzero_ps();
     c = 0;
-    for (; c + 8 <= cols; c += 8) {
-        __m256 xin = _mm256_sub_ps(_mm256_loadu_ps(xr + c), m);
-        __m256 nan = _mm256_cmp_ps(xin, xin, _CMP_UNORD_Q);
-        __m256 x = _mm256_blendv_ps(xin, zero, nan);
-        x = _mm256_max_ps(x, lo);
-        x = _mm256_min_ps(x, hi);
-        __m256 kf = _mm256_mul_ps(x, l2e);
-        __m256 h = _mm256_or_ps(half, _mm256_and_ps(kf, sign));
-        __m256i k = _mm256_cvttps_epi32(_mm256_add_ps(kf, h));
-        __m256 fk = _mm256_cvtepi32_ps(k);
-        __m256 r = _mm256_sub_ps(_mm256_sub_ps(x, _mm256_mul_ps(fk, c1)), _mm256_mul_ps(fk, c2));
-        __m256 p = _mm256_add_ps(p5, _mm256_mul_ps(r, p6));
-        p = _mm256_add_ps(p4, _mm256_mul_ps(r, p));
-        p = _mm256_add_ps(p3, _mm256_mul_ps(r, p));
-        p = _mm256_add_ps(p2, _mm256_mul_ps(r, p));
-        p = _mm256_add_ps(one, _mm256_mul_ps(r, p));
-        p = _mm256_add_ps(one, _mm256_mul_ps(r, p));
-        __m256 e = _mm256_mul_ps(p, _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(k, bias), 23)));
-        acc = _mm256_add_ps(acc, _mm256_blendv_ps(e, xin, nan));
-    }
+    for (; c + 8 <= cols; c += 8)
+        acc = _mm256_add_ps(acc, exp8_avx2(_mm256_sub_ps(_mm256_loadu_ps(xr + c), m)));
     float a[8];
     _mm256_storeu_ps(a, acc);
     for (int l = 0; c < cols; c++, l++)
         a[l] += s2s_expf(xr[c] - mx);
     float z = ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
     return mx + logf(z);
+}
+
+/* x[c] = g * (s2s_expf(x[c] - lse) - u) on 8 lanes (the generic loop's bits). */
+__attribute__((target("avx2"))) static void xent_grad_avx2(float *x, int cols, float lse, float g, float u)
+{
+    const __m256 vl = _mm256_set1_ps(lse), vg = _mm256_set1_ps(g), vu = _mm256_set1_ps(u);
+    int c = 0;
+    for (; c + 8 <= cols; c += 8) {
+        __m256 e = exp8_avx2(_mm256_sub_ps(_mm256_loadu_ps(x + c), vl));
+        _mm256_storeu_ps(x + c, _mm256_mul_ps(vg, _mm256_sub_ps(e, vu)));
+    }
+    for (; c < cols; c++)
+        x[c] = g * (s2s_expf(x[c] - lse) - u);
 }
 #endif
 
@@ -617,6 +597,65 @@ static row_lse_fn row_lse_pick(void)
         return row_lse_avx2;
 #endif
     return row_lse_generic;
+}
+
+static void xent_grad_generic(float *x, int cols, float lse, float g, float u)
+{
+    for (int c = 0; c < cols; c++)
+        x[c] = g * (s2s_expf(x[c] - lse) - u);
+}
+
+typedef void (*xent_grad_fn)(float *, int, float, float, float);
+static xent_grad_fn xent_grad_pick(void)
+{
+#ifdef S2S_LSE_AVX2
+    if (__builtin_cpu_supports("avx2"))
+        return xent_grad_avx2;
+#endif
+    return xent_grad_generic;
+}
+
+/* sum of x in 8 lanes of partial sums (one fixed order whatever the CPU) */
+static float sum8(const float *x, int n)
+{
+    float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    int j = 0;
+    for (; j + 8 <= n; j += 8)
+        for (int l = 0; l < 8; l++)
+            acc[l] += x[j + l];
+    for (int l = 0; j < n; j++, l++)
+        acc[l] += x[j];
+    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+}
+
+/* Per row: lse by row_lse (as log_softmax), the smoothed loss, and the gradient
+ * g (softmax - smoothed one-hot) written over the logits; the generic and AVX2 paths give
+ * the same bits (s2s_expf, 8-lane sums). */
+static s2s_status cpu_xent(s2s_backend *be, float *logits, const int32_t *tgt, int N, int V, int pad_id, float eps,
+                           float grad_scale, float *row_loss)
+{
+    row_lse_fn row_lse = row_lse_pick();
+    xent_grad_fn grad = xent_grad_pick();
+    OMP_FOR((size_t)N * V)
+    for (int r = 0; r < N; r++) {
+        float *x = logits + (size_t)r * V;
+        int y = tgt[r];
+        if (y == pad_id || y < 0 || y >= V) {
+            row_loss[r] = 0.0f;
+            if (grad_scale != 0.0f)
+                memset(x, 0, sizeof(float) * (size_t)V);
+            continue;
+        }
+        const float xy = x[y], lse = row_lse(x, V), sx = sum8(x, V);
+        /* -mean_c logp[c] = lse - mean_c x[c] */
+        row_loss[r] = (1.0f - eps) * (lse - xy) + eps * (lse - sx / (float)V);
+        if (grad_scale != 0.0f) {
+            float u = eps / (float)V;
+            grad(x, V, lse, grad_scale, u);
+            x[y] = grad_scale * (s2s_expf(xy - lse) - u - (1.0f - eps));
+        }
+    }
+    return S2S_OK;
 }
 
 float s2s_cpu_row_lse(const float *xr, int cols, int generic)
@@ -716,19 +755,33 @@ static s2s_status cpu_log_softmax_topk(s2s_backend *be, float *vals, int32_t *id
     return S2S_OK;
 }
 
+/* y[e] = x[e] * s2s_dropout_scale(...), one Philox block per four consecutive draws: within
+ * a block of DROP_BLOCK elements the last block's words are kept and reused while the draw
+ * index stays in them (the same bits as one s2s_dropout_scale per element, a quarter of the
+ * generator's work). */
+#define DROP_BLOCK 1024
 static s2s_status cpu_dropout(s2s_backend *be, float *y, const float *x, size_t n, float p, uint64_t seed,
                               uint64_t stream, const s2s_drop_rows *rows)
 {
-    if (s2s_drop_rows_on(rows)) {
-        const int w = rows->width, r = rows->rows, rg = rows->rows_global, r0 = rows->row0;
-        OMP_FOR(n)
-        for (size_t e = 0; e < n; e++)
-            y[e] = x[e] * s2s_dropout_scale(seed, stream, s2s_drop_index(e, w, r, rg, r0), p);
-        return S2S_OK;
-    }
+    const int on = s2s_drop_rows_on(rows);
+    const int w = on ? rows->width : 0, r = on ? rows->rows : 0, rg = on ? rows->rows_global : 0,
+              r0 = on ? rows->row0 : 0;
+    const float keep = 1.0f / (1.0f - p);
+    const size_t nblocks = (n + DROP_BLOCK - 1) / DROP_BLOCK;
     OMP_FOR(n)
-    for (size_t e = 0; e < n; e++)
-        y[e] = x[e] * s2s_dropout_scale(seed, stream, e, p);
+    for (size_t k = 0; k < nblocks; k++) {
+        size_t e1 = (k + 1) * DROP_BLOCK < n ? (k + 1) * DROP_BLOCK : n;
+        uint64_t have = UINT64_MAX;
+        s2s_philox4 words = {{0, 0, 0, 0}};
+        for (size_t e = k * DROP_BLOCK; e < e1; e++) {
+            uint64_t i = on ? s2s_drop_index(e, w, r, rg, r0) : e;
+            if (i >> 2 != have) {
+                have = i >> 2;
+                words = s2s_philox_block(seed, stream, have);
+            }
+            y[e] = x[e] * (s2s_u32_to_unit(words.v[i & 3]) < p ? 0.0f : keep);
+        }
+    }
     return S2S_OK;
 }
 
