@@ -346,8 +346,9 @@ typedef struct common_opts {
     int device;       /* 0 auto, 1 cpu, 2 cuda */
     int threads;
     long seed;
-    int precision;    /* 0 fp32, 1 tf32, 2 bf16, 3 int8: the GPU's GEMMs (the context's); when
-                         decoding, also the weights' on the CPU (cli_decode_precision) */
+    int precision;    /* 0 fp32, 1 tf32, 2 bf16, 3 int8: training: the GEMMs' (the context's; bf16
+                         on the GPU or the CPU); decoding: the GPU's GEMMs and the weights' on the
+                         CPU (cli_decode_precision) */
     int quiet;
 } common_opts;
 
@@ -370,17 +371,33 @@ static void log_to_stderr(s2s_log_level level, const char *msg, void *user)
             msg);
 }
 
-static s2s_context *make_context(const char *tool, const common_opts *c)
+/* training: the context's precision is --precision's on every device (bf16 products on the CPU
+ * where it has AVX-512 BF16 or AMX); decoding: on the CPU --precision is the weights'
+ * (cli_decode_precision) and the context stays fp32, as the decoding precision tests expect. */
+static s2s_context *make_context_at(const char *tool, const common_opts *c, s2s_precision prec_ctx);
+static s2s_context *make_context(const char *tool, const common_opts *c, int training)
+{
+    /* int8 is a decoding precision only: the context (the GEMMs) stays fp32 */
+    static const s2s_precision prec[4] = {S2S_PRECISION_FP32, S2S_PRECISION_TF32, S2S_PRECISION_BF16,
+                                          S2S_PRECISION_FP32};
+    s2s_precision want = prec[c->precision];
+    if (training || want == S2S_PRECISION_FP32)
+        return make_context_at(tool, c, want);
+    s2s_context *ctx = make_context_at(tool, c, S2S_PRECISION_FP32);
+    if (!ctx || s2s_context_device(ctx) != S2S_DEVICE_CUDA)
+        return ctx;
+    s2s_context_free(ctx); /* a GPU: its GEMMs at --precision */
+    return make_context_at(tool, c, want);
+}
+
+static s2s_context *make_context_at(const char *tool, const common_opts *c, s2s_precision prec_ctx)
 {
     s2s_context_options o = s2s_context_options_default();
     static const s2s_device dev[3] = {S2S_DEVICE_AUTO, S2S_DEVICE_CPU, S2S_DEVICE_CUDA};
     o.device = dev[c->device];
     o.threads = c->threads;
     o.seed = (uint64_t)c->seed;
-    /* int8 is a decoding precision only: the context (the GPU's GEMMs) stays fp32 */
-    static const s2s_precision prec[4] = {S2S_PRECISION_FP32, S2S_PRECISION_TF32, S2S_PRECISION_BF16,
-                                          S2S_PRECISION_FP32};
-    o.precision = prec[c->precision];
+    o.precision = prec_ctx;
     o.log = log_to_stderr;
     o.log_user = (void *)tool;
     o.log_level = c->quiet ? S2S_LOG_WARN : S2S_LOG_INFO;
@@ -469,13 +486,13 @@ static const char *cli_precision_name(s2s_precision p)
                                                                                                           : "fp32";
 }
 
-/* Training takes the GPU's precisions only. */
+/* Training takes the GEMM precisions only. */
 static int cli_train_precision_ok(const char *tool, const common_opts *c)
 {
     if (c->precision != 3)
         return 1;
     fprintf(stderr, "%s: --precision int8 is for decoding (translate, eval, chat, serve); train with fp32, tf32 or "
-                    "bf16 (GPU)\n", tool);
+                    "bf16 (GPU, or a CPU with AVX-512 BF16 or AMX)\n", tool);
     return 0;
 }
 

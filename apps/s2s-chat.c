@@ -131,7 +131,7 @@ static int cmd_train(int argc, char **argv)
         s2s_corpus_free(train), s2s_corpus_free(valid);
         return lib_fail();
     }
-    s2s_context *ctx = make_context(TOOL, &c);
+    s2s_context *ctx = make_context(TOOL, &c, 1);
     t.shared_vocab = 1; /* utterances and replies are one language */
     int rc = ctx ? cli_train(TOOL, ctx, &t, train, valid) : 1;
     s2s_context_free(ctx);
@@ -364,7 +364,7 @@ static int cmd_chat(int argc, char **argv)
     if (!z.interactive && !cli_need_stdout(TOOL, out_open))
         return 1;
     int rc = 1;
-    if ((z.ctx = make_context(TOOL, &c)) && s2s_model_load(z.ctx, model, &z.m, &z.st, &z.tt, NULL) == S2S_OK &&
+    if ((z.ctx = make_context(TOOL, &c, 0)) && s2s_model_load(z.ctx, model, &z.m, &z.st, &z.tt, NULL) == S2S_OK &&
         (!mmi || s2s_model_load(z.ctx, mmi, &z.rev, &z.rst, &z.rtt, NULL) == S2S_OK)) {
         if (!z.st || !z.tt || (mmi && (!z.rst || !z.rtt)))
             fprintf(stderr, TOOL ": %s holds no tokenizer\n", !z.st || !z.tt ? model : mmi);

@@ -1022,7 +1022,7 @@ static void *engine_thread(void *arg)
 
 static int load_model(server *sv, model_slot *m, const common_opts *c)
 {
-    if (!(m->ctx = make_context(TOOL, c)))
+    if (!(m->ctx = make_context(TOOL, c, 0)))
         return 0;
     if (s2s_model_load(m->ctx, m->path, &m->m, &m->st, &m->tt, NULL) != S2S_OK ||
         (m->mmi_path && s2s_model_load(m->ctx, m->mmi_path, &m->rev, &m->rst, &m->rtt, NULL) != S2S_OK)) {

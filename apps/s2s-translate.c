@@ -67,6 +67,8 @@ static int cmd_train(int argc, char **argv)
         printf("usage: s2s-translate train (--train-src F --train-tgt F | --train-tsv F) --out PREFIX [options]\n"
                "  --valid-src F --valid-tgt F | --valid-tsv F   validation set (perplexity and BLEU)\n" TRAIN_OPTS_HELP
                "  --device auto|cpu|cuda --threads N --seed N --precision fp32|tf32|bf16 --quiet\n"
+               "  --precision: the products' precision: GPU tf32 or bf16 tensor cores; CPU bf16 (oneDNN, needs\n"
+               "  AVX-512 BF16 or AMX; refused on other CPUs), weights and sums stay fp32\n"
                "example: s2s-translate train --train-tsv data/tatoeba-eng-fra/eng-fra.tsv --out runs/enfr "
                "--minutes 5\n");
         return 0;
@@ -89,7 +91,7 @@ static int cmd_train(int argc, char **argv)
         s2s_corpus_free(train);
         return lib_fail();
     }
-    s2s_context *ctx = make_context(TOOL, &c);
+    s2s_context *ctx = make_context(TOOL, &c, 1);
     int rc = ctx ? cli_train(TOOL, ctx, &t, train, valid) : 1;
     s2s_context_free(ctx);
     s2s_corpus_free(train);
@@ -168,7 +170,7 @@ static int load_model(const common_opts *c, const char *path, loaded *l)
     memset(l, 0, sizeof *l);
     if (!path)
         return cli_fail(TOOL, "--model FILE is required");
-    if (!(l->ctx = make_context(TOOL, c)))
+    if (!(l->ctx = make_context(TOOL, c, 0)))
         return 0;
     if (s2s_model_load(l->ctx, path, &l->m, &l->st, &l->tt, NULL) != S2S_OK)
         return lib_fail(), 0;

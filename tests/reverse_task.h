@@ -51,11 +51,14 @@ typedef struct rv_result {
     size_t nweights;
 } rv_result;
 
-/* Trains `steps` steps on `device` from `seed`, writing the loss of each step to curve. */
-__attribute__((unused)) static rv_result rv_train(s2s_device device, uint64_t seed, int steps, float *curve)
+/* Trains `steps` steps on `device` with the context's GEMM precision prec from `seed`, writing
+ * the loss of each step to curve. */
+__attribute__((unused)) static rv_result rv_train_at(s2s_device device, s2s_precision prec, uint64_t seed, int steps,
+                                                     float *curve)
 {
     s2s_context_options o = s2s_context_options_default();
     o.device = device;
+    o.precision = prec;
     o.seed = seed;
     o.threads = 2;
     s2s_context *ctx = NULL;
@@ -92,6 +95,11 @@ __attribute__((unused)) static rv_result rv_train(s2s_device device, uint64_t se
     s2s_model_free(m);
     s2s_context_free(ctx);
     return r;
+}
+
+__attribute__((unused)) static rv_result rv_train(s2s_device device, uint64_t seed, int steps, float *curve)
+{
+    return rv_train_at(device, S2S_PRECISION_FP32, seed, steps, curve);
 }
 
 #endif

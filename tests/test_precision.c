@@ -512,3 +512,112 @@ Test(precision, trained_model_int8_agrees_and_stays_fp32, .timeout = 180)
     s2s_model_free(m);
     s2s_context_free(ctx);
 }
+
+/* ---- bf16 products for training (the context's precision BF16 on the CPU) --------------------
+ * cpu_gemm's bf16 path (cpu_dnnl.c) against a double reference within bf16's rounding, in
+ * every transposition, with row blocks and a remainder (ta = 0), K chunks with a zero-padded
+ * tail (ta = 1), strides past the shape, beta 0 (old contents ignored, NaN included) and 1;
+ * a repeat gives the same bits; the context takes BF16 on the CPU exactly where the CPU can;
+ * the reverse task still learns with it. Skipped where this CPU has no bf16. */
+static int cpu_bf16_ok(void)
+{
+#ifdef S2S_HAVE_DNNL
+    s2s_backend *be = NULL;
+    cr_assert_eq(s2s_backend_cpu_create(NULL, 2, &be), S2S_OK);
+    char why[256];
+    int ok = be->ops->precision_info(be, S2S_PRECISION_BF16, why, sizeof why) == S2S_OK;
+    be->ops->free(be);
+    return ok;
+#else
+    return 0;
+#endif
+}
+
+Test(precision, bf16_training_gemm_within_the_rounding_bound, .timeout = 120)
+{
+    if (!cpu_bf16_ok())
+        cr_skip_test("this CPU (or this build) has no bf16 products");
+    uint64_t seed = tu_seed(), s = seed;
+    s2s_backend *be = NULL;
+    cr_assert_eq(s2s_backend_cpu_create(NULL, 2, &be), S2S_OK);
+    be->precision = S2S_PRECISION_BF16;
+    static const struct {
+        int m, n, k;
+    } shape[] = {{600, 70, 300} /* 2 row blocks + 88 rows */, {100, 130, 1100} /* 3 K chunks, the last padded */,
+                 {96, 48, 1024} /* fewer rows than a block; 2 whole chunks */, {5, 7, 3} /* fp32 */};
+    for (size_t i = 0; i < sizeof shape / sizeof shape[0]; i++)
+        for (int ta = 0; ta < 2; ta++)
+            for (int tb = 0; tb < 2; tb++)
+                for (int beta = 0; beta < 2; beta++) {
+                    int m = shape[i].m, n = shape[i].n, k = shape[i].k;
+                    int lda = (ta ? m : k) + 3, ldb = (tb ? k : n) + 5, ldc = n + 2;
+                    size_t an = (size_t)(ta ? k : m) * lda, bn = (size_t)(tb ? n : k) * ldb, cn = (size_t)m * ldc;
+                    float *a = malloc(sizeof(float) * an), *b = malloc(sizeof(float) * bn);
+                    float *c = malloc(sizeof(float) * cn), *c0 = malloc(sizeof(float) * cn),
+                          *c2 = malloc(sizeof(float) * cn);
+                    tu_fill(&s, a, an, -1.0f, 1.0f);
+                    tu_fill(&s, b, bn, -1.0f, 1.0f);
+                    tu_fill(&s, c0, cn, -1.0f, 1.0f);
+                    if (!beta)
+                        c0[0] = NAN; /* beta 0: ignored */
+                    memcpy(c, c0, sizeof(float) * cn);
+                    cr_assert_eq(be->ops->gemm(be, ta, tb, m, n, k, 1.0f, a, lda, b, ldb, (float)beta, c, ldc), S2S_OK,
+                                 "%s", s2s_last_error());
+                    for (int r = 0; r < m; r++)
+                        for (int j = 0; j < n; j++) {
+                            double want = beta ? c0[(size_t)r * ldc + j] : 0.0, mag = 0.0;
+                            for (int kk = 0; kk < k; kk++) {
+                                double x = ta ? a[(size_t)kk * lda + r] : a[(size_t)r * lda + kk];
+                                double y = tb ? b[(size_t)j * ldb + kk] : b[(size_t)kk * ldb + j];
+                                want += x * y, mag += fabs(x * y);
+                            }
+                            /* each factor within 2^-9 relative: the product within 2^-8 + 2^-18;
+                             * the fp32 sums within k eps of the magnitude */
+                            double bound = mag * (2.0 / 512 + 1.0 / 262144 + k * FLT_EPSILON) + 1e-6;
+                            double e = fabs(c[(size_t)r * ldc + j] - want);
+                            cr_assert_leq(e, bound, "shape %zu ta %d tb %d beta %d: c[%d][%d] = %.7g, want %.7g "
+                                                    "(bound %.3g)",
+                                          i, ta, tb, beta, r, j, c[(size_t)r * ldc + j], want, bound);
+                        }
+                    for (int r = 0; r < m; r++) /* the padding past n untouched */
+                        for (int j = n; j < ldc; j++)
+                            cr_assert_eq(memcmp(&c[(size_t)r * ldc + j], &c0[(size_t)r * ldc + j], sizeof(float)), 0);
+                    memcpy(c2, c0, sizeof(float) * cn);
+                    cr_assert_eq(be->ops->gemm(be, ta, tb, m, n, k, 1.0f, a, lda, b, ldb, (float)beta, c2, ldc),
+                                 S2S_OK);
+                    cr_assert_eq(memcmp(c, c2, sizeof(float) * cn), 0, "shape %zu ta %d tb %d: a repeat differs", i,
+                                 ta, tb);
+                    free(a), free(b), free(c), free(c0), free(c2);
+                }
+    be->ops->free(be);
+}
+
+Test(precision, bf16_training_on_the_cpu_where_it_can, .timeout = 180)
+{
+    s2s_context_options o = s2s_context_options_default();
+    o.device = S2S_DEVICE_CPU, o.threads = 2, o.precision = S2S_PRECISION_BF16;
+    s2s_context *ctx = NULL;
+    s2s_status st = s2s_context_create(&o, &ctx);
+    if (!cpu_bf16_ok()) {
+        cr_assert_eq(st, S2S_ERR_UNSUPPORTED, "a CPU without bf16 took a bf16 context");
+        cr_assert(strstr(s2s_last_error(), "bf16") && strstr(s2s_last_error(), "FP32"), "%s", s2s_last_error());
+        cr_skip_test("this CPU has no bf16 products: refused as it should be (%s)", s2s_last_error());
+    }
+    cr_assert_eq(st, S2S_OK, "%s", s2s_last_error());
+    s2s_context_free(ctx);
+    enum { STEPS = 700 };
+    static float a[STEPS], f[40];
+    rv_result r = rv_train_at(S2S_DEVICE_CPU, S2S_PRECISION_BF16, 5, STEPS, a);
+    rv_result r32 = rv_train(S2S_DEVICE_CPU, 5, 40, f);
+    cr_log_info("reverse task, bf16 products: exact match %.4f after %d steps, final loss %.4f", r.accuracy, STEPS,
+                a[STEPS - 1]);
+    cr_assert_geq(r.accuracy, 0.95, "bf16: exact-match accuracy %.4f < 0.95 (final loss %.4f)", r.accuracy,
+                  a[STEPS - 1]);
+    int differ = 0; /* the bf16 path ran: the loss curve leaves fp32's in its last bits, and stays near it */
+    for (int i = 0; i < 40; i++) {
+        differ += memcmp(&a[i], &f[i], sizeof(float)) != 0;
+        cr_assert(fabsf(a[i] - f[i]) <= 0.05f * fabsf(f[i]) + 1e-3f, "step %d: bf16 loss %.6g, fp32 %.6g", i, a[i], f[i]);
+    }
+    cr_assert_gt(differ, 0, "bf16 and fp32 gave the same losses: the bf16 products did not run");
+    free(r.weights), free(r32.weights);
+}

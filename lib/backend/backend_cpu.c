@@ -17,6 +17,9 @@
 
 typedef struct cpu_backend {
     struct s2s_backend head;
+#ifdef S2S_HAVE_DNNL
+    s2s_bf16_gemm *bf16; /* precision BF16: the products' primitives and copies (cpu_dnnl.c) */
+#endif
 } cpu_backend;
 
 /* Parallelise a loop only when it is large enough to pay for the fork. */
@@ -100,6 +103,8 @@ static void gemm_block(int ta, int tb, int i0, int mi, int j0, int nj, int k, fl
                 lda, bb, ldb, beta, c + (size_t)i0 * ldc + j0, ldc);
 }
 
+#define BF16_MIN_MACS 4e6 /* smaller products stay fp32: a bf16 one does not pay for its copies */
+
 /* OpenBLAS runs single-threaded (set at backend creation): its own threading costs more
  * than it gains on the small recurrent GEMMs. Large GEMMs are split here, by rows or columns
  * of C in blocks of 16, across the context's threads; each element is computed by one call and
@@ -119,6 +124,20 @@ static s2s_status cpu_gemm(s2s_backend *be, int ta, int tb, int m, int n, int k,
                     c[(size_t)i * ldc + j] *= beta;
         return S2S_OK;
     }
+#ifdef S2S_HAVE_DNNL
+    /* precision BF16: large products through oneDNN in bf16 with fp32 sums; it leaves the rows
+     * past its last whole block, or a shape it has no fast kernel for, to the fp32 code below */
+    if (be->precision == S2S_PRECISION_BF16 && alpha == 1.0f && (beta == 0.0f || beta == 1.0f) &&
+        (double)m * n * k >= BF16_MIN_MACS) {
+        int done = 0;
+        S2S_TRY(s2s_dnnl_gemm_bf16(be, &((cpu_backend *)be)->bf16, ta, tb, m, n, k, a, lda, b, ldb, c, ldc, &done));
+        if (done >= m)
+            return S2S_OK;
+        a = ta ? a + done : a + (size_t)done * lda;
+        c += (size_t)done * ldc;
+        m -= done;
+    }
+#endif
     double flops = 2.0 * m * n * k;
     int parts = be->threads;
     if (parts <= 1 || flops < 4e6) {
@@ -823,7 +842,13 @@ static s2s_status cpu_sgd(s2s_backend *be, float *p, const float *g, float *mom,
     return S2S_OK;
 }
 
-static void cpu_free(s2s_backend *be) { free(be); }
+static void cpu_free(s2s_backend *be)
+{
+#ifdef S2S_HAVE_DNNL
+    s2s_dnnl_bf16_gemm_free(((cpu_backend *)be)->bf16);
+#endif
+    free(be);
+}
 
 static const s2s_ops cpu_ops = {
     .free = cpu_free,

@@ -111,6 +111,19 @@ S2S_API s2s_status s2s_context_create(const s2s_context_options *opts, s2s_conte
     }
     snprintf(ctx->device_name, sizeof ctx->device_name, "%s", ctx->be->name);
     ctx->be->precision = ctx->device == S2S_DEVICE_CUDA ? o.precision : S2S_PRECISION_FP32;
+    if (ctx->device == S2S_DEVICE_CPU && o.precision == S2S_PRECISION_BF16) {
+        /* the CPU's products in bf16 (oneDNN on AVX-512 BF16 or AMX), where it can */
+        char why[256] = "this libseq2seq was built without oneDNN";
+        st = ctx->be->ops->precision_info ? ctx->be->ops->precision_info(ctx->be, S2S_PRECISION_BF16, why, sizeof why)
+                                          : S2S_ERR_UNSUPPORTED;
+        if (st != S2S_OK) {
+            s2s_context_free(ctx);
+            return S2S_FAIL(S2S_ERR_UNSUPPORTED, "bf16 products on the CPU: %s; use S2S_PRECISION_FP32 on this "
+                                                 "machine",
+                            why);
+        }
+        ctx->be->precision = S2S_PRECISION_BF16;
+    }
     if (o.streams > 0) /* the CPU has one lane whatever is asked */
         ctx->be->lanes = o.streams < ctx->be->lanes_max ? o.streams : ctx->be->lanes_max;
     if (o.rnn_impl == S2S_RNN_IMPL_CUDNN && !ctx->be->ops->layer_fwd) {

@@ -466,3 +466,259 @@ s2s_status s2s_dnnl_gemm_packed(s2s_backend *be, s2s_packed *p, int m, int n, in
     omp_set_num_threads(saved);
     return st;
 }
+
+/* ---- bf16 products for training (the context's precision BF16 on the CPU) ----------------------
+ * cpu_gemm hands its large products here: A and B rounded to bfloat16 into scratch copies, the
+ * products summed in fp32 by oneDNN's matmul (AMX tiles or AVX-512 BF16) and added onto C (a
+ * sum post-op; cpu_gemm has zeroed C where beta is 0). oneDNN 2.6 runs its AMX kernels only on
+ * shapes fixed when the primitive is made (1-5 ms to make one), so the dimension that changes
+ * from batch to batch is cut into fixed blocks, and the primitives of the last GB_CACHE shapes
+ * are kept:
+ * - C = A B or A B^T (ta = 0: C's rows are the batch's): blocks of GB_ROWS rows, or all the rows
+ *   when there are fewer; the rows past the last whole block are left to the caller (fp32).
+ * - C = A^T B (ta = 1: weight gradients, the sum runs over the batch's rows): chunks of GB_K rows
+ *   of A and B, the last padded with zero rows, each chunk's product added onto C.
+ * A^T B^T is left to the caller. Runs repeat bit for bit with the same threads and CPU; another
+ * ISA (AMX or not) sums in another order. */
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define GB_CVT_AVX512 1
+#endif
+
+#define GB_ROWS 256
+#define GB_K 512
+#define GB_CACHE 256
+
+typedef struct gb_entry {
+    int ta, tb, m, n, k, ldc; /* the key */
+    unsigned long long used;  /* 0: free */
+    dnnl_primitive_t mm;      /* NULL: oneDNN offers only its reference code here; fp32 instead */
+} gb_entry;
+
+struct s2s_bf16_gemm {
+    dnnl_engine_t eng;
+    dnnl_stream_t stream;
+    gb_entry e[GB_CACHE];
+    unsigned long long tick;
+    uint16_t *a, *b; /* the bf16 copies */
+    size_t acap, bcap;
+};
+
+void s2s_dnnl_bf16_gemm_free(s2s_bf16_gemm *g)
+{
+    if (!g)
+        return;
+    for (int i = 0; i < GB_CACHE; i++)
+        if (g->e[i].mm)
+            dnnl_primitive_destroy(g->e[i].mm);
+    if (g->stream)
+        dnnl_stream_destroy(g->stream);
+    if (g->eng)
+        dnnl_engine_destroy(g->eng);
+    free(g->a);
+    free(g->b);
+    free(g);
+}
+
+/* The primitive C[m x n] += op(A)[m x k] op(B)[k x n] with A' and B' as gb_convert writes them. */
+static s2s_status gb_make(s2s_bf16_gemm *g, gb_entry *e)
+{
+    dnnl_dims_t sd = {e->m, e->k}, wd = {e->k, e->n}, dd = {e->m, e->n}, dstr = {e->ldc, 1};
+    dnnl_memory_desc_t src, wei, dst;
+    DNNL_TRY(dnnl_memory_desc_init_by_tag(&src, 2, sd, dnnl_bf16, e->ta ? dnnl_ba : dnnl_ab));
+    DNNL_TRY(dnnl_memory_desc_init_by_tag(&wei, 2, wd, dnnl_bf16, e->tb ? dnnl_ba : dnnl_ab));
+    DNNL_TRY(dnnl_memory_desc_init_by_strides(&dst, 2, dd, dnnl_f32, dstr));
+    dnnl_matmul_desc_t md;
+    DNNL_TRY(dnnl_matmul_desc_init(&md, &src, &wei, NULL, &dst));
+    dnnl_primitive_attr_t attr;
+    DNNL_TRY(dnnl_primitive_attr_create(&attr));
+    dnnl_post_ops_t po = NULL;
+    dnnl_primitive_desc_t pd = NULL;
+    dnnl_status_t st = dnnl_post_ops_create(&po);
+    if (st == dnnl_success)
+        st = dnnl_post_ops_append_sum(po, 1.0f);
+    if (st == dnnl_success)
+        st = dnnl_primitive_attr_set_post_ops(attr, po);
+    if (st == dnnl_success)
+        st = dnnl_primitive_desc_create(&pd, &md, attr, g->eng, NULL);
+    if (po)
+        dnnl_post_ops_destroy(po);
+    dnnl_primitive_attr_destroy(attr);
+    e->mm = NULL;
+    if (st == dnnl_unimplemented)
+        return S2S_OK;
+    DNNL_TRY(st);
+    const char *impl = "";
+    if (dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl) != dnnl_success || !impl)
+        impl = "";
+    if (strncmp(impl, "ref", 3) != 0)
+        st = dnnl_primitive_create(&e->mm, pd);
+    dnnl_primitive_desc_destroy(pd);
+    DNNL_TRY(st);
+    return S2S_OK;
+}
+
+/* The cached primitive of a shape, made (over the least recently used entry) when missing. */
+static s2s_status gb_lookup(s2s_bf16_gemm *g, int ta, int tb, int m, int n, int k, int ldc, gb_entry **out)
+{
+    gb_entry *old = &g->e[0];
+    for (int i = 0; i < GB_CACHE; i++) {
+        gb_entry *e = &g->e[i];
+        if (e->used && e->ta == ta && e->tb == tb && e->m == m && e->n == n && e->k == k && e->ldc == ldc) {
+            e->used = ++g->tick;
+            *out = e;
+            return S2S_OK;
+        }
+        if (e->used < old->used)
+            old = e;
+    }
+    if (old->mm)
+        dnnl_primitive_destroy(old->mm);
+    memset(old, 0, sizeof *old);
+    *old = (gb_entry){.ta = ta, .tb = tb, .m = m, .n = n, .k = k, .ldc = ldc};
+    S2S_TRY(gb_make(g, old));
+    old->used = ++g->tick;
+    *out = old;
+    return S2S_OK;
+}
+
+#ifdef GB_CVT_AVX512
+/* to_bf16 on 16 lanes (round to nearest even; this instruction reads subnormals as zero) */
+__attribute__((target("avx512f,avx512bf16"))) static void gb_cvt_row_avx512(uint16_t *d, const float *s, int n)
+{
+    int j = 0;
+    for (; j + 16 <= n; j += 16)
+        _mm256_storeu_si256((__m256i *)(d + j), (__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(s + j)));
+    for (; j < n; j++)
+        d[j] = to_bf16(s[j]);
+}
+#endif
+
+static void gb_cvt_row_generic(uint16_t *d, const float *s, int n)
+{
+    for (int j = 0; j < n; j++)
+        d[j] = to_bf16(s[j]);
+}
+
+/* d[r][0..cols) = bf16(s[r][0..cols)) for rows r < rows (row strides ldd, lds), then rows
+ * rows..rows_pad of d zeros. */
+static void gb_convert(const s2s_backend *be, uint16_t *d, int ldd, const float *s, int lds, int rows, int rows_pad,
+                       int cols)
+{
+    void (*row)(uint16_t *, const float *, int) = gb_cvt_row_generic;
+#ifdef GB_CVT_AVX512
+    if (__builtin_cpu_supports("avx512bf16"))
+        row = gb_cvt_row_avx512;
+#endif
+#pragma omp parallel for num_threads(be->threads) if ((size_t)rows * cols > 65536) schedule(static)
+    for (int r = 0; r < rows; r++)
+        row(d + (size_t)r * ldd, s + (size_t)r * lds, cols);
+    if (rows_pad > rows)
+        memset(d + (size_t)rows * ldd, 0, sizeof(uint16_t) * (size_t)(rows_pad - rows) * ldd);
+}
+
+static s2s_status gb_reserve(uint16_t **p, size_t *cap, size_t n)
+{
+    if (n <= *cap)
+        return S2S_OK;
+    uint16_t *q = s2s_host_alloc(sizeof(uint16_t) * n, "bf16 GEMM copies");
+    if (!q)
+        return S2S_ERR_OUT_OF_MEMORY;
+    free(*p);
+    *p = q;
+    *cap = n;
+    return S2S_OK;
+}
+
+/* C[m x n] (row stride ldc) += A'' B'' with the blocks' pointers. */
+static s2s_status gb_run(s2s_bf16_gemm *g, const gb_entry *e, const uint16_t *a, const uint16_t *b, float *c)
+{
+    dnnl_dims_t sd = {e->m, e->k}, wd = {e->k, e->n}, dd = {e->m, e->n}, dstr = {e->ldc, 1};
+    dnnl_memory_desc_t smd, wmd, dmd;
+    DNNL_TRY(dnnl_memory_desc_init_by_tag(&smd, 2, sd, dnnl_bf16, e->ta ? dnnl_ba : dnnl_ab));
+    DNNL_TRY(dnnl_memory_desc_init_by_tag(&wmd, 2, wd, dnnl_bf16, e->tb ? dnnl_ba : dnnl_ab));
+    DNNL_TRY(dnnl_memory_desc_init_by_strides(&dmd, 2, dd, dnnl_f32, dstr));
+    dnnl_memory_t mem[3] = {NULL, NULL, NULL};
+    dnnl_status_t st = dnnl_memory_create(&mem[0], &smd, g->eng, (void *)a);
+    if (st == dnnl_success)
+        st = dnnl_memory_create(&mem[1], &wmd, g->eng, (void *)b);
+    if (st == dnnl_success)
+        st = dnnl_memory_create(&mem[2], &dmd, g->eng, c);
+    if (st == dnnl_success) {
+        dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, mem[0]}, {DNNL_ARG_WEIGHTS, mem[1]}, {DNNL_ARG_DST, mem[2]}};
+        st = dnnl_primitive_execute(e->mm, g->stream, 3, args);
+        if (st == dnnl_success)
+            st = dnnl_stream_wait(g->stream);
+    }
+    for (int i = 0; i < 3; i++)
+        if (mem[i])
+            dnnl_memory_destroy(mem[i]);
+    DNNL_TRY(st);
+    return S2S_OK;
+}
+
+static s2s_status gb_create(s2s_bf16_gemm **out)
+{
+    s2s_bf16_gemm *g = s2s_host_calloc(1, sizeof *g, "the bf16 GEMM state");
+    if (!g)
+        return S2S_ERR_OUT_OF_MEMORY;
+    dnnl_status_t st = dnnl_engine_create(&g->eng, dnnl_cpu, 0);
+    if (st == dnnl_success)
+        st = dnnl_stream_create(&g->stream, g->eng, dnnl_stream_default_flags);
+    if (st != dnnl_success) {
+        s2s_dnnl_bf16_gemm_free(g);
+        DNNL_TRY(st);
+    }
+    *out = g;
+    return S2S_OK;
+}
+
+static s2s_status gb_gemm(s2s_backend *be, s2s_bf16_gemm *g, int ta, int tb, int m, int n, int k, const float *a,
+                          int lda, const float *b, int ldb, float *c, int ldc, int *done)
+{
+    gb_entry *e;
+    if (!ta) {
+        int mb = m < GB_ROWS ? m : GB_ROWS, rows = m < GB_ROWS ? m : m / GB_ROWS * GB_ROWS;
+        S2S_TRY(gb_lookup(g, 0, tb, mb, n, k, ldc, &e));
+        if (!e->mm)
+            return S2S_OK;
+        S2S_TRY(gb_reserve(&g->a, &g->acap, (size_t)rows * k));
+        S2S_TRY(gb_reserve(&g->b, &g->bcap, (size_t)k * n));
+        gb_convert(be, g->a, k, a, lda, rows, rows, k);
+        if (tb)
+            gb_convert(be, g->b, k, b, ldb, n, n, k); /* B' [n][k] */
+        else
+            gb_convert(be, g->b, n, b, ldb, k, k, n); /* B' [k][n] */
+        for (int r0 = 0; r0 < rows; r0 += mb)
+            S2S_TRY(gb_run(g, e, g->a + (size_t)r0 * k, g->b, c + (size_t)r0 * ldc));
+        *done = rows;
+        return S2S_OK;
+    }
+    if (tb)
+        return S2S_OK;
+    int kc = k < GB_K ? k : GB_K, kp = (k + kc - 1) / kc * kc;
+    S2S_TRY(gb_lookup(g, 1, 0, m, n, kc, ldc, &e));
+    if (!e->mm)
+        return S2S_OK;
+    S2S_TRY(gb_reserve(&g->a, &g->acap, (size_t)kp * m));
+    S2S_TRY(gb_reserve(&g->b, &g->bcap, (size_t)kp * n));
+    gb_convert(be, g->a, m, a, lda, k, kp, m); /* A' [kp][m], A stored [k][m] */
+    gb_convert(be, g->b, n, b, ldb, k, kp, n); /* B' [kp][n] */
+    for (int k0 = 0; k0 < kp; k0 += kc)
+        S2S_TRY(gb_run(g, e, g->a + (size_t)k0 * m, g->b + (size_t)k0 * n, c));
+    *done = m;
+    return S2S_OK;
+}
+
+s2s_status s2s_dnnl_gemm_bf16(s2s_backend *be, s2s_bf16_gemm **state, int ta, int tb, int m, int n, int k,
+                              const float *a, int lda, const float *b, int ldb, float *c, int ldc, int *done)
+{
+    *done = 0;
+    if (!*state)
+        S2S_TRY(gb_create(state));
+    int saved = omp_get_max_threads();
+    omp_set_num_threads(be->threads); /* oneDNN's threads: this thread's setting, restored below */
+    s2s_status st = gb_gemm(be, *state, ta, tb, m, n, k, a, lda, b, ldb, c, ldc, done);
+    omp_set_num_threads(saved);
+    return st;
+}

@@ -12,4 +12,13 @@ s2s_status s2s_dnnl_gemm_packed(s2s_backend *be, s2s_packed *p, int m, int n, in
                                 float beta, const float *bias, float *y, int ldy);
 void s2s_dnnl_packed_free(s2s_backend *be, s2s_packed *p);
 
+/* bf16 products for training (the backend's precision BF16): C (zeroed by the caller where
+ * beta is 0) += op(A) op(B), alpha 1, for the rows of C it can take: *done = how many of the
+ * first rows of C it computed (0: none, the caller computes them all; m: all). *state holds
+ * the primitives and copies between calls (made at the first; s2s_dnnl_bf16_gemm_free). */
+typedef struct s2s_bf16_gemm s2s_bf16_gemm;
+s2s_status s2s_dnnl_gemm_bf16(s2s_backend *be, s2s_bf16_gemm **state, int ta, int tb, int m, int n, int k,
+                              const float *a, int lda, const float *b, int ldb, float *c, int ldc, int *done);
+void s2s_dnnl_bf16_gemm_free(s2s_bf16_gemm *g);
+
 #endif
