@@ -40,7 +40,7 @@ CFLAGS   ?= -O2 -g
 # lib/ is grouped by layer, one folder each (README: layout); every folder is on the include path.
 LIB_DIRS := lib $(patsubst %/,%,$(sort $(wildcard lib/*/)))
 INC      := -Iinclude $(addprefix -I,$(LIB_DIRS)) -Ikernels
-CFLAGS   += -std=c11 -D_GNU_SOURCE $(WARN) -fPIC -fvisibility=hidden -fopenmp -fno-trapping-math $(INC)
+CFLAGS   += -std=c11 -D_GNU_SOURCE $(WARN) -fPIC -fvisibility=hidden -fopenmp -fno-trapping-math -ffp-contract=off $(INC)
 CXX      ?= c++
 CXXFLAGS ?= -O2 -g
 CXXFLAGS += -std=c++17 -Wall -Wextra -fPIC -fvisibility=hidden $(INC)

@@ -86,11 +86,15 @@ typedef enum s2s_precision {
                                the CPU computes fp32 either way) */
     S2S_PRECISION_BF16,     /* training and decoding on the GPU: bfloat16 tensor-core GEMM
                                products with float32 accumulation, tensors float32 in memory.
-                               The context's precision on the CPU: the large GEMMs' factors
-                               rounded to bfloat16 at each product, float32 sums (oneDNN; AVX-512
-                               BF16 or AMX; s2s_context_create refuses it on other CPUs), for
-                               training. Decoding on the CPU (s2s_decode_options.precision): the
-                               weights converted to bfloat16 once (oneDNN; AVX-512 BF16 or AMX) */
+                               The context's precision on the CPU (for training): the factors of
+                               the GEMMs of 4M multiply-adds or more rounded to bfloat16 at each
+                               product, float32 sums (oneDNN; AVX-512 BF16 or AMX), every GEMM
+                               of the context, decoding's too; s2s_context_create refuses it on
+                               other CPUs and in builds without oneDNN (with the AUTO device on a
+                               machine without a GPU as well); the GEMMs keep state in the
+                               context, so one thread at a time uses such a context. Decoding
+                               on the CPU (s2s_decode_options.precision): the weights converted
+                               to bfloat16 once (oneDNN; AVX-512 BF16 or AMX) */
     S2S_PRECISION_INT8      /* decoding on the CPU only (s2s_decode_options.precision): int8
                                weights with one symmetric scale per output row, activations
                                quantized per row at each product, int32 accumulation (oneDNN;

@@ -255,7 +255,7 @@ static void decode(s2s_model *m, s2s_decode_mode mode, s2s_precision prec, s2s_h
 /* The log-sum-exp of log_softmax(_topk): the AVX2 copy (where this CPU has AVX2) gives the
  * generic C's bits on rows of every length mod 8, with huge, tiny, infinite and NaN entries;
  * both within 1e-6 of a double-precision sum. */
-Test(precision, row_lse_same_bits_on_every_path)
+Test(precision, row_lse_and_xent_gradient_same_bits_on_every_path)
 {
     enum { N = 1029 };
     static float x[N];
@@ -283,6 +283,25 @@ Test(precision, row_lse_same_bits_on_every_path)
     for (size_t i = 0; i < sizeof odd / sizeof odd[0]; i++) {
         float a = s2s_cpu_row_lse(odd[i], 10, 1), b = s2s_cpu_row_lse(odd[i], 10, 0);
         cr_assert(memcmp(&a, &b, sizeof a) == 0 || (isnan(a) && isnan(b)), "row %zu: %.9g vs %.9g", i, a, b);
+    }
+    /* the cross-entropy's gradient row too (odd values included: NaN stays NaN on both) */
+    static float g1[N + 10], g2[N + 10];
+    for (int cols = 1; cols <= N; cols += cols < 40 ? 1 : 97) {
+        memcpy(g1, x, sizeof(float) * (size_t)cols);
+        memcpy(g2, x, sizeof(float) * (size_t)cols);
+        float lse = s2s_cpu_row_lse(x, cols, 1);
+        s2s_cpu_xent_grad_row(g1, cols, lse, 0.37f, 1e-4f, 1);
+        s2s_cpu_xent_grad_row(g2, cols, lse, 0.37f, 1e-4f, 0);
+        cr_assert_eq(memcmp(g1, g2, sizeof(float) * (size_t)cols), 0, "xent gradient, cols %d: the paths differ", cols);
+    }
+    for (size_t i = 0; i < sizeof odd / sizeof odd[0]; i++) {
+        memcpy(g1, odd[i], sizeof odd[i]);
+        memcpy(g2, odd[i], sizeof odd[i]);
+        s2s_cpu_xent_grad_row(g1, 10, 9.5f, 1.0f, 0.01f, 1);
+        s2s_cpu_xent_grad_row(g2, 10, 9.5f, 1.0f, 0.01f, 0);
+        for (int c = 0; c < 10; c++)
+            cr_assert(memcmp(&g1[c], &g2[c], sizeof(float)) == 0 || (isnan(g1[c]) && isnan(g2[c])),
+                      "xent gradient, odd row %zu col %d: %.9g vs %.9g", i, c, g1[c], g2[c]);
     }
 }
 
@@ -514,11 +533,12 @@ Test(precision, trained_model_int8_agrees_and_stays_fp32, .timeout = 180)
 }
 
 /* ---- bf16 products for training (the context's precision BF16 on the CPU) --------------------
- * cpu_gemm's bf16 path (cpu_dnnl.c) against a double reference within bf16's rounding, in
- * every transposition, with row blocks and a remainder (ta = 0), K chunks with a zero-padded
- * tail (ta = 1), strides past the shape, beta 0 (old contents ignored, NaN included) and 1;
- * a repeat gives the same bits; the context takes BF16 on the CPU exactly where the CPU can;
- * the reverse task still learns with it. Skipped where this CPU has no bf16. */
+ * cpu_gemm's bf16 path (cpu_dnnl.c) against double references (bf16-rounded factors where it
+ * runs, fp32 where it leaves rows to fp32, and which of the two ran) in every transposition,
+ * with row blocks and a remainder (ta = 0), K chunks with a zero-padded tail (ta = 1), strides
+ * past the shape, beta 0 (old contents ignored, NaN included) and 1; a repeat gives the same
+ * bits; the context takes BF16 on the CPU exactly where the CPU can; the reverse task still
+ * learns with it and reruns bit for bit. Skipped where this CPU has no bf16. */
 static int cpu_bf16_ok(void)
 {
 #ifdef S2S_HAVE_DNNL
@@ -533,6 +553,22 @@ static int cpu_bf16_ok(void)
 #endif
 }
 
+/* x rounded to bfloat16 as the library does (nearest, ties to even) */
+static double bf16_of(float x)
+{
+    uint32_t u;
+    memcpy(&u, &x, sizeof u);
+    u += 0x7fffu + ((u >> 16) & 1u);
+    u &= 0xffff0000u;
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+/* Each element against two references in double: the product of the bf16-rounded factors
+ * (where the bf16 path computes it: within fp32 summation, k eps sum |x y|) or of the fp32
+ * factors (the rows it leaves to fp32: the same bound); which path ran is checked too: the RMS
+ * distance to the other reference is at least 10 times the distance to its own. */
 Test(precision, bf16_training_gemm_within_the_rounding_bound, .timeout = 120)
 {
     if (!cpu_bf16_ok())
@@ -563,22 +599,33 @@ Test(precision, bf16_training_gemm_within_the_rounding_bound, .timeout = 120)
                     memcpy(c, c0, sizeof(float) * cn);
                     cr_assert_eq(be->ops->gemm(be, ta, tb, m, n, k, 1.0f, a, lda, b, ldb, (float)beta, c, ldc), S2S_OK,
                                  "%s", s2s_last_error());
+                    /* the rows the bf16 path takes (cpu_gemm, cpu_dnnl.c): products of 4e6
+                     * multiply-adds or more, not A^T B^T, with ta = 0 whole blocks of 256 rows
+                     * (or all rows when fewer) */
+                    int big = (double)m * n * k >= 4e6 && !(ta && tb);
+                    int bf_rows = !big ? 0 : ta || m < 256 ? m : m / 256 * 256;
+                    double own2[2] = {0, 0}, other2[2] = {0, 0};
                     for (int r = 0; r < m; r++)
                         for (int j = 0; j < n; j++) {
-                            double want = beta ? c0[(size_t)r * ldc + j] : 0.0, mag = 0.0;
+                            int bf = r < bf_rows;
+                            double w32 = beta ? c0[(size_t)r * ldc + j] : 0.0, w16 = w32, mag = 0.0;
                             for (int kk = 0; kk < k; kk++) {
-                                double x = ta ? a[(size_t)kk * lda + r] : a[(size_t)r * lda + kk];
-                                double y = tb ? b[(size_t)j * ldb + kk] : b[(size_t)kk * ldb + j];
-                                want += x * y, mag += fabs(x * y);
+                                float x = ta ? a[(size_t)kk * lda + r] : a[(size_t)r * lda + kk];
+                                float y = tb ? b[(size_t)j * ldb + kk] : b[(size_t)kk * ldb + j];
+                                w32 += (double)x * y, w16 += bf16_of(x) * bf16_of(y), mag += fabs((double)x * y);
                             }
-                            /* each factor within 2^-9 relative: the product within 2^-8 + 2^-18;
-                             * the fp32 sums within k eps of the magnitude */
-                            double bound = mag * (2.0 / 512 + 1.0 / 262144 + k * FLT_EPSILON) + 1e-6;
-                            double e = fabs(c[(size_t)r * ldc + j] - want);
-                            cr_assert_leq(e, bound, "shape %zu ta %d tb %d beta %d: c[%d][%d] = %.7g, want %.7g "
-                                                    "(bound %.3g)",
-                                          i, ta, tb, beta, r, j, c[(size_t)r * ldc + j], want, bound);
+                            double got = c[(size_t)r * ldc + j], want = bf ? w16 : w32;
+                            double bound = (k + 2) * FLT_EPSILON * (mag + fabs(w32)) + 1e-6;
+                            cr_assert_leq(fabs(got - want), bound,
+                                          "shape %zu ta %d tb %d beta %d: c[%d][%d] = %.7g, want %.7g (%s, bound %.3g)",
+                                          i, ta, tb, beta, r, j, got, want, bf ? "bf16 factors" : "fp32", bound);
+                            own2[bf] += (got - want) * (got - want);
+                            other2[bf] += (got - (bf ? w32 : w16)) * (got - (bf ? w32 : w16));
                         }
+                    for (int p = 0; p < 2; p++)
+                        cr_assert(other2[p] == 0.0 || sqrt(own2[p]) * 10.0 <= sqrt(other2[p]),
+                                  "shape %zu ta %d tb %d: the %s rows are as near the other path (RMS %.3g, own %.3g)",
+                                  i, ta, tb, p ? "bf16" : "fp32", sqrt(other2[p]), sqrt(own2[p]));
                     for (int r = 0; r < m; r++) /* the padding past n untouched */
                         for (int j = n; j < ldc; j++)
                             cr_assert_eq(memcmp(&c[(size_t)r * ldc + j], &c0[(size_t)r * ldc + j], sizeof(float)), 0);
@@ -619,5 +666,10 @@ Test(precision, bf16_training_on_the_cpu_where_it_can, .timeout = 180)
         cr_assert(fabsf(a[i] - f[i]) <= 0.05f * fabsf(f[i]) + 1e-3f, "step %d: bf16 loss %.6g, fp32 %.6g", i, a[i], f[i]);
     }
     cr_assert_gt(differ, 0, "bf16 and fp32 gave the same losses: the bf16 products did not run");
-    free(r.weights), free(r32.weights);
+    static float again[40]; /* a rerun: the same bits */
+    rv_result r2 = rv_train_at(S2S_DEVICE_CPU, S2S_PRECISION_BF16, 5, 40, again);
+    for (int i = 0; i < 40; i++)
+        cr_assert_eq(memcmp(&a[i], &again[i], sizeof(float)), 0, "bf16 rerun: step %d loss %.9g, first run %.9g", i,
+                     again[i], a[i]);
+    free(r.weights), free(r32.weights), free(r2.weights);
 }

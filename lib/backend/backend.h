@@ -289,5 +289,8 @@ s2s_status s2s_cudnn_layers_enable(s2s_backend *be);
 /* The CPU backend's log-sum-exp of one row (generic C, or where this CPU has it the AVX2 copy,
  * which gives the same bits): exposed for tests/test_precision.c. */
 float s2s_cpu_row_lse(const float *x, int cols, int generic);
+/* The CPU cross-entropy's gradient row x[c] = g (s2s_expf(x[c] - lse) - u), generic or AVX2
+ * (the same bits): exposed for tests/test_precision.c. */
+void s2s_cpu_xent_grad_row(float *x, int cols, float lse, float g, float u, int generic);
 
 #endif

@@ -634,6 +634,11 @@ static xent_grad_fn xent_grad_pick(void)
     return xent_grad_generic;
 }
 
+void s2s_cpu_xent_grad_row(float *x, int cols, float lse, float g, float u, int generic)
+{
+    (generic ? xent_grad_generic : xent_grad_pick())(x, cols, lse, g, u);
+}
+
 /* sum of x in 8 lanes of partial sums (one fixed order whatever the CPU) */
 static float sum8(const float *x, int n)
 {

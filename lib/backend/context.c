@@ -123,6 +123,10 @@ S2S_API s2s_status s2s_context_create(const s2s_context_options *opts, s2s_conte
                             why);
         }
         ctx->be->precision = S2S_PRECISION_BF16;
+        size_t n = strlen(ctx->device_name); /* "CPU (2 threads, OpenBLAS, oneDNN)" + ", bf16 GEMMs" */
+        if (n > 0 && ctx->device_name[n - 1] == ')' && n + 12 < sizeof ctx->device_name)
+            memcpy(ctx->device_name + n - 1, ", bf16 GEMMs)", 14);
+        s2s_log(ctx, S2S_LOG_INFO, "the large GEMMs in bf16 (%s)", why);
     }
     if (o.streams > 0) /* the CPU has one lane whatever is asked */
         ctx->be->lanes = o.streams < ctx->be->lanes_max ? o.streams : ctx->be->lanes_max;
