@@ -196,6 +196,33 @@ static s2s_status quantize_weights(s2s_packed *p, const float *w, int ldw, int k
     return S2S_OK;
 }
 
+/* The matmul src x wei -> dst on eng, adding onto dst's old values when sum (a sum post-op). */
+static dnnl_status_t matmul_pd(dnnl_engine_t eng, const dnnl_memory_desc_t *src, const dnnl_memory_desc_t *wei,
+                               const dnnl_memory_desc_t *dst, int sum, dnnl_primitive_desc_t *pd)
+{
+    dnnl_matmul_desc_t md;
+    dnnl_status_t st = dnnl_matmul_desc_init(&md, src, wei, NULL, dst);
+    if (st != dnnl_success)
+        return st;
+    dnnl_primitive_attr_t attr;
+    if ((st = dnnl_primitive_attr_create(&attr)) != dnnl_success)
+        return st;
+    dnnl_post_ops_t po = NULL;
+    if (sum) {
+        st = dnnl_post_ops_create(&po);
+        if (st == dnnl_success)
+            st = dnnl_post_ops_append_sum(po, 1.0f);
+        if (st == dnnl_success)
+            st = dnnl_primitive_attr_set_post_ops(attr, po);
+    }
+    if (st == dnnl_success)
+        st = dnnl_primitive_desc_create(pd, &md, attr, eng, NULL);
+    if (po)
+        dnnl_post_ops_destroy(po);
+    dnnl_primitive_attr_destroy(attr);
+    return st;
+}
+
 /* The matmul [rows? x k] x [k x n] -> [rows? x n] with the row count given at each call. */
 static s2s_status make_primitive(const s2s_backend *be, s2s_packed *p, dnnl_primitive_desc_t *pd_out)
 {
@@ -209,24 +236,7 @@ static s2s_status make_primitive(const s2s_backend *be, s2s_packed *p, dnnl_prim
         DNNL_TRY(dnnl_memory_desc_init_by_tag(&dst, 2, dd, dnnl_s32, dnnl_ab));
     else /* bf16 writes into y itself, whose row stride comes with each call */
         DNNL_TRY(dnnl_memory_desc_init_by_strides(&dst, 2, dd, dnnl_f32, dstr));
-    dnnl_matmul_desc_t md;
-    DNNL_TRY(dnnl_matmul_desc_init(&md, &src, &wei, NULL, &dst));
-    dnnl_primitive_attr_t attr;
-    DNNL_TRY(dnnl_primitive_attr_create(&attr));
-    dnnl_post_ops_t po = NULL;
-    dnnl_status_t st = dnnl_success;
-    if (!q) { /* y += x W: beta 0 zeroes y first */
-        st = dnnl_post_ops_create(&po);
-        if (st == dnnl_success)
-            st = dnnl_post_ops_append_sum(po, 1.0f);
-        if (st == dnnl_success)
-            st = dnnl_primitive_attr_set_post_ops(attr, po);
-    }
-    if (st == dnnl_success)
-        st = dnnl_primitive_desc_create(pd_out, &md, attr, p->eng, NULL);
-    if (po)
-        dnnl_post_ops_destroy(po);
-    dnnl_primitive_attr_destroy(attr);
+    dnnl_status_t st = matmul_pd(p->eng, &src, &wei, &dst, !q, pd_out); /* bf16: y += x W, beta 0 zeroes y */
     if (st == dnnl_unimplemented)
         return S2S_FAIL(S2S_ERR_UNSUPPORTED, "oneDNN has no %s matmul for this CPU (%s)", q ? "int8" : "bf16",
                         isa_name(cpu_isa(be)));
@@ -520,30 +530,25 @@ void s2s_dnnl_bf16_gemm_free(s2s_bf16_gemm *g)
     free(g);
 }
 
-/* The primitive C[m x n] += op(A)[m x k] op(B)[k x n] with A' and B' as gb_convert writes them. */
-static s2s_status gb_make(s2s_bf16_gemm *g, gb_entry *e)
+/* The memory descriptors of C[m x n] += op(A)[m x k] op(B)[k x n] with A' and B' as
+ * gb_convert writes them. */
+static s2s_status gb_descs(const gb_entry *e, dnnl_memory_desc_t *src, dnnl_memory_desc_t *wei,
+                           dnnl_memory_desc_t *dst)
 {
     dnnl_dims_t sd = {e->m, e->k}, wd = {e->k, e->n}, dd = {e->m, e->n}, dstr = {e->ldc, 1};
+    DNNL_TRY(dnnl_memory_desc_init_by_tag(src, 2, sd, dnnl_bf16, e->ta ? dnnl_ba : dnnl_ab));
+    DNNL_TRY(dnnl_memory_desc_init_by_tag(wei, 2, wd, dnnl_bf16, e->tb ? dnnl_ba : dnnl_ab));
+    DNNL_TRY(dnnl_memory_desc_init_by_strides(dst, 2, dd, dnnl_f32, dstr));
+    return S2S_OK;
+}
+
+/* The entry's primitive (NULL where oneDNN has only reference code for it). */
+static s2s_status gb_make(s2s_bf16_gemm *g, gb_entry *e)
+{
     dnnl_memory_desc_t src, wei, dst;
-    DNNL_TRY(dnnl_memory_desc_init_by_tag(&src, 2, sd, dnnl_bf16, e->ta ? dnnl_ba : dnnl_ab));
-    DNNL_TRY(dnnl_memory_desc_init_by_tag(&wei, 2, wd, dnnl_bf16, e->tb ? dnnl_ba : dnnl_ab));
-    DNNL_TRY(dnnl_memory_desc_init_by_strides(&dst, 2, dd, dnnl_f32, dstr));
-    dnnl_matmul_desc_t md;
-    DNNL_TRY(dnnl_matmul_desc_init(&md, &src, &wei, NULL, &dst));
-    dnnl_primitive_attr_t attr;
-    DNNL_TRY(dnnl_primitive_attr_create(&attr));
-    dnnl_post_ops_t po = NULL;
+    S2S_TRY(gb_descs(e, &src, &wei, &dst));
     dnnl_primitive_desc_t pd = NULL;
-    dnnl_status_t st = dnnl_post_ops_create(&po);
-    if (st == dnnl_success)
-        st = dnnl_post_ops_append_sum(po, 1.0f);
-    if (st == dnnl_success)
-        st = dnnl_primitive_attr_set_post_ops(attr, po);
-    if (st == dnnl_success)
-        st = dnnl_primitive_desc_create(&pd, &md, attr, g->eng, NULL);
-    if (po)
-        dnnl_post_ops_destroy(po);
-    dnnl_primitive_attr_destroy(attr);
+    dnnl_status_t st = matmul_pd(g->eng, &src, &wei, &dst, 1, &pd);
     e->mm = NULL;
     if (st == dnnl_unimplemented)
         return S2S_OK;
@@ -574,7 +579,6 @@ static s2s_status gb_lookup(s2s_bf16_gemm *g, int ta, int tb, int m, int n, int 
     }
     if (old->mm)
         dnnl_primitive_destroy(old->mm);
-    memset(old, 0, sizeof *old);
     *old = (gb_entry){.ta = ta, .tb = tb, .m = m, .n = n, .k = k, .ldc = ldc};
     S2S_TRY(gb_make(g, old));
     old->used = ++g->tick;
@@ -633,11 +637,8 @@ static s2s_status gb_reserve(uint16_t **p, size_t *cap, size_t n)
 /* C[m x n] (row stride ldc) += A'' B'' with the blocks' pointers. */
 static s2s_status gb_run(s2s_bf16_gemm *g, const gb_entry *e, const uint16_t *a, const uint16_t *b, float *c)
 {
-    dnnl_dims_t sd = {e->m, e->k}, wd = {e->k, e->n}, dd = {e->m, e->n}, dstr = {e->ldc, 1};
     dnnl_memory_desc_t smd, wmd, dmd;
-    DNNL_TRY(dnnl_memory_desc_init_by_tag(&smd, 2, sd, dnnl_bf16, e->ta ? dnnl_ba : dnnl_ab));
-    DNNL_TRY(dnnl_memory_desc_init_by_tag(&wmd, 2, wd, dnnl_bf16, e->tb ? dnnl_ba : dnnl_ab));
-    DNNL_TRY(dnnl_memory_desc_init_by_strides(&dmd, 2, dd, dnnl_f32, dstr));
+    S2S_TRY(gb_descs(e, &smd, &wmd, &dmd));
     dnnl_memory_t mem[3] = {NULL, NULL, NULL};
     dnnl_status_t st = dnnl_memory_create(&mem[0], &smd, g->eng, (void *)a);
     if (st == dnnl_success)
