@@ -99,8 +99,11 @@ def main():
         while time.time() - t0 < 30:
             bots = drv.find_elements(By.CSS_SELECTOR, "#log .bot")
             if bots:
+                done = bots[-1].get_attribute("data-done") == "1"
+                # read the text after the mark: the page sets the text before it marks the reply
+                # done, so a text read before the mark may miss the last pieces
                 seen.append(bots[-1].text)
-                if bots[-1].get_attribute("data-done") == "1":
+                if done:
                     break
             time.sleep(0.005)
         final = seen[-1] if seen else ""
