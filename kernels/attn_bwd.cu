@@ -1,70 +1,40 @@
-/* attn_bwd.cu - backward of attn_fwd for one decoder step. Inputs as in attn_fwd plus the
- * saved alpha [B, S] and dctx [B, H]. With da[s] = dctx[b] . vals[s, b] and
- * ds[s] = alpha[s] (da[s] - sum_u alpha[u] da[u]) (softmax backward), accumulates
- *   dq[b]       += sum_s ds[s] keys[s, b]
- *   dkeys[s, b] += ds[s] q[b]
- *   dvals[s, b] += alpha[s] dctx[b]
- * for s < src_len[b] only (positions beyond are left untouched, as on the CPU). dkeys may alias
- * dvals (dot attention: keys = vals); each element is then updated once with both terms.
+/* attn_bwd.cu - backward of attn_fwd for one decoder step, the query's part. Inputs as in
+ * attn_fwd plus the saved alpha [B, S] and dctx [B, H]. With da[s] = dctx[b] . vals[s, b],
+ * writes the scores' gradient
+ *   dscore[b, s] = alpha[s] (da[s] - sum_u alpha[u] da[u])   (softmax backward; 0 at s >= L)
+ * and accumulates dq[b] += sum_s dscore[b, s] keys[s, b] for s < src_len[b]. The keys' and
+ * values' gradients of every step are attn_bwd_kv.cu's, after the time loop.
  *
  * One block per batch row; alpha and ds for the row live in shared memory (2 S floats,
  * S <= S2S_K_ATTN_MAX_S). da uses a warp per position (lanes over H, coalesced); the final
  * phase has threads over H and walks s in increasing order, so dq accumulates in the CPU's
- * order and every row of keys, dkeys, dvals is read and written coalesced. As in attn_fwd,
- * rows move as float4 when H % 4 == 0 and all rows are 16-byte aligned (V4). */
+ * order and every row of keys is read coalesced. As in attn_fwd, rows move as float4 when
+ * H % 4 == 0 and all rows are 16-byte aligned (V4). */
 #include "common.cuh"
 #include "launchers.cuh"
 
 #define ATTN_THREADS 512
 
-
 /* Phase 3 for W consecutive columns (W = 4: one float4; W = 1: one float) starting at j. */
 template <int W>
-static __device__ __forceinline__ void accumulate(int L, int B, int H, int b, int j, const float *ab, const float *ds,
-                                                  const float *__restrict__ keys, const float *__restrict__ q,
-                                                  const float *__restrict__ dctx, float *__restrict__ dq,
-                                                  float *dkeys, float *dvals, bool shared_kv)
+static __device__ __forceinline__ void accumulate(int L, int B, int H, int b, int j, const float *ds,
+                                                  const float *__restrict__ keys, float *__restrict__ dq)
 {
-    float qj[W], gj[W], acc[W];
-    for (int w = 0; w < W; w++) {
-        qj[w] = q[(size_t)b * H + j + w];
-        gj[w] = dctx[(size_t)b * H + j + w];
+    float acc[W];
+    for (int w = 0; w < W; w++)
         acc[w] = dq[(size_t)b * H + j + w];
-    }
     for (int s = 0; s < L; s++) {
         const size_t e = ((size_t)s * B + b) * H + j;
-        const float d = ds[s], a = ab[s];
-        float k[W], dk[W], dv[W];
+        const float d = ds[s];
+        float k[W];
         if constexpr (W == 4) {
-            const float4 k4 = *(const float4 *)(keys + e), dk4 = *(const float4 *)(dkeys + e);
+            const float4 k4 = *(const float4 *)(keys + e);
             k[0] = k4.x, k[1] = k4.y, k[2] = k4.z, k[3] = k4.w;
-            dk[0] = dk4.x, dk[1] = dk4.y, dk[2] = dk4.z, dk[3] = dk4.w;
         } else {
             k[0] = keys[e];
-            dk[0] = dkeys[e];
         }
-        for (int w = 0; w < W; w++) {
+        for (int w = 0; w < W; w++)
             acc[w] += d * k[w];
-            dk[w] += shared_kv ? d * qj[w] + a * gj[w] : d * qj[w];
-        }
-        if constexpr (W == 4)
-            *(float4 *)(dkeys + e) = make_float4(dk[0], dk[1], dk[2], dk[3]);
-        else
-            dkeys[e] = dk[0];
-        if (!shared_kv) {
-            if constexpr (W == 4) {
-                const float4 dv4 = *(const float4 *)(dvals + e);
-                dv[0] = dv4.x, dv[1] = dv4.y, dv[2] = dv4.z, dv[3] = dv4.w;
-            } else {
-                dv[0] = dvals[e];
-            }
-            for (int w = 0; w < W; w++)
-                dv[w] += a * gj[w];
-            if constexpr (W == 4)
-                *(float4 *)(dvals + e) = make_float4(dv[0], dv[1], dv[2], dv[3]);
-            else
-                dvals[e] = dv[0];
-        }
     }
     for (int w = 0; w < W; w++)
         dq[(size_t)b * H + j + w] = acc[w];
@@ -72,10 +42,9 @@ static __device__ __forceinline__ void accumulate(int L, int B, int H, int b, in
 
 template <bool V4>
 static __global__ void attn_bwd_kernel(int S, int B, int H, const float *__restrict__ keys,
-                                       const float *__restrict__ vals, const float *__restrict__ q,
-                                       const float *__restrict__ alpha, const float *__restrict__ dctx,
-                                       const int32_t *__restrict__ src_len, float *__restrict__ dq, float *dkeys,
-                                       float *dvals)
+                                       const float *__restrict__ vals, const float *__restrict__ alpha,
+                                       const float *__restrict__ dctx, const int32_t *__restrict__ src_len,
+                                       float *__restrict__ dq, float *__restrict__ dscore)
 {
     extern __shared__ float sm[]; /* ab[S], then ds[S] */
     float *ab = sm, *ds = sm + S;
@@ -102,30 +71,28 @@ static __global__ void attn_bwd_kernel(int S, int B, int H, const float *__restr
     for (int s = threadIdx.x; s < L; s += blockDim.x)
         ds[s] = ab[s] * (ds[s] - dot);
     __syncthreads();
+    for (int s = threadIdx.x; s < S; s += blockDim.x)
+        dscore[(size_t)b * S + s] = s < L ? ds[s] : 0.0f;
 
-    const bool shared_kv = dkeys == dvals;
     constexpr int W = V4 ? 4 : 1;
     for (int j = threadIdx.x * W; j < H; j += blockDim.x * W)
-        accumulate<W>(L, B, H, b, j, ab, ds, keys, q, dctx, dq, dkeys, dvals, shared_kv);
+        accumulate<W>(L, B, H, b, j, ds, keys, dq);
 }
 
 static bool aligned16(const void *p) { return ((uintptr_t)p & 15) == 0; }
 
-extern "C" cudaError_t s2s_k_attn_bwd(int S, int B, int H, const float *keys, const float *vals, const float *q,
-                                      const float *alpha, const float *dctx, const int32_t *src_len, float *dq,
-                                      float *dkeys, float *dvals, cudaStream_t st)
+extern "C" cudaError_t s2s_k_attn_bwd(int S, int B, int H, const float *keys, const float *vals, const float *alpha,
+                                      const float *dctx, const int32_t *src_len, float *dq, float *dscore,
+                                      cudaStream_t st)
 {
     if (B <= 0 || S <= 0 || H <= 0)
         return cudaSuccess;
     if (S > S2S_K_ATTN_MAX_S)
         return cudaErrorInvalidValue;
     const size_t smem = (2 * (size_t)S + 4) * sizeof(float); /* + 4: room for loads ahead, as in attn_fwd */
-    if (H % 4 == 0 && aligned16(keys) && aligned16(vals) && aligned16(dctx) && aligned16(dkeys) &&
-        aligned16(dvals))
-        attn_bwd_kernel<true><<<B, ATTN_THREADS, smem, st>>>(S, B, H, keys, vals, q, alpha, dctx, src_len, dq, dkeys,
-                                                             dvals);
+    if (H % 4 == 0 && aligned16(keys) && aligned16(vals) && aligned16(dctx) && aligned16(dq))
+        attn_bwd_kernel<true><<<B, ATTN_THREADS, smem, st>>>(S, B, H, keys, vals, alpha, dctx, src_len, dq, dscore);
     else
-        attn_bwd_kernel<false><<<B, ATTN_THREADS, smem, st>>>(S, B, H, keys, vals, q, alpha, dctx, src_len, dq,
-                                                              dkeys, dvals);
+        attn_bwd_kernel<false><<<B, ATTN_THREADS, smem, st>>>(S, B, H, keys, vals, alpha, dctx, src_len, dq, dscore);
     return cudaGetLastError();
 }

@@ -64,9 +64,12 @@ cudaError_t s2s_k_rnn_bwd(int B, int H, const float *h, const float *dy, const f
 #define S2S_K_ATTN_MAX_S 4096 /* 2 S floats of shared memory in attn_bwd: 32 KiB */
 cudaError_t s2s_k_attn_fwd(int S, int B, int H, const float *keys, const float *vals, const float *q,
                            const int32_t *src_len, float *alpha, float *ctx, cudaStream_t st);
-cudaError_t s2s_k_attn_bwd(int S, int B, int H, const float *keys, const float *vals, const float *q,
-                           const float *alpha, const float *dctx, const int32_t *src_len, float *dq, float *dkeys,
-                           float *dvals, cudaStream_t st);
+cudaError_t s2s_k_attn_bwd(int S, int B, int H, const float *keys, const float *vals, const float *alpha,
+                           const float *dctx, const int32_t *src_len, float *dq, float *dscore, cudaStream_t st);
+/* one block per (batch row, source position), B S < 2^31 */
+cudaError_t s2s_k_attn_bwd_kv(int S, int T, int B, int H, const float *q, const float *alpha, const float *dscore,
+                              const float *dctx, const int32_t *src_len, float *dkeys, float *dvals,
+                              cudaStream_t st);
 
 /* ---- output ----------------------------------------------------------------------- */
 /* Targets outside [0, V) are treated like pad_id (loss 0, gradient 0), as on the CPU. */

@@ -649,14 +649,36 @@ Test(cuda_parity, attn_bwd)
         cr_assert_eq(P.gpu->ops->to_device(P.gpu, alpha.g, ha, alpha.bytes), S2S_OK, "%s", s2s_last_error());
         free(ha);
         tb dctx = rand_f(&P, (size_t)B3 * H, -1, 1), dq = rand_f(&P, (size_t)B3 * H, -1, 1);
-        tb dk = rand_f(&P, sbh, -1, 1), dv = shared_kv ? dk : rand_f(&P, sbh, -1, 1);
-        RUN(&P, attn_bwd, S7, B3, H, D(keys), D(vals), D(q), D(alpha), D(dctx), D(sl), D(dq), D(dk), D(dv));
+        tb dscore = nan_f(&P, B3 * S7);
+        RUN(&P, attn_bwd, S7, B3, H, D(keys), D(vals), D(alpha), D(dctx), D(sl), D(dq), D(dscore));
         char what[64];
         snprintf(what, sizeof what, "attn_bwd dq H=%d shared_kv=%d", H, shared_kv);
         expect_close(&P, what, dq, 1e-5, 1e-4);
-        snprintf(what, sizeof what, "attn_bwd dkeys H=%d shared_kv=%d", H, shared_kv);
+        snprintf(what, sizeof what, "attn_bwd dscore H=%d shared_kv=%d", H, shared_kv);
+        expect_close(&P, what, dscore, 1e-5, 1e-4);
+    }
+    pair_close(&P);
+}
+
+/* T = 5 steps; the same inputs on both sides (random weights and scores stand in for attn_fwd's
+ * and attn_bwd's); sums of T products in the same order, FMA on the GPU: atol 1e-5, rtol 1e-4.
+ * Positions beyond a row's length must keep their (random) starting values: compared too. */
+Test(cuda_parity, attn_bwd_kv)
+{
+    NEED_GPU();
+    pair P;
+    pair_open(&P, S2S_PRECISION_FP32);
+    for (int v = 0; v < 4; v++) {
+        const int H = v < 2 ? H37 : 64, shared_kv = v & 1, T = 5;
+        size_t sbh = (size_t)S7 * B3 * H, tbh = (size_t)T * B3 * H, tbs = (size_t)T * B3 * S7;
+        tb q = rand_f(&P, tbh, -1, 1), dctx = rand_f(&P, tbh, -1, 1), sl = ints(&P, SRC_LEN3, B3);
+        tb alpha = rand_f(&P, tbs, 0, 1), dscore = rand_f(&P, tbs, -1, 1);
+        tb dk = rand_f(&P, sbh, -1, 1), dv = shared_kv ? dk : rand_f(&P, sbh, -1, 1);
+        RUN(&P, attn_bwd_kv, S7, T, B3, H, D(q), D(alpha), D(dscore), D(dctx), D(sl), D(dk), D(dv));
+        char what[64];
+        snprintf(what, sizeof what, "attn_bwd_kv dkeys H=%d shared_kv=%d", H, shared_kv);
         expect_close(&P, what, dk, 1e-5, 1e-4);
-        snprintf(what, sizeof what, "attn_bwd dvals H=%d shared_kv=%d", H, shared_kv);
+        snprintf(what, sizeof what, "attn_bwd_kv dvals H=%d shared_kv=%d", H, shared_kv);
         expect_close(&P, what, dv, 1e-5, 1e-4);
     }
     pair_close(&P);

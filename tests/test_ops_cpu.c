@@ -173,65 +173,131 @@ Test(ops_cpu, rnn_cell_fd)
 /* ---- attention ------------------------------------------------------------------------- */
 typedef struct {
     s2s_backend *be;
-    int S, B, H;
+    int S, B, H, T;
     int32_t *len;
-    float *keys, *vals, *q, *alpha, *ctx, *r;
+    float *keys, *vals, *q, *alpha, *ctx, *r; /* q, ctx, r [T,B,H]; alpha [T,B,S] */
 } attn_case;
 
+/* T decoder steps over the same keys and values: loss = sum_t r[t] . ctx[t] */
 static double attn_loss(void *p)
 {
     attn_case *k = p;
-    k->be->ops->attn_fwd(k->be, k->S, k->B, k->H, k->keys, k->vals, k->q, k->len, k->alpha, k->ctx);
-    return dot(k->ctx, k->r, (size_t)k->B * k->H);
+    size_t bh = (size_t)k->B * k->H;
+    double sum = 0;
+    for (int t = 0; t < k->T; t++) {
+        k->be->ops->attn_fwd(k->be, k->S, k->B, k->H, k->keys, k->vals, k->q + t * bh, k->len,
+                             k->alpha + (size_t)t * k->B * k->S, k->ctx + t * bh);
+        sum += dot(k->ctx + t * bh, k->r + t * bh, bh);
+    }
+    return sum;
 }
 
-/* S = 5, B = 3, H = 4; wide: H = 21 (dot8's 8-lane loop and its tail), S = 6, B = 2 */
-static void attn_fd(int shared, int wide)
+/* S = 5, B = 3, H = 4; wide: H = 21 (dot8's 8-lane loop and its tail; attn_bwd_kv's blocks of
+ * 32 columns: its tail only), S = 6, B = 2; long: H = 70 (two whole blocks and a tail). T = 3
+ * steps: attn_bwd per step (dq), attn_bwd_kv once for all three (dkeys, dvals). */
+static void attn_fd(int shared, int width)
 {
     uint64_t seed = tu_seed(), s = seed;
-    int S = wide ? 6 : 5, B = wide ? 2 : 3, H = wide ? 21 : 4;
-    int32_t len[3] = {S, wide ? 4 : 2, 1};
-    size_t sbh = (size_t)S * B * H, bh = (size_t)B * H;
-    float *buf = calloc(sbh * 4 + bh * 4 + (size_t)B * S, sizeof(float)), *p = buf;
-    attn_case k = {.be = cpu(), .S = S, .B = B, .H = H, .len = len};
+    int S = width ? 6 : 5, B = width ? 2 : 3, H = width == 2 ? 70 : width ? 21 : 4, T = 3;
+    int32_t len[3] = {S, width ? 4 : 2, 1};
+    size_t sbh = (size_t)S * B * H, bh = (size_t)B * H, tbh = (size_t)T * bh, tbs = (size_t)T * B * S;
+    float *buf = calloc(sbh * 4 + tbh * 4 + tbs * 2, sizeof(float)), *p = buf;
+    attn_case k = {.be = cpu(), .S = S, .B = B, .H = H, .T = T, .len = len};
     k.keys = p, p += sbh;
     k.vals = shared ? k.keys : p;
     p += sbh;
     float *dk = p; p += sbh;
     float *dv = shared ? dk : p;
     p += sbh;
-    k.q = p, p += bh; k.ctx = p, p += bh; k.r = p, p += bh;
-    float *dq = p; p += bh;
-    k.alpha = p;
+    k.q = p, p += tbh; k.ctx = p, p += tbh; k.r = p, p += tbh;
+    float *dq = p; p += tbh;
+    k.alpha = p, p += tbs;
+    float *dscore = p;
     tu_fill(&s, k.keys, sbh, -1, 1);
     if (!shared)
         tu_fill(&s, k.vals, sbh, -1, 1);
-    tu_fill(&s, k.q, bh, -1.5, 1.5);
-    tu_fill(&s, k.r, bh, -1, 1);
+    tu_fill(&s, k.q, tbh, -1.5, 1.5);
+    tu_fill(&s, k.r, tbh, -1, 1);
     attn_loss(&k);
     /* masked positions get exactly zero weight; each row sums to one */
-    for (int b = 0; b < B; b++) {
+    for (int b = 0; b < T * B; b++) {
         double z = 0;
         for (int t = 0; t < S; t++) {
-            if (t >= len[b])
+            if (t >= len[b % B])
                 cr_assert_eq(k.alpha[b * S + t], 0.0f);
             z += k.alpha[b * S + t];
         }
         cr_assert_float_eq(z, 1.0, 1e-6);
     }
-    cr_assert_eq(k.be->ops->attn_bwd(k.be, S, B, H, k.keys, k.vals, k.q, k.alpha, k.r, len, dq, dk, dv), S2S_OK);
-    tu_fd_check("attn dq", k.q, bh, dq, attn_loss, &k, FD_H, FD_ATOL, FD_RTOL, 12, seed);
+    for (size_t e = 0; e < tbs; e++)
+        dscore[e] = NAN; /* attn_bwd writes every element, zeros at the masked positions */
+    for (int t = 0; t < T; t++)
+        cr_assert_eq(k.be->ops->attn_bwd(k.be, S, B, H, k.keys, k.vals, k.alpha + (size_t)t * B * S, k.r + t * bh, len,
+                                         dq + t * bh, dscore + (size_t)t * B * S),
+                     S2S_OK);
+    for (int t = 0; t < T; t++)
+        for (int b = 0; b < B; b++)
+            for (int u = len[b]; u < S; u++)
+                cr_assert_eq(dscore[((size_t)t * B + b) * S + u], 0.0f, "masked position %d of row %d", u, b);
+    cr_assert_eq(k.be->ops->attn_bwd_kv(k.be, S, T, B, H, k.q, k.alpha, dscore, k.r, len, dk, dv), S2S_OK);
+    tu_fd_check("attn dq", k.q, tbh, dq, attn_loss, &k, FD_H, FD_ATOL, FD_RTOL, 16, seed);
     tu_fd_check(shared ? "attn dkeys=dvals" : "attn dkeys", k.keys, sbh, dk, attn_loss, &k, FD_H, FD_ATOL, FD_RTOL, 60,
                 seed);
     if (!shared)
         tu_fd_check("attn dvals", k.vals, sbh, dv, attn_loss, &k, FD_H, FD_ATOL, FD_RTOL, 60, seed);
+    /* beyond a row's source length the gradients stay as they were (zero here) */
+    for (int u = 0; u < S; u++)
+        for (int b = 0; b < B; b++)
+            for (int j = 0; u >= len[b] && j < H; j++)
+                cr_assert_eq(dk[((size_t)u * B + b) * H + j], 0.0f);
     free(buf);
     k.be->ops->free(k.be);
 }
 
 Test(ops_cpu, attention_fd) { attn_fd(0, 0); }
 Test(ops_cpu, attention_shared_keys_fd) { attn_fd(1, 0); }
-Test(ops_cpu, attention_wide_fd) { attn_fd(0, 1); attn_fd(1, 1); }
+Test(ops_cpu, attention_wide_fd) { attn_fd(0, 1); attn_fd(1, 1); attn_fd(0, 2); attn_fd(1, 2); }
+
+/* attn_bwd_kv against the sums written out in double, with gradients that start non-zero
+ * (it adds): q, dctx and the weights random, T = 5, H = 45 (a block and a tail). */
+Test(ops_cpu, attention_kv_sums_against_double)
+{
+    uint64_t s = tu_seed();
+    s2s_backend *be = cpu();
+    enum { S = 4, T = 5, B = 3, H = 45 };
+    int32_t len[B] = {4, 2, 3};
+    static float q[T * B * H], g[T * B * H], al[T * B * S], ds[T * B * S], dk[S * B * H], dv[S * B * H],
+        dk0[S * B * H], dv0[S * B * H];
+    tu_fill(&s, q, T * B * H, -1, 1);
+    tu_fill(&s, g, T * B * H, -1, 1);
+    tu_fill(&s, al, T * B * S, 0, 1);
+    tu_fill(&s, ds, T * B * S, -1, 1);
+    tu_fill(&s, dk0, S * B * H, -1, 1);
+    tu_fill(&s, dv0, S * B * H, -1, 1);
+    for (int shared = 0; shared < 2; shared++) {
+        memcpy(dk, dk0, sizeof dk);
+        memcpy(dv, dv0, sizeof dv);
+        float *dvp = shared ? dk : dv;
+        cr_assert_eq(be->ops->attn_bwd_kv(be, S, T, B, H, q, al, ds, g, len, dk, dvp), S2S_OK);
+        for (int u = 0; u < S; u++)
+            for (int b = 0; b < B; b++)
+                for (int j = 0; j < H; j++) {
+                    size_t e = ((size_t)u * B + b) * H + j;
+                    double sk = 0, sv = 0;
+                    for (int t = 0; t < T && u < len[b]; t++) {
+                        sk += (double)ds[((size_t)t * B + b) * S + u] * q[((size_t)t * B + b) * H + j];
+                        sv += (double)al[((size_t)t * B + b) * S + u] * g[((size_t)t * B + b) * H + j];
+                    }
+                    double wk = dk0[e] + sk + (shared ? sv : 0), wv = dv0[e] + sv;
+                    cr_assert(fabs(dk[e] - wk) <= 1e-5 + 1e-5 * fabs(wk), "dkeys[%d,%d,%d] = %g, want %g (shared %d)",
+                              u, b, j, dk[e], wk, shared);
+                    if (!shared)
+                        cr_assert(fabs(dv[e] - wv) <= 1e-5 + 1e-5 * fabs(wv), "dvals[%d,%d,%d] = %g, want %g", u, b,
+                                  j, dv[e], wv);
+                }
+    }
+    be->ops->free(be);
+}
 
 /* ---- fused log-softmax + cross-entropy ------------------------------------------------- */
 typedef struct {

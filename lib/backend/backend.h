@@ -104,6 +104,12 @@ typedef struct s2s_ops {
      * old contents (NaN included). */
     s2s_status (*gemm)(s2s_backend *be, int ta, int tb, int m, int n, int k, float alpha, const float *a, int lda,
                        const float *b, int ldb, float beta, float *c, int ldc);
+    /* Declares x[0..n) unchanged until the next call (x NULL, n 0: nothing): a backend may then
+     * keep converted copies of what products read there (the CPU's bf16 GEMMs keep bf16 copies
+     * of the weight blocks they multiply by) instead of converting at every product. The caller
+     * writes nothing there meanwhile and calls again (NULL, 0) before it does; each call drops
+     * the copies the previous one allowed. */
+    s2s_status (*read_only)(s2s_backend *be, const float *x, size_t n);
     /* y[r, c] = b1[c] + (b2 ? b2[c] : 0) for r < rows, c < cols. */
     s2s_status (*bias_rows)(s2s_backend *be, float *y, int rows, int cols, int ldy, const float *b1, const float *b2);
     /* db[c] += sum over r of dy[r, c], summed in row order. */
@@ -167,11 +173,20 @@ typedef struct s2s_ops {
      * sum_s alpha[b,s] vals[s,b,:]. */
     s2s_status (*attn_fwd)(s2s_backend *be, int S, int B, int H, const float *keys, const float *vals,
                            const float *q, const int32_t *src_len, float *alpha, float *ctx);
-    /* Given dctx [B,H]: dq += ..., dkeys += ..., dvals += ... (dkeys may alias dvals; each
-     * element is then updated once with both terms). */
+    /* Backward of one step, the query's part. Given alpha [B,S] and dctx [B,H]: writes dscore
+     * [B,S], the scores' gradient alpha[s] (dctx . vals[s] - sum_u alpha[u] dctx . vals[u]) (0
+     * at s >= src_len[b]), and accumulates dq [B,H] += sum_s dscore[b,s] keys[s,b,:]. The keys'
+     * and values' parts wait for attn_bwd_kv, which takes every step at once. */
     s2s_status (*attn_bwd)(s2s_backend *be, int S, int B, int H, const float *keys, const float *vals,
-                           const float *q, const float *alpha, const float *dctx, const int32_t *src_len,
-                           float *dq, float *dkeys, float *dvals);
+                           const float *alpha, const float *dctx, const int32_t *src_len, float *dq, float *dscore);
+    /* Backward of T steps, the keys' and values' part. q, dctx [T,B,H]; alpha, dscore [T,B,S]
+     * (attn_bwd's): for s < src_len[b], dkeys[s,b,:] += sum_t dscore[t,b,s] q[t,b,:] and
+     * dvals[s,b,:] += sum_t alpha[t,b,s] dctx[t,b,:], each sum over t in increasing order and
+     * added once (positions beyond are left untouched). dkeys may alias dvals; each element
+     * then gets both sums. One pass over the gradients instead of one per decoder step. */
+    s2s_status (*attn_bwd_kv)(s2s_backend *be, int S, int T, int B, int H, const float *q, const float *alpha,
+                              const float *dscore, const float *dctx, const int32_t *src_len, float *dkeys,
+                              float *dvals);
 
     /* ---- output ----------------------------------------------------------------------
      * Fused log-softmax + cross-entropy over logits [N,V] with targets tgt [N]. Rows whose

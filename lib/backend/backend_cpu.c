@@ -19,6 +19,7 @@ typedef struct cpu_backend {
     struct s2s_backend head;
 #ifdef S2S_HAVE_DNNL
     s2s_bf16_gemm *bf16; /* precision BF16: the products' primitives and copies (cpu_dnnl.c) */
+    s2s_bf16_ro ro;      /* ops->read_only's block */
 #endif
 } cpu_backend;
 
@@ -85,6 +86,18 @@ static s2s_status cpu_mem_stats(s2s_backend *be, size_t *current, size_t *peak)
 
 /* ---- dense ----------------------------------------------------------------------- */
 
+/* Only the bf16 products keep copies; every call starts a new generation of them. */
+static s2s_status cpu_read_only(s2s_backend *be, const float *x, size_t n)
+{
+#ifdef S2S_HAVE_DNNL
+    cpu_backend *cb = (cpu_backend *)be;
+    cb->ro.x = n ? x : NULL;
+    cb->ro.n = x ? n : 0;
+    cb->ro.gen++;
+#endif
+    return S2S_OK;
+}
+
 static s2s_status cpu_fill(s2s_backend *be, float *x, size_t n, float v)
 {
     OMP_FOR(n)
@@ -130,7 +143,8 @@ static s2s_status cpu_gemm(s2s_backend *be, int ta, int tb, int m, int n, int k,
     if (be->precision == S2S_PRECISION_BF16 && alpha == 1.0f && (beta == 0.0f || beta == 1.0f) &&
         (double)m * n * k >= BF16_MIN_MACS) {
         int done = 0;
-        S2S_TRY(s2s_dnnl_gemm_bf16(be, &((cpu_backend *)be)->bf16, ta, tb, m, n, k, a, lda, b, ldb, c, ldc, &done));
+        cpu_backend *cb = (cpu_backend *)be;
+        S2S_TRY(s2s_dnnl_gemm_bf16(be, &cb->bf16, &cb->ro, ta, tb, m, n, k, a, lda, b, ldb, c, ldc, &done));
         if (done >= m)
             return S2S_OK;
         a = ta ? a + done : a + (size_t)done * lda;
@@ -477,37 +491,85 @@ static s2s_status cpu_attn_fwd(s2s_backend *be, int S, int B, int H, const float
     return S2S_OK;
 }
 
-/* dalpha[s] = dctx . v_s (dot8: vectorised, one fixed order); dscore[s] = alpha[s] (dalpha[s]
- * - sum_u alpha[u] dalpha[u]); the gradient loops are plain element-wise updates. */
+/* dalpha[s] = dctx . v_s (dot8: vectorised, one fixed order), kept in dscore; then dscore[s] =
+ * alpha[s] (dalpha[s] - sum_u alpha[u] dalpha[u]), and dq += dscore[s] keys[s] in increasing s.
+ * Reads each row of vals and keys once. */
 static s2s_status cpu_attn_bwd(s2s_backend *be, int S, int B, int H, const float *keys, const float *vals,
-                               const float *q, const float *alpha, const float *dctx, const int32_t *src_len,
-                               float *dq, float *dkeys, float *dvals)
+                               const float *alpha, const float *dctx, const int32_t *src_len, float *dq,
+                               float *dscore)
 {
     OMP_FOR((size_t)S * B * H * 2)
     for (int b = 0; b < B; b++) {
         int n = src_len[b] < S ? src_len[b] : S;
-        const float *ab = alpha + (size_t)b * S, *gb = dctx + (size_t)b * H, *qb = q + (size_t)b * H;
-        float *dqb = dq + (size_t)b * H;
+        const float *ab = alpha + (size_t)b * S, *gb = dctx + (size_t)b * H;
+        float *dqb = dq + (size_t)b * H, *dsb = dscore + (size_t)b * S;
         float dot = 0.0f;
-        for (int s = 0; s < n; s++)
-            dot += ab[s] * dot8(gb, vals + ((size_t)s * B + b) * H, H);
         for (int s = 0; s < n; s++) {
-            size_t at = ((size_t)s * B + b) * H;
-            const float *k = keys + at;
-            const float a = ab[s];
-            float ds = a * (dot8(gb, vals + at, H) - dot);
-            float *dk = dkeys + at, *dv = dvals + at;
+            dsb[s] = dot8(gb, vals + ((size_t)s * B + b) * H, H);
+            dot += ab[s] * dsb[s];
+        }
+        for (int s = 0; s < n; s++)
+            dsb[s] = ab[s] * (dsb[s] - dot);
+        for (int s = n < 0 ? 0 : n; s < S; s++)
+            dsb[s] = 0.0f;
+        for (int s = 0; s < n; s++) {
+            const float *k = keys + ((size_t)s * B + b) * H;
+            const float ds = dsb[s];
             for (int j = 0; j < H; j++)
                 dqb[j] += ds * k[j];
-            if (dk == dv) {
-                for (int j = 0; j < H; j++)
-                    dk[j] += ds * qb[j] + a * gb[j];
-            } else {
-                for (int j = 0; j < H; j++)
-                    dk[j] += ds * qb[j];
-                for (int j = 0; j < H; j++)
-                    dv[j] += a * gb[j];
+        }
+    }
+    return S2S_OK;
+}
+
+/* attn_bwd_kv's sums for one (s, b) and columns [j0, j0 + W): over t in increasing order,
+ * in registers (W fixed: the compiler unrolls and vectorises it), then added once. */
+#define KV_W 32
+static void kv_block(int W, int T, int B, int S, int H, int b, int s, int j0, const float *q, const float *alpha,
+                     const float *dscore, const float *dctx, float *dk, float *dv)
+{
+    float ak[KV_W] = {0}, av[KV_W] = {0};
+    for (int t = 0; t < T; t++) {
+        const size_t r = (size_t)t * B + b;
+        const float ds = dscore[r * S + s], a = alpha[r * S + s];
+        const float *qt = q + r * H + j0, *gt = dctx + r * H + j0;
+        if (W == KV_W) {
+            for (int j = 0; j < KV_W; j++) {
+                ak[j] += ds * qt[j];
+                av[j] += a * gt[j];
             }
+        } else {
+            for (int j = 0; j < W; j++) {
+                ak[j] += ds * qt[j];
+                av[j] += a * gt[j];
+            }
+        }
+    }
+    if (dk == dv) {
+        for (int j = 0; j < W; j++)
+            dk[j0 + j] += ak[j] + av[j];
+    } else {
+        for (int j = 0; j < W; j++) {
+            dk[j0 + j] += ak[j];
+            dv[j0 + j] += av[j];
+        }
+    }
+}
+
+/* One batch row per iteration: its T rows of q and dctx (T H floats each) stay in cache while
+ * every source position's sums read them. */
+static s2s_status cpu_attn_bwd_kv(s2s_backend *be, int S, int T, int B, int H, const float *q, const float *alpha,
+                                  const float *dscore, const float *dctx, const int32_t *src_len, float *dkeys,
+                                  float *dvals)
+{
+    OMP_FOR((size_t)S * T * B * H * 2)
+    for (int b = 0; b < B; b++) {
+        int n = src_len[b] < S ? src_len[b] : S;
+        for (int s = 0; s < n; s++) {
+            const size_t at = ((size_t)s * B + b) * H;
+            for (int j0 = 0; j0 < H; j0 += KV_W)
+                kv_block(H - j0 < KV_W ? H - j0 : KV_W, T, B, S, H, b, s, j0, q, alpha, dscore, dctx, dkeys + at,
+                         dvals + at);
         }
     }
     return S2S_OK;
@@ -868,6 +930,7 @@ static const s2s_ops cpu_ops = {
     .lane_mark = cpu_lane_event,
     .lane_wait = cpu_lane_event,
     .fill = cpu_fill,
+    .read_only = cpu_read_only,
     .gemm = cpu_gemm,
     .bias_rows = cpu_bias_rows,
     .colsum = cpu_colsum,
@@ -887,6 +950,7 @@ static const s2s_ops cpu_ops = {
     .rnn_bwd = cpu_rnn_bwd,
     .attn_fwd = cpu_attn_fwd,
     .attn_bwd = cpu_attn_bwd,
+    .attn_bwd_kv = cpu_attn_bwd_kv,
     .xent = cpu_xent,
     .log_softmax = cpu_log_softmax,
     .argmax = cpu_argmax,

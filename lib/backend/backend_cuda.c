@@ -358,6 +358,9 @@ static void cuda_graph_free(s2s_backend *be, void *graph)
 
 /* ---- dense ----------------------------------------------------------------------------- */
 
+/* Nothing to keep: the GPU's products read their operands as they are. */
+static s2s_status cuda_read_only(s2s_backend *be, const float *x, size_t n) { return S2S_OK; }
+
 static s2s_status cuda_fill(s2s_backend *be, float *x, size_t n, float v)
 {
     CU_LAUNCH("fill", s2s_k_fill(x, n, v, cu(be)->stream));
@@ -559,14 +562,22 @@ static s2s_status cuda_attn_fwd(s2s_backend *be, int S, int B, int H, const floa
 }
 
 static s2s_status cuda_attn_bwd(s2s_backend *be, int S, int B, int H, const float *keys, const float *vals,
-                                const float *q, const float *alpha, const float *dctx, const int32_t *src_len,
-                                float *dq, float *dkeys, float *dvals)
+                                const float *alpha, const float *dctx, const int32_t *src_len, float *dq,
+                                float *dscore)
 {
     if (S > S2S_K_ATTN_MAX_S)
         return S2S_FAIL(S2S_ERR_UNSUPPORTED, "attention over %d source positions; the CUDA kernel takes at most %d "
                                              "(split long sources)", S, S2S_K_ATTN_MAX_S);
-    CU_LAUNCH("attn_bwd",
-              s2s_k_attn_bwd(S, B, H, keys, vals, q, alpha, dctx, src_len, dq, dkeys, dvals, cu(be)->stream));
+    CU_LAUNCH("attn_bwd", s2s_k_attn_bwd(S, B, H, keys, vals, alpha, dctx, src_len, dq, dscore, cu(be)->stream));
+    return S2S_OK;
+}
+
+static s2s_status cuda_attn_bwd_kv(s2s_backend *be, int S, int T, int B, int H, const float *q, const float *alpha,
+                                   const float *dscore, const float *dctx, const int32_t *src_len, float *dkeys,
+                                   float *dvals)
+{
+    CU_LAUNCH("attn_bwd_kv",
+              s2s_k_attn_bwd_kv(S, T, B, H, q, alpha, dscore, dctx, src_len, dkeys, dvals, cu(be)->stream));
     return S2S_OK;
 }
 
@@ -673,6 +684,7 @@ static const s2s_ops cuda_ops = {
     .graph_launch = cuda_graph_launch,
     .graph_free = cuda_graph_free,
     .fill = cuda_fill,
+    .read_only = cuda_read_only,
     .gemm = cuda_gemm,
     .bias_rows = cuda_bias_rows,
     .colsum = cuda_colsum,
@@ -692,6 +704,7 @@ static const s2s_ops cuda_ops = {
     .rnn_bwd = cuda_rnn_bwd,
     .attn_fwd = cuda_attn_fwd,
     .attn_bwd = cuda_attn_bwd,
+    .attn_bwd_kv = cuda_attn_bwd_kv,
     .xent = cuda_xent,
     .log_softmax = cuda_log_softmax,
     .argmax = cuda_argmax,

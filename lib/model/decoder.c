@@ -189,19 +189,19 @@ s2s_status s2s_generator_loss(s2s_model *m, const float *ht, const int32_t *tgt,
     return S2S_OK;
 }
 
-/* Backward through step t's attention: from dht[t] to the top layer's output gradient dtop. */
+/* Backward through step t's attention: from dht[t] to the top layer's output gradient dtop,
+ * keeping step t's dctx and dscore for the keys' and values' gradients (attn_bwd_kv, after
+ * the time loop). */
 static s2s_status attn_step_bwd(s2s_model *m, const s2s_dev_batch *db, const s2s_enc_state *es, s2s_dec_state *ds,
-                                float *dht_all, float *dpre_c, int t, float *dctx, float *dtop, float *dkeys,
-                                float *dout)
+                                float *dht_all, float *dpre_c, int t, float *dctx_all, float *dscore_all, float *dtop)
 {
     int H = m->cfg.hidden, L = m->cfg.layers, B = ds->B, S = es->S;
-    float *dp = ROWS(dpre_c, t, B, H);
-    const float *h = ROWS(ds->run[L - 1].y, t, B, H);
+    float *dp = ROWS(dpre_c, t, B, H), *dctx = ROWS(dctx_all, t, B, H);
     S2S_TRY(OPS->tanh_bwd(m->be, dp, ROWS(ds->ht, t, B, H), ROWS(dht_all, t, B, H), (size_t)B * H));
     S2S_TRY(OPS->gemm(m->be, 0, 0, B, H, H, 1.0f, dp, H, m->attn_out.w, 2 * H, 0.0f, dctx, H));
     S2S_TRY(OPS->gemm(m->be, 0, 0, B, H, H, 1.0f, dp, H, m->attn_out.w + H, 2 * H, 0.0f, dtop, H));
-    return OPS->attn_bwd(m->be, S, B, H, es->keys, es->out[L - 1], h, ROWS(ds->alpha, t, B, S), dctx, db->src_len,
-                         dtop, dkeys, dout);
+    return OPS->attn_bwd(m->be, S, B, H, es->keys, es->out[L - 1], ROWS(ds->alpha, t, B, S), dctx, db->src_len, dtop,
+                         ROWS(dscore_all, t, B, S));
 }
 
 typedef struct bwd_args {
@@ -209,7 +209,7 @@ typedef struct bwd_args {
     const s2s_enc_state *es;
     s2s_dec_state *ds;
     s2s_rnn_grad *g;
-    float *dht, *dpre_c, *dctx, *dtop, *dx, *dkeys, *dout;
+    float *dht, *dpre_c, *dctx, *dscore, *dtop, *dx;
     int train;
 } bwd_args;
 
@@ -224,7 +224,7 @@ static s2s_status bwd_loop(s2s_model *m, void *arg)
     for (int t = ds->T - 1; t >= 0; t--) {
         const float *dy = ROWS(a->dht, t, B, H);
         if (m->feed) {
-            S2S_TRY(attn_step_bwd(m, a->db, a->es, ds, a->dht, a->dpre_c, t, a->dctx, a->dtop, a->dkeys, a->dout));
+            S2S_TRY(attn_step_bwd(m, a->db, a->es, ds, a->dht, a->dpre_c, t, a->dctx, a->dscore, a->dtop));
             dy = a->dtop;
         }
         for (int l = L - 1; l >= 0; l--) {
@@ -254,20 +254,24 @@ s2s_status s2s_decoder_bwd(s2s_model *m, const s2s_dev_batch *db, const s2s_enc_
     int H = m->cfg.hidden, E = m->cfg.embed, L = m->cfg.layers, T = ds->T, B = ds->B, G = m->G;
     size_t TB = (size_t)T * B, BH = (size_t)B * H;
     s2s_rnn_grad g[S2S_MAX_LAYERS];
-    float *dht = (float *)dht_in, *dpre_c = NULL, *dctx = NULL, *dtop = NULL, *dx;
+    float *dht = (float *)dht_in, *dpre_c = NULL, *dctx = NULL, *dscore = NULL, *dtop = NULL, *dx;
     for (int l = 0; l < L; l++)
         S2S_TRY(s2s_rnn_grad_init(&m->arena, m->be, &m->dec[l], &ds->run[l], NULL, NULL, &g[l]));
     if (m->feed) {
         S2S_TRY(s2s_arena_floats(&m->arena, TB * H, &dpre_c));
-        S2S_TRY(s2s_arena_floats(&m->arena, BH, &dctx));
+        S2S_TRY(s2s_arena_floats(&m->arena, TB * H, &dctx));
+        S2S_TRY(s2s_arena_floats(&m->arena, TB * (size_t)es->S, &dscore));
         S2S_TRY(s2s_arena_floats(&m->arena, BH, &dtop));
     }
     S2S_TRY(s2s_arena_floats(&m->arena, BH, &dx));
-    bwd_args a = {db, es, ds, g, dht, dpre_c, dctx, dtop, dx, dkeys, dout, train};
+    bwd_args a = {db, es, ds, g, dht, dpre_c, dctx, dscore, dtop, dx, train};
     const int key[S2S_GRAPH_KEY] = {S2S_GRAPH_DEC_BWD, B, db->S, T, train, s2s_dropout_on(m, train), m->shard_rows,
                                     m->shard_row0};
     S2S_TRY(s2s_graph_run(m, key, bwd_loop, &a));
-    if (m->feed) { /* dW_c: [ctx ; h] blocks, all steps in two GEMMs */
+    if (m->feed) { /* the keys' and values' gradients of every step in one pass */
+        S2S_TRY(OPS->attn_bwd_kv(m->be, es->S, T, B, H, ds->run[L - 1].y, ds->alpha, dscore, dctx, db->src_len, dkeys,
+                                 dout));
+        /* dW_c: [ctx ; h] blocks, all steps in two GEMMs */
         S2S_TRY(OPS->gemm(m->be, 1, 0, H, H, (int)TB, 1.0f, dpre_c, H, ds->ctx, H, 1.0f, m->attn_out.g, 2 * H));
         S2S_TRY(OPS->gemm(m->be, 1, 0, H, H, (int)TB, 1.0f, dpre_c, H, ds->run[L - 1].y, H, 1.0f, m->attn_out.g + H,
                           2 * H));
