@@ -639,6 +639,63 @@ Test(precision, bf16_training_gemm_within_the_rounding_bound, .timeout = 120)
     be->ops->free(be);
 }
 
+/* ops->read_only: products by a B block inside the declared block give the bits they give
+ * without it (the kept bf16 copy is the conversion the product would make), at the first use and
+ * from the copy; after the block is released, changed and declared again the products follow
+ * the new values (no stale copy); a block reaching past the declared end, and more distinct
+ * blocks than the copies kept, are converted as before. Both transpositions of B. */
+Test(precision, bf16_read_only_weights_same_bits_and_never_stale, .timeout = 120)
+{
+    if (!cpu_bf16_ok())
+        cr_skip_test("this CPU (or this build) has no bf16 products");
+    uint64_t s = tu_seed();
+    s2s_backend *be = NULL;
+    cr_assert_eq(s2s_backend_cpu_create(NULL, 2, &be), S2S_OK);
+    be->precision = S2S_PRECISION_BF16;
+    enum { M = 300, N = 160, K = 100, BLOCKS = 70 }; /* 256 rows in bf16, 44 in fp32; 70 > the 64 kept */
+    size_t wn = (size_t)N * K, total = wn * BLOCKS;
+    float *a = malloc(sizeof(float) * M * K), *w = malloc(sizeof(float) * total);
+    float *want = malloc(sizeof(float) * M * N), *got = malloc(sizeof(float) * M * N);
+    float *all = malloc(sizeof(float) * M * N * BLOCKS);
+    tu_fill(&s, a, (size_t)M * K, -1.0f, 1.0f);
+    tu_fill(&s, w, total, -1.0f, 1.0f);
+#define RO_GEMM(tb, blk, out)                                                                                  \
+    cr_assert_eq(be->ops->gemm(be, 0, tb, M, N, K, 1.0f, a, K, w + (size_t)(blk) * wn, (tb) ? K : N, 0.0f, out, N), \
+                 S2S_OK, "%s", s2s_last_error())
+    for (int tb = 0; tb < 2; tb++) {
+        RO_GEMM(tb, 3, want);
+        cr_assert_eq(be->ops->read_only(be, w, total), S2S_OK);
+        for (int rep = 0; rep < 2; rep++) {
+            RO_GEMM(tb, 3, got);
+            cr_assert_eq(memcmp(got, want, sizeof(float) * M * N), 0, "tb %d: read-only B, use %d: other bits", tb,
+                         rep);
+        }
+        cr_assert_eq(be->ops->read_only(be, NULL, 0), S2S_OK);
+        for (size_t e = 3 * wn; e < 4 * wn; e++)
+            w[e] = -0.5f * w[e] + 0.25f; /* changed while not declared */
+        RO_GEMM(tb, 3, want);
+        cr_assert_eq(be->ops->read_only(be, w, total), S2S_OK);
+        RO_GEMM(tb, 3, got);
+        cr_assert_eq(memcmp(got, want, sizeof(float) * M * N), 0, "tb %d: a stale bf16 copy after the change", tb);
+        cr_assert_eq(be->ops->read_only(be, w, 4 * wn - 1), S2S_OK); /* block 3 reaches one past the end */
+        RO_GEMM(tb, 3, got);
+        cr_assert_eq(memcmp(got, want, sizeof(float) * M * N), 0, "tb %d: a block past the declared end", tb);
+        cr_assert_eq(be->ops->read_only(be, w, total), S2S_OK); /* all 70 blocks twice: kept or converted */
+        for (int pass = 0; pass < 2; pass++)
+            for (int blk = 0; blk < BLOCKS; blk++)
+                RO_GEMM(tb, blk, all + (size_t)blk * M * N);
+        cr_assert_eq(be->ops->read_only(be, NULL, 0), S2S_OK);
+        for (int blk = 0; blk < BLOCKS; blk++) {
+            RO_GEMM(tb, blk, want);
+            cr_assert_eq(memcmp(all + (size_t)blk * M * N, want, sizeof(float) * M * N), 0,
+                         "tb %d: block %d of %d declared read-only: other bits", tb, blk, BLOCKS);
+        }
+    }
+#undef RO_GEMM
+    be->ops->free(be);
+    free(a), free(w), free(want), free(got), free(all);
+}
+
 Test(precision, bf16_training_on_the_cpu_where_it_can, .timeout = 180)
 {
     s2s_context_options o = s2s_context_options_default();

@@ -498,6 +498,7 @@ s2s_status s2s_dnnl_gemm_packed(s2s_backend *be, s2s_packed *p, int m, int n, in
 #define GB_ROWS 256
 #define GB_K 512
 #define GB_CACHE 256
+#define GB_KEEP 64 /* bf16 copies of read-only B blocks (ops->read_only): a model's weight blocks */
 
 typedef struct gb_entry {
     int ta, tb, m, n, k, ldc; /* the key */
@@ -512,7 +513,22 @@ struct s2s_bf16_gemm {
     unsigned long long tick;
     uint16_t *a, *b; /* the bf16 copies */
     size_t acap, bcap;
+    struct {
+        const float *b; /* NULL: free */
+        int tb, k, n, ldb;
+        uint16_t *copy;
+    } keep[GB_KEEP];    /* copies of B blocks in the read-only block of generation keep_gen */
+    unsigned long long keep_gen;
 };
+
+static void gb_drop_kept(s2s_bf16_gemm *g)
+{
+    for (int i = 0; i < GB_KEEP; i++) {
+        free(g->keep[i].copy);
+        g->keep[i].copy = NULL;
+        g->keep[i].b = NULL;
+    }
+}
 
 void s2s_dnnl_bf16_gemm_free(s2s_bf16_gemm *g)
 {
@@ -525,6 +541,7 @@ void s2s_dnnl_bf16_gemm_free(s2s_bf16_gemm *g)
         dnnl_stream_destroy(g->stream);
     if (g->eng)
         dnnl_engine_destroy(g->eng);
+    gb_drop_kept(g);
     free(g->a);
     free(g->b);
     free(g);
@@ -674,8 +691,46 @@ static s2s_status gb_create(s2s_bf16_gemm **out)
     return S2S_OK;
 }
 
-static s2s_status gb_gemm(s2s_backend *be, s2s_bf16_gemm *g, int ta, int tb, int m, int n, int k, const float *a,
-                          int lda, const float *b, int ldb, float *c, int ldc, int *done)
+/* B' (B [n][k] when tb, else [k][n], rounded to bf16 and packed): the kept copy when B lies in
+ * the read-only block (made at its first use), else converted into g->b. */
+static s2s_status gb_b_copy(s2s_backend *be, s2s_bf16_gemm *g, const s2s_bf16_ro *ro, int tb, int n, int k,
+                            const float *b, int ldb, const uint16_t **out)
+{
+    int rows = tb ? n : k, cols = tb ? k : n;
+    int slot = -1;
+    if (ro && ro->n > 0 && b >= ro->x && (size_t)(b - ro->x) + (size_t)(rows - 1) * ldb + cols <= ro->n) {
+        if (g->keep_gen != ro->gen) {
+            gb_drop_kept(g);
+            g->keep_gen = ro->gen;
+        }
+        for (int i = 0; i < GB_KEEP; i++) {
+            if (g->keep[i].b == b && g->keep[i].tb == tb && g->keep[i].k == k && g->keep[i].n == n &&
+                g->keep[i].ldb == ldb) {
+                *out = g->keep[i].copy;
+                return S2S_OK;
+            }
+            if (slot < 0 && !g->keep[i].b)
+                slot = i;
+        }
+    }
+    if (slot >= 0) {
+        uint16_t *copy = s2s_host_alloc(sizeof(uint16_t) * (size_t)rows * cols, "a bf16 copy of a weight block");
+        if (!copy)
+            return S2S_ERR_OUT_OF_MEMORY;
+        gb_convert(be, copy, cols, b, ldb, rows, rows, cols);
+        g->keep[slot].b = b, g->keep[slot].tb = tb, g->keep[slot].k = k, g->keep[slot].n = n;
+        g->keep[slot].ldb = ldb, g->keep[slot].copy = copy;
+        *out = copy;
+        return S2S_OK;
+    }
+    S2S_TRY(gb_reserve(&g->b, &g->bcap, (size_t)k * n));
+    gb_convert(be, g->b, cols, b, ldb, rows, rows, cols);
+    *out = g->b;
+    return S2S_OK;
+}
+
+static s2s_status gb_gemm(s2s_backend *be, s2s_bf16_gemm *g, const s2s_bf16_ro *ro, int ta, int tb, int m, int n,
+                          int k, const float *a, int lda, const float *b, int ldb, float *c, int ldc, int *done)
 {
     gb_entry *e;
     if (!ta) {
@@ -684,14 +739,11 @@ static s2s_status gb_gemm(s2s_backend *be, s2s_bf16_gemm *g, int ta, int tb, int
         if (!e->mm)
             return S2S_OK;
         S2S_TRY(gb_reserve(&g->a, &g->acap, (size_t)rows * k));
-        S2S_TRY(gb_reserve(&g->b, &g->bcap, (size_t)k * n));
         gb_convert(be, g->a, k, a, lda, rows, rows, k);
-        if (tb)
-            gb_convert(be, g->b, k, b, ldb, n, n, k); /* B' [n][k] */
-        else
-            gb_convert(be, g->b, n, b, ldb, k, k, n); /* B' [k][n] */
+        const uint16_t *bb;
+        S2S_TRY(gb_b_copy(be, g, ro, tb, n, k, b, ldb, &bb)); /* B' [n][k] or [k][n] */
         for (int r0 = 0; r0 < rows; r0 += mb)
-            S2S_TRY(gb_run(g, e, g->a + (size_t)r0 * k, g->b, c + (size_t)r0 * ldc));
+            S2S_TRY(gb_run(g, e, g->a + (size_t)r0 * k, bb, c + (size_t)r0 * ldc));
         *done = rows;
         return S2S_OK;
     }
@@ -711,15 +763,16 @@ static s2s_status gb_gemm(s2s_backend *be, s2s_bf16_gemm *g, int ta, int tb, int
     return S2S_OK;
 }
 
-s2s_status s2s_dnnl_gemm_bf16(s2s_backend *be, s2s_bf16_gemm **state, int ta, int tb, int m, int n, int k,
-                              const float *a, int lda, const float *b, int ldb, float *c, int ldc, int *done)
+s2s_status s2s_dnnl_gemm_bf16(s2s_backend *be, s2s_bf16_gemm **state, const s2s_bf16_ro *ro, int ta, int tb, int m,
+                              int n, int k, const float *a, int lda, const float *b, int ldb, float *c, int ldc,
+                              int *done)
 {
     *done = 0;
     if (!*state)
         S2S_TRY(gb_create(state));
     int saved = omp_get_max_threads();
     omp_set_num_threads(be->threads); /* oneDNN's threads: this thread's setting, restored below */
-    s2s_status st = gb_gemm(be, *state, ta, tb, m, n, k, a, lda, b, ldb, c, ldc, done);
+    s2s_status st = gb_gemm(be, *state, ro, ta, tb, m, n, k, a, lda, b, ldb, c, ldc, done);
     omp_set_num_threads(saved);
     return st;
 }

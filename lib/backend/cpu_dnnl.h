@@ -17,8 +17,16 @@ void s2s_dnnl_packed_free(s2s_backend *be, s2s_packed *p);
  * first rows of C it computed (0: none, the caller computes them all; m: all). *state holds
  * the primitives and copies between calls (made at the first; s2s_dnnl_bf16_gemm_free). */
 typedef struct s2s_bf16_gemm s2s_bf16_gemm;
-s2s_status s2s_dnnl_gemm_bf16(s2s_backend *be, s2s_bf16_gemm **state, int ta, int tb, int m, int n, int k,
-                              const float *a, int lda, const float *b, int ldb, float *c, int ldc, int *done);
+/* ops->read_only's block as the backend holds it: B operands inside [x, x + n) keep their bf16
+ * copies while gen stays the same (a new gen drops them) */
+typedef struct s2s_bf16_ro {
+    const float *x;
+    size_t n;
+    unsigned long long gen;
+} s2s_bf16_ro;
+s2s_status s2s_dnnl_gemm_bf16(s2s_backend *be, s2s_bf16_gemm **state, const s2s_bf16_ro *ro, int ta, int tb, int m,
+                              int n, int k, const float *a, int lda, const float *b, int ldb, float *c, int ldc,
+                              int *done);
 void s2s_dnnl_bf16_gemm_free(s2s_bf16_gemm *g);
 
 #endif

@@ -42,8 +42,8 @@ s2s_status s2s_grad_phase(s2s_model *m, int phase)
     return S2S_OK;
 }
 
-static s2s_status run_batch(s2s_model *m, const s2s_batch *batch, const s2s_loss_options *o, int grad, float *loss,
-                            int *ntokens)
+static s2s_status run_batch_ro(s2s_model *m, const s2s_batch *batch, const s2s_loss_options *o, int grad,
+                               float *loss, int *ntokens)
 {
     s2s_dev_batch db;
     s2s_enc_state es;
@@ -85,6 +85,18 @@ static s2s_status run_batch(s2s_model *m, const s2s_batch *batch, const s2s_loss
     S2S_TRY(s2s_grad_phase(m, 1));
     S2S_TRY(s2s_encoder_bwd(m, &db, &es, dkeys, dout, dh0, dc0, train, o->step));
     return s2s_grad_phase(m, 2);
+}
+
+/* One batch forward (and backward with grad), the weights declared read-only meanwhile: nothing
+ * writes them until the optimizer runs, so the backend may keep converted copies (bf16 on the
+ * CPU) for the whole batch instead of converting them at every product. */
+static s2s_status run_batch(s2s_model *m, const s2s_batch *batch, const s2s_loss_options *o, int grad, float *loss,
+                            int *ntokens)
+{
+    S2S_TRY(m->be->ops->read_only(m->be, m->params.data, m->params.total));
+    s2s_status st = run_batch_ro(m, batch, o, grad, loss, ntokens);
+    s2s_status st2 = m->be->ops->read_only(m->be, NULL, 0);
+    return st != S2S_OK ? st : st2;
 }
 
 S2S_API s2s_status s2s_model_forward_backward(s2s_model *m, const s2s_batch *batch, const s2s_loss_options *opts,
