@@ -506,6 +506,13 @@ typedef struct gb_entry {
     dnnl_primitive_t mm;      /* NULL: oneDNN offers only its reference code here; fp32 instead */
 } gb_entry;
 
+typedef struct gb_kept {
+    const float *b; /* the key; NULL: a free slot */
+    int tb, k, n, ldb;
+    unsigned long long gen; /* copy holds B's values of this read-only generation */
+    uint16_t *copy;
+} gb_kept;
+
 struct s2s_bf16_gemm {
     dnnl_engine_t eng;
     dnnl_stream_t stream;
@@ -513,22 +520,8 @@ struct s2s_bf16_gemm {
     unsigned long long tick;
     uint16_t *a, *b; /* the bf16 copies */
     size_t acap, bcap;
-    struct {
-        const float *b; /* NULL: free */
-        int tb, k, n, ldb;
-        uint16_t *copy;
-    } keep[GB_KEEP];    /* copies of B blocks in the read-only block of generation keep_gen */
-    unsigned long long keep_gen;
+    gb_kept keep[GB_KEEP]; /* copies of B blocks in the read-only block; buffers kept across generations */
 };
-
-static void gb_drop_kept(s2s_bf16_gemm *g)
-{
-    for (int i = 0; i < GB_KEEP; i++) {
-        free(g->keep[i].copy);
-        g->keep[i].copy = NULL;
-        g->keep[i].b = NULL;
-    }
-}
 
 void s2s_dnnl_bf16_gemm_free(s2s_bf16_gemm *g)
 {
@@ -541,7 +534,8 @@ void s2s_dnnl_bf16_gemm_free(s2s_bf16_gemm *g)
         dnnl_stream_destroy(g->stream);
     if (g->eng)
         dnnl_engine_destroy(g->eng);
-    gb_drop_kept(g);
+    for (int i = 0; i < GB_KEEP; i++)
+        free(g->keep[i].copy);
     free(g->a);
     free(g->b);
     free(g);
@@ -691,36 +685,42 @@ static s2s_status gb_create(s2s_bf16_gemm **out)
     return S2S_OK;
 }
 
-/* B' (B [n][k] when tb, else [k][n], rounded to bf16 and packed): the kept copy when B lies in
- * the read-only block (made at its first use), else converted into g->b. */
+/* B' (B [n][k] when tb, else [k][n], rounded to bf16 and packed): when B lies in the read-only
+ * block, its kept copy, converted once per generation (a block's slot and buffer stay from one
+ * generation to the next: a model's weights come back at every batch); else converted into g->b. */
 static s2s_status gb_b_copy(s2s_backend *be, s2s_bf16_gemm *g, const s2s_bf16_ro *ro, int tb, int n, int k,
                             const float *b, int ldb, const uint16_t **out)
 {
     int rows = tb ? n : k, cols = tb ? k : n;
     int slot = -1;
     if (ro && ro->n > 0 && b >= ro->x && (size_t)(b - ro->x) + (size_t)(rows - 1) * ldb + cols <= ro->n) {
-        if (g->keep_gen != ro->gen) {
-            gb_drop_kept(g);
-            g->keep_gen = ro->gen;
-        }
-        for (int i = 0; i < GB_KEEP; i++) {
+        for (int i = 0; i < GB_KEEP && slot < 0; i++) /* this block's slot */
             if (g->keep[i].b == b && g->keep[i].tb == tb && g->keep[i].k == k && g->keep[i].n == n &&
-                g->keep[i].ldb == ldb) {
-                *out = g->keep[i].copy;
-                return S2S_OK;
-            }
-            if (slot < 0 && !g->keep[i].b)
+                g->keep[i].ldb == ldb)
                 slot = i;
-        }
+        for (int i = 0; i < GB_KEEP && slot < 0; i++) /* a free one, else one no block of this generation used */
+            if (!g->keep[i].b)
+                slot = i;
+        for (int i = 0; i < GB_KEEP && slot < 0; i++)
+            if (g->keep[i].gen != ro->gen) {
+                free(g->keep[i].copy);
+                g->keep[i].copy = NULL, g->keep[i].b = NULL;
+                slot = i;
+            }
     }
     if (slot >= 0) {
-        uint16_t *copy = s2s_host_alloc(sizeof(uint16_t) * (size_t)rows * cols, "a bf16 copy of a weight block");
-        if (!copy)
-            return S2S_ERR_OUT_OF_MEMORY;
-        gb_convert(be, copy, cols, b, ldb, rows, rows, cols);
-        g->keep[slot].b = b, g->keep[slot].tb = tb, g->keep[slot].k = k, g->keep[slot].n = n;
-        g->keep[slot].ldb = ldb, g->keep[slot].copy = copy;
-        *out = copy;
+        gb_kept *e = &g->keep[slot];
+        if (!e->b) {
+            e->copy = s2s_host_alloc(sizeof(uint16_t) * (size_t)rows * cols, "a bf16 copy of a weight block");
+            if (!e->copy)
+                return S2S_ERR_OUT_OF_MEMORY;
+            e->b = b, e->tb = tb, e->k = k, e->n = n, e->ldb = ldb, e->gen = 0; /* generations start at 1 */
+        }
+        if (e->gen != ro->gen) {
+            gb_convert(be, e->copy, cols, b, ldb, rows, rows, cols);
+            e->gen = ro->gen;
+        }
+        *out = e->copy;
         return S2S_OK;
     }
     S2S_TRY(gb_reserve(&g->b, &g->bcap, (size_t)k * n));

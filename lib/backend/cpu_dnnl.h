@@ -18,7 +18,7 @@ void s2s_dnnl_packed_free(s2s_backend *be, s2s_packed *p);
  * the primitives and copies between calls (made at the first; s2s_dnnl_bf16_gemm_free). */
 typedef struct s2s_bf16_gemm s2s_bf16_gemm;
 /* ops->read_only's block as the backend holds it: B operands inside [x, x + n) keep their bf16
- * copies while gen stays the same (a new gen drops them) */
+ * copies while gen stays the same (a new gen makes them stale: converted again at their next use) */
 typedef struct s2s_bf16_ro {
     const float *x;
     size_t n;
