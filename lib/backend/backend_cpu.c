@@ -522,27 +522,22 @@ static s2s_status cpu_attn_bwd(s2s_backend *be, int S, int B, int H, const float
     return S2S_OK;
 }
 
-/* attn_bwd_kv's sums for one (s, b) and columns [j0, j0 + W): over t in increasing order,
- * in registers (W fixed: the compiler unrolls and vectorises it), then added once. */
+/* attn_bwd_kv's sums for one (s, b) and columns [j0, j0 + W), W <= KV_W: over t in increasing
+ * order, in registers, then added once. Inlined with W = KV_W for the whole blocks (a fixed
+ * count: the compiler unrolls and vectorises it) and once more for the tail. */
 #define KV_W 32
-static void kv_block(int W, int T, int B, int S, int H, int b, int s, int j0, const float *q, const float *alpha,
-                     const float *dscore, const float *dctx, float *dk, float *dv)
+static inline __attribute__((always_inline)) void kv_block(int W, int T, int B, int S, int H, int b, int s, int j0,
+                                                           const float *q, const float *alpha, const float *dscore,
+                                                           const float *dctx, float *dk, float *dv)
 {
     float ak[KV_W] = {0}, av[KV_W] = {0};
     for (int t = 0; t < T; t++) {
         const size_t r = (size_t)t * B + b;
         const float ds = dscore[r * S + s], a = alpha[r * S + s];
         const float *qt = q + r * H + j0, *gt = dctx + r * H + j0;
-        if (W == KV_W) {
-            for (int j = 0; j < KV_W; j++) {
-                ak[j] += ds * qt[j];
-                av[j] += a * gt[j];
-            }
-        } else {
-            for (int j = 0; j < W; j++) {
-                ak[j] += ds * qt[j];
-                av[j] += a * gt[j];
-            }
+        for (int j = 0; j < W; j++) {
+            ak[j] += ds * qt[j];
+            av[j] += a * gt[j];
         }
     }
     if (dk == dv) {
@@ -567,9 +562,11 @@ static s2s_status cpu_attn_bwd_kv(s2s_backend *be, int S, int T, int B, int H, c
         int n = src_len[b] < S ? src_len[b] : S;
         for (int s = 0; s < n; s++) {
             const size_t at = ((size_t)s * B + b) * H;
-            for (int j0 = 0; j0 < H; j0 += KV_W)
-                kv_block(H - j0 < KV_W ? H - j0 : KV_W, T, B, S, H, b, s, j0, q, alpha, dscore, dctx, dkeys + at,
-                         dvals + at);
+            int j0 = 0;
+            for (; j0 + KV_W <= H; j0 += KV_W)
+                kv_block(KV_W, T, B, S, H, b, s, j0, q, alpha, dscore, dctx, dkeys + at, dvals + at);
+            if (j0 < H)
+                kv_block(H - j0, T, B, S, H, b, s, j0, q, alpha, dscore, dctx, dkeys + at, dvals + at);
         }
     }
     return S2S_OK;
