@@ -374,31 +374,31 @@ static void log_to_stderr(s2s_log_level level, const char *msg, void *user)
 /* training: the context's precision is --precision's on every device (bf16 products on the CPU
  * where it has AVX-512 BF16 or AMX); decoding: on the CPU --precision is the weights'
  * (cli_decode_precision) and the context stays fp32, as the decoding precision tests expect. */
-static s2s_context *make_context_at(const char *tool, const common_opts *c, s2s_precision prec_ctx, int say);
+static s2s_context *make_context_at(const char *tool, const common_opts *c, s2s_precision prec_ctx);
 static s2s_context *make_context(const char *tool, const common_opts *c, int training)
 {
     /* int8 is a decoding precision only: the context (the GEMMs) stays fp32 */
     static const s2s_precision prec[4] = {S2S_PRECISION_FP32, S2S_PRECISION_TF32, S2S_PRECISION_BF16,
                                           S2S_PRECISION_FP32};
     s2s_precision want = prec[c->precision];
-    if (training || want == S2S_PRECISION_FP32 || c->device == 2)
-        return make_context_at(tool, c, want, 1);
-    if (c->device == 1)
-        return make_context_at(tool, c, S2S_PRECISION_FP32, 1);
-    /* auto: where it lands decides (a GPU: its GEMMs at --precision; the CPU: fp32) */
-    s2s_context *probe = make_context_at(tool, c, S2S_PRECISION_FP32, 0);
-    if (probe && s2s_context_device(probe) == S2S_DEVICE_CUDA) {
-        s2s_context_free(probe);
-        return make_context_at(tool, c, want, 1);
+    s2s_context *ctx;
+    if (training || want == S2S_PRECISION_FP32 || c->device == 2) {
+        ctx = make_context_at(tool, c, want);
+    } else { /* decoding: the CPU's context stays fp32; on auto, where it lands decides */
+        ctx = make_context_at(tool, c, S2S_PRECISION_FP32);
+        if (ctx && c->device == 0 && s2s_context_device(ctx) == S2S_DEVICE_CUDA) {
+            s2s_context_free(ctx); /* a GPU: its GEMMs at --precision */
+            ctx = make_context_at(tool, c, want);
+        }
     }
     int rank = 0;
     s2s_comm_launcher(&rank, NULL);
-    if (probe && !c->quiet && rank == 0)
-        fprintf(stderr, "%s: device: %s\n", tool, s2s_context_device_name(probe));
-    return probe;
+    if (ctx && !c->quiet && rank == 0)
+        fprintf(stderr, "%s: device: %s\n", tool, s2s_context_device_name(ctx));
+    return ctx;
 }
 
-static s2s_context *make_context_at(const char *tool, const common_opts *c, s2s_precision prec_ctx, int say)
+static s2s_context *make_context_at(const char *tool, const common_opts *c, s2s_precision prec_ctx)
 {
     s2s_context_options o = s2s_context_options_default();
     static const s2s_device dev[3] = {S2S_DEVICE_AUTO, S2S_DEVICE_CPU, S2S_DEVICE_CUDA};
@@ -420,8 +420,6 @@ static s2s_context *make_context_at(const char *tool, const common_opts *c, s2s_
         fprintf(stderr, "%s: %s\n", tool, s2s_last_error());
         return NULL;
     }
-    if (say && !c->quiet && rank == 0)
-        fprintf(stderr, "%s: device: %s\n", tool, s2s_context_device_name(ctx));
     return ctx;
 }
 

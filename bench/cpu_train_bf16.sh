@@ -18,13 +18,8 @@ while [ $# -gt 0 ]; do
   esac
   shift
 done
-py=${PYTHON:-}
-if [ -z "$py" ]; then
-  for p in python3 /usr/bin/python3; do
-    if "$p" -c 'import torch' 2>/dev/null; then py=$p; break; fi
-  done
-fi
-[ -n "$py" ] || { echo "cpu_train_bf16.sh: no python3 with torch found (set PYTHON)" >&2; exit 1; }
+. bench/torch_python.sh
+py=$(torch_python cpu_train_bf16.sh)
 threads=$(nproc)
 raw=$(mktemp)
 trap 'rm -f "$raw"' EXIT
