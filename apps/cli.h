@@ -537,6 +537,7 @@ static void train_opts_default(train_opts *t)
         {"--max-len", OPT_INT, &(t).to.max_len, 1, 100000, 0}, {"--lr", OPT_FLOAT, &(t).to.lr, 1e-9, 100, 0},        \
         {"--warmup", OPT_INT, &(t).to.warmup_steps, 0, 10000000, 0},                                               \
         {"--schedule", OPT_CHOICE, &(t).schedule, 0, 0, "invsqrt|plateau|linear"},                                 \
+        {"--cycles", OPT_INT, &(t).to.cycles, 1, 1000, 0},                                                         \
         {"--label-smoothing", OPT_FLOAT, &(t).to.label_smoothing, 0, 0.99, 0},                                     \
         {"--clip", OPT_FLOAT, &(t).to.clip_norm, 0, 1e9, 0},                                                       \
         {"--valid-every", OPT_INT, &(t).to.valid_every, 0, 100000000, 0},                                          \
@@ -564,6 +565,9 @@ static void train_opts_default(train_opts *t)
     "  --schedule invsqrt|plateau|linear (invsqrt): after warm-up, lr*sqrt(warmup/step); or lr halved\n"        \
     "                          when validation stalls; or lr falling to lr/1000 at the end of the budget\n"        \
     "                          (--minutes, --max-steps or --epochs, whichever ends first)\n"                       \
+    "  --cycles N (1)          linear only: N falls, each over 1/N of the budget, the lr back at the peak\n"      \
+    "                          after each; PREFIX.snap-1..N.safetensors: the model at each fall's end, a\n"      \
+    "                          snapshot ensemble (--model PREFIX.snap-1.safetensors --model ... to decode)\n"    \
     "  --label-smoothing X (0.1) --clip X (5) --valid-every N (500) --valid-max N (1000) --no-valid-bleu\n"     \
     "  --keep N (3) --patience N (0: off) --minutes X --max-steps N --epochs N --report-every N (100)\n"       \
     "  --average-last K        at the end, PREFIX.avg.safetensors = the mean of the last K checkpoints (keeps K)\n" \
@@ -614,7 +618,7 @@ static s2s_status cli_train_tokenizers(const s2s_corpus *c, const train_opts *t,
 }
 
 /* The files a finished run left, named only when they are there (the average only when asked). */
-static void cli_report_outputs(const char *tool, const char *prefix, int averaged)
+static void cli_report_outputs(const char *tool, const char *prefix, int averaged, int cycles)
 {
     static const char *what[4][2] = {{".best.safetensors", "best model"}, {".metrics.csv", "metrics"},
                                      {".loss.svg", "plot"}, {".avg.safetensors", "averaged model"}};
@@ -625,6 +629,15 @@ static void cli_report_outputs(const char *tool, const char *prefix, int average
         if (access(p, F_OK) == 0)
             fprintf(stderr, "%s %s: %s", i ? "," : ";", what[i][1], p);
     }
+    int snaps = 0;
+    for (int k = 1; k <= cycles; k++) {
+        char p[4096];
+        snprintf(p, sizeof p, "%s.snap-%d.safetensors", prefix, k);
+        snaps += access(p, F_OK) == 0;
+    }
+    if (snaps)
+        fprintf(stderr, ", %d snapshot%s: %s.snap-%s%d.safetensors (decode together: --model each)", snaps,
+                snaps > 1 ? "s" : "", prefix, snaps > 1 ? "1.." : "", snaps);
     fputc('\n', stderr);
 }
 
@@ -683,7 +696,7 @@ static int cli_train(const char *tool, s2s_context *ctx, train_opts *t, const s2
     } else if (rc) {
         fprintf(stderr, "%s: %s\n", tool, s2s_last_error());
     } else if (root) {
-        cli_report_outputs(tool, t->out, t->to.average_last);
+        cli_report_outputs(tool, t->out, t->to.average_last, t->to.cycles);
     }
     s2s_trainer_free(tr);
     s2s_model_free(m);

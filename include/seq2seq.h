@@ -749,7 +749,8 @@ typedef enum s2s_lr_schedule {
     S2S_LR_LINEAR            /* lr falling in a straight line to lr/1000 at the end of the budget:
                                 the largest share spent of max_steps, max_epochs and minutes
                                 (with no limit, the one epoch); a run resumed with a time budget
-                                spreads the rest of the fall over its minutes */
+                                spreads the rest of the fall over its minutes; with cycles > 1,
+                                one fall per cycle */
 } s2s_lr_schedule;
 
 typedef struct s2s_train_progress {
@@ -810,6 +811,12 @@ typedef struct s2s_trainer_options {
                                   LOCAL one is the same as NULL. */
     int shard_optimizer;       /* with comm: ZeRO-1, each rank updates and keeps the Adam moments
                                   of 1/N of the parameters (reduce-scatter, update, all-gather) */
+    int cycles;                /* LINEAR only: warm restarts. The budget is cut into this many equal
+                                  parts; in each the lr falls from the peak to lr/1000 (warm-up in
+                                  the first only) and jumps back at the next. At the end of each
+                                  part a checkpoint round runs and the model is kept as
+                                  PREFIX.snap-K.safetensors, K = 1 .. cycles: a snapshot ensemble
+                                  to decode together. Default 1 (0 is taken as 1); at most 1000 */
 } s2s_trainer_options;
 
 

@@ -302,6 +302,106 @@ static size_t differing(const float *want, size_t n, s2s_model *m)
     return diff;
 }
 
+/* LINEAR with `cycles` falls over max_steps n: step s is in cycle ceil(s * cycles / n), and the
+ * fall within it is the share of that cycle done (1 at its last step). */
+static double cyclic_lr(double peak, long s, long w, long n, int cycles)
+{
+    double u = (double)s * cycles / (double)n, k = fmax(0.0, ceil(u) - 1.0);
+    double f = s < w ? (double)s / (double)w : 1.0;
+    return peak * fmin(f, fmax(1e-3, 1.0 - (u - k)));
+}
+
+static float *weights_of(world *w, const char *name)
+{
+    char p[256];
+    snprintf(p, sizeof p, "%s/%s", w->t.dir, name);
+    s2s_model *x = NULL;
+    cr_assert_eq(s2s_model_load(w->ctx, p, &x, NULL, NULL, NULL), S2S_OK, "%s: %s", name, s2s_last_error());
+    size_t n;
+    float *v = tu_weights(x, &n);
+    s2s_model_free(x);
+    return v;
+}
+
+/* Warm restarts: with cycles = N the lr falls to lr/1000 N times, back at the peak the step after
+ * each fall (every step's reported lr, 3 cycles of 10 steps and 2 of 20); the model at each
+ * cycle's end is PREFIX.snap-K (equal to that step's checkpoint, the last to the final weights);
+ * a run stopped at a cycle's end and resumed ends bit-identical and writes only the rest of the
+ * snapshots; cycles are refused above 1000 and with another schedule. */
+Test(trainer, cycles_restart_the_linear_fall_and_keep_snapshots, .timeout = 120)
+{
+    world w;
+    world_make(&w);
+    s2s_model *a = toy_model(&w);
+    s2s_trainer *t = NULL;
+    s2s_trainer_options o = toy_options(&w, "cy", 30);
+    o.cycles = 2;
+    cr_assert_eq(s2s_trainer_create(a, w.t.tok, w.t.tok, w.t.train, w.t.valid, &o, &t), S2S_ERR_INVALID_ARG);
+    cr_assert(strstr(s2s_last_error(), "cycles 2") && strstr(s2s_last_error(), "LINEAR"), "%s", s2s_last_error());
+    o.schedule = S2S_LR_LINEAR, o.cycles = 1001;
+    cr_assert_eq(s2s_trainer_create(a, w.t.tok, w.t.tok, w.t.train, w.t.valid, &o, &t), S2S_ERR_INVALID_ARG);
+    lr_log l = {0};
+    o.cycles = 3, o.report_every = 1, o.valid_every = 0, o.progress = log_lr, o.progress_user = &l;
+    cr_assert_eq(s2s_trainer_create(a, w.t.tok, w.t.tok, w.t.train, w.t.valid, &o, &t), S2S_OK, "%s",
+                 s2s_last_error());
+    cr_assert_eq(s2s_trainer_run(t), S2S_OK, "%s", s2s_last_error());
+    s2s_trainer_free(t);
+    cr_assert_eq(l.n, 30, "one report per step");
+    for (long i = 0; i < l.n; i++) {
+        double want = cyclic_lr(o.lr, l.step[i], o.warmup_steps, 30, 3);
+        cr_assert(fabs(l.lr[i] - want) <= 1e-5 * want, "3 cycles: step %ld: lr %g, want %g", l.step[i], l.lr[i], want);
+    }
+    cr_assert(fabs(l.lr[9] - o.lr * 1e-3) <= 1e-9 && l.lr[10] > 0.85f * o.lr, "steps 10, 11: lr %g, %g", l.lr[9],
+              l.lr[10]);
+    cr_assert(exists(w.t.dir, "cy.snap-1.safetensors") && exists(w.t.dir, "cy.snap-3.safetensors") &&
+              !exists(w.t.dir, "cy.snap-4.safetensors") && exists(w.t.dir, "cy.ckpt-20.safetensors"));
+
+    /* 2 cycles of 20: snapshots, and a resume from the first cycle's end */
+    s2s_model *b = toy_model(&w), *c = toy_model(&w);
+    s2s_trainer *tb = NULL, *tc = NULL;
+    s2s_trainer_options oa = toy_options(&w, "ca", 40), ob = toy_options(&w, "cb", 40);
+    oa.schedule = ob.schedule = S2S_LR_LINEAR, oa.cycles = ob.cycles = 2, oa.keep_last = 3, oa.valid_every = 0;
+    l.n = 0, oa.report_every = 1, oa.progress = log_lr, oa.progress_user = &l;
+    s2s_model_free(a);
+    a = toy_model(&w);
+    cr_assert_eq(s2s_trainer_create(a, w.t.tok, w.t.tok, w.t.train, w.t.valid, &oa, &t), S2S_OK, "%s",
+                 s2s_last_error());
+    cr_assert_eq(s2s_trainer_run(t), S2S_OK, "%s", s2s_last_error());
+    s2s_trainer_free(t);
+    cr_assert_eq(l.n, 40);
+    for (long i = 0; i < l.n; i++) {
+        double want = cyclic_lr(oa.lr, l.step[i], oa.warmup_steps, 40, 2);
+        cr_assert(fabs(l.lr[i] - want) <= 1e-5 * want, "2 cycles: step %ld: lr %g, want %g", l.step[i], l.lr[i], want);
+    }
+    size_t na;
+    float *wa = tu_weights(a, &na), *s1 = weights_of(&w, "ca.snap-1.safetensors"),
+          *k20 = weights_of(&w, "ca.ckpt-20.safetensors"), *s2 = weights_of(&w, "ca.snap-2.safetensors");
+    cr_assert(!memcmp(s1, k20, na * sizeof *s1), "snapshot 1 is not the model at step 20");
+    cr_assert(!memcmp(s2, wa, na * sizeof *s2), "snapshot 2 is not the final model");
+    cr_assert(memcmp(s1, s2, na * sizeof *s1), "the two snapshots are the same model");
+    cr_assert(!exists(w.t.dir, "ca.snap-3.safetensors"));
+    free(s1), free(k20), free(s2);
+
+    cr_assert_eq(s2s_trainer_create(b, w.t.tok, w.t.tok, w.t.train, w.t.valid, &ob, &tb), S2S_OK);
+    cr_assert_eq(s2s_trainer_steps(tb, 20), S2S_OK, "%s", s2s_last_error()); /* stopped at the first cycle's end */
+    s2s_trainer_free(tb);
+    cr_assert(exists(w.t.dir, "cb.snap-1.safetensors") && !exists(w.t.dir, "cb.snap-2.safetensors"));
+    char ck[256], snap1[256];
+    snprintf(ck, sizeof ck, "%s/cb.ckpt-20.safetensors", w.t.dir);
+    snprintf(snap1, sizeof snap1, "%s/cb.snap-1.safetensors", w.t.dir);
+    cr_assert_eq(unlink(snap1), 0);
+    cr_assert_eq(s2s_trainer_create(c, w.t.tok, w.t.tok, w.t.train, w.t.valid, &ob, &tc), S2S_OK);
+    cr_assert_eq(s2s_trainer_resume(tc, ck), S2S_OK, "%s", s2s_last_error());
+    cr_assert_eq(s2s_trainer_run(tc), S2S_OK, "%s", s2s_last_error());
+    s2s_trainer_free(tc);
+    cr_assert_eq(differing(wa, na, c), 0, "weights differ after resuming at a cycle's end");
+    cr_assert(exists(w.t.dir, "cb.snap-2.safetensors") && !exists(w.t.dir, "cb.snap-1.safetensors"),
+              "the resumed run writes only the second cycle's snapshot");
+    free(wa);
+    s2s_model_free(a), s2s_model_free(b), s2s_model_free(c);
+    world_free(&w);
+}
+
 /* LINEAR resumes exactly (its progress is in the checkpoint); a checkpoint of trainer-state
  * version 1 (before the schedule existed) still resumes; an unknown version is refused. */
 Test(trainer, linear_schedule_resumes_bit_identical_and_old_state_loads, .timeout = 120)

@@ -73,6 +73,9 @@ struct s2s_trainer {
     size_t zchunk;           /* ZeRO-1: parameters per rank (the block padded to world * zchunk) */
     float *zbuf;             /* [world * zchunk]: padded gradients, then the gathered weights */
     float *zgrad;            /* [zchunk]: this rank's shard of the summed gradient */
+    int snaps;               /* LINEAR with cycles > 1: the cycles whose snapshot is written (or
+                                that ended before this run resumed) */
+    long snap_step;          /* the step of this run's last snapshot; -1 none */
 };
 
 static int is_root(const s2s_trainer *t) { return t->rank == 0; }
@@ -97,6 +100,7 @@ S2S_API s2s_trainer_options s2s_trainer_options_default(void)
     o.nonfinite_halve = 3;
     o.nonfinite_stop = 10;
     o.report_every = 100;
+    o.cycles = 1;
     return o;
 }
 
@@ -115,6 +119,9 @@ static s2s_status check_options(const s2s_trainer_options *o)
     if (o->batch_tokens < o->max_len + 1)
         return S2S_FAIL(S2S_ERR_INVALID_ARG, "batch_tokens %d cannot hold one pair of max_len %d (+ EOS); raise it",
                         o->batch_tokens, o->max_len);
+    if (o->cycles < 0 || o->cycles > 1000 || (o->cycles > 1 && o->schedule != S2S_LR_LINEAR))
+        return S2S_FAIL(S2S_ERR_INVALID_ARG, "cycles %d: must be in 0 .. 1000, and above 1 only with the LINEAR "
+                        "schedule (the restarts are of its fall)", o->cycles);
     if (o->average_last < 0 || o->average_last > o->keep_last)
         return S2S_FAIL(S2S_ERR_INVALID_ARG, "average_last %d must be in 0 .. keep_last (%d): keep at least as many "
                         "checkpoints as are averaged", o->average_last, o->keep_last);
@@ -184,6 +191,28 @@ static float budget_done(const s2s_trainer *t, long step)
     return (float)fmin(d, 1.0);
 }
 
+static int ncycles(const s2s_trainer *t) { return t->o.cycles > 1 ? t->o.cycles : 1; }
+
+/* LINEAR with cycles: the cycles ended at a share d of the budget (the 1e-6 absorbs float
+ * rounding at a boundary such as 1/3), at most all but the last until the budget is spent. */
+static int cycles_ended(const s2s_trainer *t, double d)
+{
+    int n = ncycles(t), k = (int)floor(d * n + 1e-6);
+    return d >= 1.0 ? n : k < n - 1 ? k : n - 1;
+}
+
+/* LINEAR's fall within the current cycle, in [0, 1]: the share spent of the whole budget with one
+ * cycle. The step that ends a cycle (its snapshot not yet written) is that cycle's last: 1. */
+static double cycle_done(const s2s_trainer *t)
+{
+    int n = ncycles(t);
+    double d = (double)t->st.budget_done;
+    if (n == 1)
+        return d;
+    int k = cycles_ended(t, d);
+    return k > t->snaps ? 1.0 : fmin(1.0, fmax(0.0, d * n - k));
+}
+
 static float learning_rate(const s2s_trainer *t, long step)
 {
     const s2s_trainer_options *o = &t->o;
@@ -192,8 +221,8 @@ static float learning_rate(const s2s_trainer *t, long step)
         f = s / w;
     else if (o->schedule == S2S_LR_INVERSE_SQRT && w > 0)
         f = sqrt(w / s);
-    if (o->schedule == S2S_LR_LINEAR) /* down to a thousandth of the peak at the end of the budget */
-        f = fmin(f, fmax(1e-3, 1.0 - (double)t->st.budget_done));
+    if (o->schedule == S2S_LR_LINEAR) /* down to a thousandth of the peak at the end of the budget (or cycle) */
+        f = fmin(f, fmax(1e-3, 1.0 - cycle_done(t)));
     return (float)(o->lr * f * t->st.lr_scale);
 }
 
@@ -246,10 +275,10 @@ static s2s_status check_ranks(s2s_trainer *t)
     s2s_sha256_update(&s, vsha, strlen(vsha));
     s2s_sha256_final(&s, mine[1]);
     s2s_sha256_init(&s);
-    sha_text(&s, "%d %d %a %d %d %a %a %a %d %d %d %d %d %a %ld %d %d %d %d %d %" PRIu64, o->batch_tokens, o->max_len,
-             o->lr, o->warmup_steps, (int)o->schedule, o->plateau_factor, o->label_smoothing, o->clip_norm,
+    sha_text(&s, "%d %d %a %d %d %a %a %a %d %d %d %d %d %a %ld %d %d %d %d %d %d %" PRIu64, o->batch_tokens,
+             o->max_len, o->lr, o->warmup_steps, (int)o->schedule, o->plateau_factor, o->label_smoothing, o->clip_norm,
              o->valid_every, o->valid_bleu, o->valid_max, o->keep_last, o->patience, o->minutes, o->max_steps,
-             o->max_epochs, o->plateau_patience, o->average_last, o->shard_optimizer, o->report_every,
+             o->max_epochs, o->plateau_patience, o->average_last, o->shard_optimizer, o->report_every, o->cycles,
              t->m->ctx->opts.seed);
     s2s_sha256_final(&s, mine[2]);
     s2s_status st = t->comm->ops->gather_host(t->comm, mine, all, sizeof mine);
@@ -726,6 +755,26 @@ static s2s_status save_files(s2s_trainer *t, int improved)
     return st;
 }
 
+/* PREFIX.snap-K.safetensors: the model at the end of cycle K (cycles > 1), a member of the
+ * snapshot ensemble the run leaves. */
+static s2s_status save_snapshot(s2s_trainer *t, int k)
+{
+    if (!t->prefix || !is_root(t))
+        return S2S_OK;
+    char suffix[64];
+    snprintf(suffix, sizeof suffix, ".snap-%d.safetensors", k);
+    char *path = path_with(t, suffix);
+    if (!path)
+        return S2S_ERR_OUT_OF_MEMORY;
+    s2s_provenance p = provenance(t);
+    s2s_status st = s2s_model_save(t->m, t->src_tok, t->tgt_tok, &p, path);
+    if (st == S2S_OK)
+        s2s_log(t->m->ctx, S2S_LOG_INFO, "%s: the model at the end of cycle %d of %d (step %ld)", path, k,
+                ncycles(t), (long)t->st.step);
+    free(path);
+    return st;
+}
+
 typedef struct resume_args {
     const char *path;
     void *blob;
@@ -1048,6 +1097,10 @@ static s2s_status loop(s2s_trainer *t, long max_now, int final_round)
     t->time_up = 0;
     t->time_done = 0.0;
     t->done0 = t->st.budget_done;
+    t->snaps = t->st.step > 0 ? cycles_ended(t, t->st.budget_done) : 0; /* resumed: the snapshots written */
+    if (t->snaps >= ncycles(t))
+        t->snaps = ncycles(t) - 1;
+    t->snap_step = -1;
     if (t->comm && !t->weights_checked) {
         S2S_TRY(check_weights(t));
         t->weights_checked = 1;
@@ -1068,9 +1121,18 @@ static s2s_status loop(s2s_trainer *t, long max_now, int final_round)
             S2S_TRY(checkpoint_round(t, &stop));
             last_saved = t->st.step;
         }
+        if (ncycles(t) > 1 && cycles_ended(t, t->st.budget_done) > t->snaps && t->snaps < ncycles(t) - 1) {
+            if (last_saved != t->st.step) /* a checkpoint (and validation) at every cycle's end */
+                S2S_TRY(checkpoint_round(t, &stop));
+            last_saved = t->st.step;
+            S2S_TRY(save_snapshot(t, ++t->snaps));
+            t->snap_step = t->st.step;
+        }
     }
     if (final_round && last_saved != t->st.step)
         S2S_TRY(checkpoint_round(t, &stop));
+    if (final_round && ncycles(t) > 1 && t->snap_step != t->st.step) /* the last cycle's end, or where it stopped */
+        S2S_TRY(save_snapshot(t, t->snaps + 1));
     if (final_round && t->prefix && t->o.average_last > 0 && is_root(t))
         S2S_TRY(average_checkpoints(t));
     if (t->prefix && is_root(t))

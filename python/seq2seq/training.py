@@ -34,8 +34,10 @@ class Progress:
 CELLS = {"lstm": 0, "gru": 1, "rnn": 2}
 ATTENTIONS = {"none": 0, "dot": 1, "general": 2}
 TIES = ("none", "decoder", "all")  # s2s_tie
+SCHEDULES = ("invsqrt", "plateau", "linear")  # s2s_lr_schedule
 TRAINER_OPTIONS = ("batch_tokens", "max_len", "lr", "warmup_steps", "label_smoothing", "clip_norm", "valid_every",
-                   "valid_max", "keep_last", "patience", "minutes", "max_steps", "max_epochs", "report_every", "average_last")
+                   "valid_max", "keep_last", "patience", "minutes", "max_steps", "max_epochs", "report_every", "average_last",
+                   "schedule", "cycles")
 
 
 def _pairs(name, pairs) -> Tuple[list, list]:
@@ -65,7 +67,9 @@ class Trainer(Handle):
     output projection, needs embed == hidden; "all": the source embedding too, needs shared_vocab).
     Trainer options: batch_tokens, max_len, lr, warmup_steps, label_smoothing,
     clip_norm, valid_every, valid_max, keep_last, patience, minutes, max_steps, max_epochs,
-    report_every, average_last. run() holds the calling thread (the GIL is released) until training ends."""
+    report_every, average_last, schedule ("invsqrt", "plateau", "linear"), cycles (with "linear":
+    that many falls, each cycle's end kept as OUT.snap-K.safetensors). run() holds the calling
+    thread (the GIL is released) until training ends."""
 
     _what = "the Trainer"
 
@@ -81,6 +85,8 @@ class Trainer(Handle):
         if unknown:
             raise InvalidArgumentError(INVALID_ARG, "unknown trainer options %s; known: %s"
                                        % (unknown, ", ".join(TRAINER_OPTIONS)))
+        if "schedule" in options and options["schedule"] not in SCHEDULES:
+            raise InvalidArgumentError(INVALID_ARG, "schedule must be one of %s" % ", ".join(SCHEDULES))
         if tie_embeddings not in TIES:
             raise InvalidArgumentError(INVALID_ARG, "tie_embeddings must be one of %s" % ", ".join(TIES))
         if tie_embeddings == "all" and not shared_vocab:
@@ -150,6 +156,9 @@ class Trainer(Handle):
             self._alive()
             o = lib.s2s_trainer_options_default()
             for k, v in self._options.items():
+                if k == "schedule":
+                    o.schedule = SCHEDULES.index(v)
+                    continue
                 cur = getattr(o, k)
                 setattr(o, k, float_arg(k, v, 0, 1e12) if isinstance(cur, float) else int_arg(k, v, 0, 1 << 40))
             o.out_prefix = self._out

@@ -167,6 +167,26 @@ def test_train_equals_the_tool_and_reports(data):
     a.close(), b.close()
 
 
+def test_cycles_leave_the_tools_snapshots(data):
+    """schedule="linear", cycles=2 trains what the tool's --schedule linear --cycles 2 trains: the
+    same two snapshots, bit for bit; an unknown schedule is refused."""
+    d = data["dir"]
+    tool("s2s-translate", "train", "--train-tsv", str(d / "train.tsv"), "--out", str(d / "cy-tool"), "--vocab", "40",
+         "--hidden", "16", "--embed", "16", "--schedule", "linear", "--cycles", "2", "--max-steps", "10",
+         "--valid-every", "0", "--batch-tokens", "300", "--seed", "5", *CPU)
+    seq2seq.train(data["pairs"], str(d / "cy-py"), vocab=40, hidden=16, embed=16, schedule="linear", cycles=2,
+                  max_steps=10, valid_every=0, batch_tokens=300, seed=5, device="cpu", threads=1)
+    for k in (1, 2):
+        with seq2seq.ModelFile(str(d / ("cy-tool.snap-%d.safetensors" % k))) as a, \
+                seq2seq.ModelFile(str(d / ("cy-py.snap-%d.safetensors" % k))) as b:
+            assert a.config == b.config and a.provenance["step"] == b.provenance["step"] == 5 * k
+            for name in a.tensors:
+                assert (a.tensors[name] == b.tensors[name]).all(), (k, name)
+    assert not os.path.exists(str(d / "cy-py.snap-3.safetensors"))
+    with pytest.raises(seq2seq.InvalidArgumentError):
+        seq2seq.Trainer(data["pairs"], str(d / "x"), schedule="cosine", hidden=16, embed=16)
+
+
 def test_tied_embeddings_equal_the_tool(data):
     """tie_embeddings="all" trains what the tool's --tie-embeddings all trains; the file's one
     embedding is listed under every role's PyTorch name; without shared_vocab it is refused."""

@@ -107,6 +107,16 @@ if "$TR" train $TRAIN --vocab 28 --out "$T/m2" --max-steps 1 2>"$T/err"; then
 else
   fail ensemble_other_tokenizers "could not train the second model: $(cat "$T/err")"
 fi
+# warm restarts: one snapshot per cycle, decoded together; refused without the linear schedule
+"$TR" train $TRAIN --out "$T/cy" --max-steps 4 --schedule linear --cycles 2 >"$T/out" 2>"$T/err"; rc=$?
+expect train_cycles 0 "" && [ -f "$T/cy.snap-1.safetensors" ] && [ -f "$T/cy.snap-2.safetensors" ] &&
+  [ ! -e "$T/cy.snap-3.safetensors" ] || fail train_cycles_snapshots "$(ls "$T" | grep '^cy\.')"
+"$TR" translate --model "$T/cy.snap-1.safetensors" --model "$T/cy.snap-2.safetensors" $DEC <"$T/in.txt" \
+  >"$T/out" 2>"$T/err"; rc=$?
+expect translate_snapshot_ensemble 0 "" && [ "$(lines "$T/out")" = "$(lines "$T/in.txt")" ] ||
+  fail translate_snapshot_ensemble_lines "$(cat "$T/out")"
+"$TR" train $TRAIN --out "$T/cy2" --max-steps 4 --cycles 2 >"$T/out" 2>"$T/err"; rc=$?
+expect train_cycles_need_linear 1 "only with the LINEAR schedule"
 "$B/hello_rnn" --steps 5 >/dev/full 2>"$T/err"; rc=$?
 expect hello_dev_full 1 "cannot write standard output"
 "$B/bench_lstm" --device cpu --T 2 --B 1 --I 4 --H 4 --reps 1 >/dev/full 2>"$T/err"; rc=$?
