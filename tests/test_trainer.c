@@ -311,6 +311,27 @@ static double cyclic_lr(double peak, long s, long w, long n, int cycles)
     return peak * fmin(f, fmax(1e-3, 1.0 - (u - k)));
 }
 
+/* Trains m with o (max_steps, cycles set; every step reported), checking each step's lr. */
+static void run_checking_lr(world *w, s2s_model *m, s2s_trainer_options o)
+{
+    lr_log l = {0};
+    o.report_every = 1, o.progress = log_lr, o.progress_user = &l;
+    s2s_trainer *t = NULL;
+    cr_assert_eq(s2s_trainer_create(m, w->t.tok, w->t.tok, w->t.train, w->t.valid, &o, &t), S2S_OK, "%s",
+                 s2s_last_error());
+    cr_assert_eq(s2s_trainer_run(t), S2S_OK, "%s", s2s_last_error());
+    s2s_trainer_free(t);
+    cr_assert_eq(l.n, o.max_steps, "one report per step");
+    for (long i = 0; i < l.n; i++) {
+        double want = cyclic_lr(o.lr, l.step[i], o.warmup_steps, o.max_steps, o.cycles);
+        cr_assert(fabs(l.lr[i] - want) <= 1e-5 * want, "%d cycles: step %ld: lr %g, want %g", o.cycles, l.step[i],
+                  l.lr[i], want);
+    }
+    long end = o.max_steps / o.cycles; /* the first cycle's last step, and the next */
+    cr_assert(fabs(l.lr[end - 1] - o.lr * 1e-3) <= 1e-9 && l.lr[end] > 0.85f * o.lr, "steps %ld, %ld: lr %g, %g",
+              end, end + 1, l.lr[end - 1], l.lr[end]);
+}
+
 static float *weights_of(world *w, const char *name)
 {
     char p[256];
@@ -340,19 +361,8 @@ Test(trainer, cycles_restart_the_linear_fall_and_keep_snapshots, .timeout = 120)
     cr_assert(strstr(s2s_last_error(), "cycles 2") && strstr(s2s_last_error(), "LINEAR"), "%s", s2s_last_error());
     o.schedule = S2S_LR_LINEAR, o.cycles = 1001;
     cr_assert_eq(s2s_trainer_create(a, w.t.tok, w.t.tok, w.t.train, w.t.valid, &o, &t), S2S_ERR_INVALID_ARG);
-    lr_log l = {0};
-    o.cycles = 3, o.report_every = 1, o.valid_every = 0, o.progress = log_lr, o.progress_user = &l;
-    cr_assert_eq(s2s_trainer_create(a, w.t.tok, w.t.tok, w.t.train, w.t.valid, &o, &t), S2S_OK, "%s",
-                 s2s_last_error());
-    cr_assert_eq(s2s_trainer_run(t), S2S_OK, "%s", s2s_last_error());
-    s2s_trainer_free(t);
-    cr_assert_eq(l.n, 30, "one report per step");
-    for (long i = 0; i < l.n; i++) {
-        double want = cyclic_lr(o.lr, l.step[i], o.warmup_steps, 30, 3);
-        cr_assert(fabs(l.lr[i] - want) <= 1e-5 * want, "3 cycles: step %ld: lr %g, want %g", l.step[i], l.lr[i], want);
-    }
-    cr_assert(fabs(l.lr[9] - o.lr * 1e-3) <= 1e-9 && l.lr[10] > 0.85f * o.lr, "steps 10, 11: lr %g, %g", l.lr[9],
-              l.lr[10]);
+    o.cycles = 3, o.valid_every = 0;
+    run_checking_lr(&w, a, o);
     cr_assert(exists(w.t.dir, "cy.snap-1.safetensors") && exists(w.t.dir, "cy.snap-3.safetensors") &&
               !exists(w.t.dir, "cy.snap-4.safetensors") && exists(w.t.dir, "cy.ckpt-20.safetensors"));
 
@@ -361,18 +371,9 @@ Test(trainer, cycles_restart_the_linear_fall_and_keep_snapshots, .timeout = 120)
     s2s_trainer *tb = NULL, *tc = NULL;
     s2s_trainer_options oa = toy_options(&w, "ca", 40), ob = toy_options(&w, "cb", 40);
     oa.schedule = ob.schedule = S2S_LR_LINEAR, oa.cycles = ob.cycles = 2, oa.keep_last = 3, oa.valid_every = 0;
-    l.n = 0, oa.report_every = 1, oa.progress = log_lr, oa.progress_user = &l;
     s2s_model_free(a);
     a = toy_model(&w);
-    cr_assert_eq(s2s_trainer_create(a, w.t.tok, w.t.tok, w.t.train, w.t.valid, &oa, &t), S2S_OK, "%s",
-                 s2s_last_error());
-    cr_assert_eq(s2s_trainer_run(t), S2S_OK, "%s", s2s_last_error());
-    s2s_trainer_free(t);
-    cr_assert_eq(l.n, 40);
-    for (long i = 0; i < l.n; i++) {
-        double want = cyclic_lr(oa.lr, l.step[i], oa.warmup_steps, 40, 2);
-        cr_assert(fabs(l.lr[i] - want) <= 1e-5 * want, "2 cycles: step %ld: lr %g, want %g", l.step[i], l.lr[i], want);
-    }
+    run_checking_lr(&w, a, oa);
     size_t na;
     float *wa = tu_weights(a, &na), *s1 = weights_of(&w, "ca.snap-1.safetensors"),
           *k20 = weights_of(&w, "ca.ckpt-20.safetensors"), *s2 = weights_of(&w, "ca.snap-2.safetensors");
