@@ -75,7 +75,6 @@ struct s2s_trainer {
     float *zgrad;            /* [zchunk]: this rank's shard of the summed gradient */
     int snaps;               /* LINEAR with cycles > 1: the cycles whose snapshot is written (or
                                 that ended before this run resumed) */
-    long snap_step;          /* the step of this run's last snapshot; -1 none */
 };
 
 static int is_root(const s2s_trainer *t) { return t->rank == 0; }
@@ -1091,16 +1090,14 @@ static int budget_left(const s2s_trainer *t)
 static s2s_status loop(s2s_trainer *t, long max_now, int final_round)
 {
     int stop = 0;
-    long done = 0, last_saved = -1;
+    long done = 0, last_saved = -1, last_snap = -1;
     t->t0 = t->t_report = s2s_now_ms() * 1e-3;
     t->loss_sum = 0, t->tok_sum = 0, t->tok_report = 0;
     t->time_up = 0;
     t->time_done = 0.0;
     t->done0 = t->st.budget_done;
-    t->snaps = t->st.step > 0 ? cycles_ended(t, t->st.budget_done) : 0; /* resumed: the snapshots written */
-    if (t->snaps >= ncycles(t))
-        t->snaps = ncycles(t) - 1;
-    t->snap_step = -1;
+    int ended = cycles_ended(t, t->st.budget_done); /* resumed: the snapshots written before */
+    t->snaps = ended < ncycles(t) ? ended : ncycles(t) - 1;
     if (t->comm && !t->weights_checked) {
         S2S_TRY(check_weights(t));
         t->weights_checked = 1;
@@ -1126,12 +1123,12 @@ static s2s_status loop(s2s_trainer *t, long max_now, int final_round)
                 S2S_TRY(checkpoint_round(t, &stop));
             last_saved = t->st.step;
             S2S_TRY(save_snapshot(t, ++t->snaps));
-            t->snap_step = t->st.step;
+            last_snap = t->st.step;
         }
     }
     if (final_round && last_saved != t->st.step)
         S2S_TRY(checkpoint_round(t, &stop));
-    if (final_round && ncycles(t) > 1 && t->snap_step != t->st.step) /* the last cycle's end, or where it stopped */
+    if (final_round && ncycles(t) > 1 && last_snap != t->st.step) /* the last cycle's end, or where it stopped */
         S2S_TRY(save_snapshot(t, t->snaps + 1));
     if (final_round && t->prefix && t->o.average_last > 0 && is_root(t))
         S2S_TRY(average_checkpoints(t));
