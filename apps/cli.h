@@ -533,6 +533,7 @@ static void train_opts_default(train_opts *t)
         {"--attention", OPT_CHOICE, &(t).attention, 0, 0, "none|dot|general"},                                     \
         {"--tie-embeddings", OPT_CHOICE, &(t).tie, 0, 0, "none|decoder|all"},                                      \
         {"--dropout", OPT_FLOAT, &(t).mc.dropout, 0, 0.99, 0},                                                     \
+        {"--word-dropout", OPT_FLOAT, &(t).to.word_dropout, 0, 0.99, 0},                                           \
         {"--batch-tokens", OPT_INT, &(t).to.batch_tokens, 1, 10000000, 0},                                         \
         {"--max-len", OPT_INT, &(t).to.max_len, 1, 100000, 0}, {"--lr", OPT_FLOAT, &(t).to.lr, 1e-9, 100, 0},        \
         {"--warmup", OPT_INT, &(t).to.warmup_steps, 0, 10000000, 0},                                               \
@@ -559,6 +560,8 @@ static void train_opts_default(train_opts *t)
     "  --vocab N (8000)        subword vocabulary size; --shared-vocab: one for both sides; --bpe: BPE\n"        \
     "  --cell lstm|gru|rnn     --layers N (1) --hidden N (256) --embed N (256) --bidirectional\n"                 \
     "  --attention none|dot|general (general)   --dropout P (0.2)\n"                                              \
+    "  --word-dropout P (0)    training: each source and decoder input token replaced by UNK with\n"          \
+    "                          probability P (the targets scored stay)\n"                                      \
     "  --tie-embeddings none|decoder|all (none): decoder: the target embedding is the output layer's weight\n"    \
     "                          (needs --embed = --hidden); all: the source embedding too (needs --shared-vocab)\n" \
     "  --batch-tokens N (4000) --max-len N (100) --lr X (1e-3) --warmup N (400)\n"                              \

@@ -255,6 +255,11 @@ typedef struct s2s_loss_options {
     int shard_rows;        /* this batch is rows shard_row0 .. of a batch of shard_rows rows, and
                               draws that batch's dropout masks for them; 0: whole; default 0 */
     int shard_row0;
+    float word_dropout;    /* with train: each source token and each decoder input token (not the
+                              BOS, not the targets the loss scores) is replaced by UNK with this
+                              probability, drawn from the context seed and step like the dropout
+                              masks (word dropout: Gal & Ghahramani 2016, Sennrich & Zhang 2019);
+                              0 <= p < 1; default 0 */
 } s2s_loss_options;
 
 S2S_API s2s_loss_options s2s_loss_options_default(void);
@@ -817,6 +822,9 @@ typedef struct s2s_trainer_options {
                                   part a checkpoint round runs and the model is kept as
                                   PREFIX.snap-K.safetensors, K = 1 .. cycles: a snapshot ensemble
                                   to decode together. Default 1 (0 is taken as 1); at most 1000 */
+    float word_dropout;        /* s2s_loss_options.word_dropout of every training step: source and
+                                  decoder input tokens replaced by UNK with this probability;
+                                  0 <= p < 1; default 0 */
 } s2s_trainer_options;
 
 

@@ -1,7 +1,8 @@
 /* test_model.c - the whole encoder-decoder on the CPU: its loss gradient against finite
- * differences for every cell, attention type and direction setting (dropout and label
- * smoothing on), and learning the reverse task with greedy decoding. */
+ * differences for every cell, attention type and direction setting (dropout, word dropout and
+ * label smoothing on), word dropout's tokens, and learning the reverse task with greedy decoding. */
 #include "seq2seq.h"
+#include "model.h"
 #include "reverse_task.h"
 #include "model_util.h"
 #include <string.h>
@@ -51,7 +52,7 @@ static double model_loss(void *p)
 }
 
 static void model_fd_tied(s2s_cell cell, int layers, int bidir, s2s_attention attn, float dropout, float smoothing,
-                          s2s_tie tie)
+                          s2s_tie tie, float word_dropout)
 {
     uint64_t seed = tu_seed(), s = seed;
     s2s_context *ctx = cpu_ctx(seed);
@@ -72,6 +73,7 @@ static void model_fd_tied(s2s_cell cell, int layers, int bidir, s2s_attention at
     make_batch(&rb, &s, 3, 5, 4, c.src_vocab, c.tgt_vocab);
     fd_ctx f = {m, &rb.b, s2s_loss_options_default(), NULL, NULL, 0};
     f.o.label_smoothing = smoothing;
+    f.o.word_dropout = word_dropout; /* the same tokens at every evaluation: they are keyed by the step */
     f.o.step = 3;
     int np = s2s_model_param_count(m);
     for (int i = 0; i < np; i++) {
@@ -133,21 +135,115 @@ Test(model, gradients_with_dropout_switched_off)
 
 static void model_fd(s2s_cell cell, int layers, int bidir, s2s_attention attn, float dropout, float smoothing)
 {
-    model_fd_tied(cell, layers, bidir, attn, dropout, smoothing, S2S_TIE_NONE);
+    model_fd_tied(cell, layers, bidir, attn, dropout, smoothing, S2S_TIE_NONE, 0.0f);
 }
 
 /* tied embeddings: the one tensor's gradient is that of the loss through all its roles */
 Test(model_fd, lstm_general_tied_decoder_dropout)
 {
-    model_fd_tied(S2S_CELL_LSTM, 1, 0, S2S_ATTN_GENERAL, 0.2f, 0.1f, S2S_TIE_DECODER);
+    model_fd_tied(S2S_CELL_LSTM, 1, 0, S2S_ATTN_GENERAL, 0.2f, 0.1f, S2S_TIE_DECODER, 0.0f);
 }
-Test(model_fd, gru_bidir_dot_tied_all) { model_fd_tied(S2S_CELL_GRU, 1, 1, S2S_ATTN_DOT, 0.0f, 0.0f, S2S_TIE_ALL); }
+Test(model_fd, gru_bidir_dot_tied_all) { model_fd_tied(S2S_CELL_GRU, 1, 1, S2S_ATTN_DOT, 0.0f, 0.0f, S2S_TIE_ALL, 0.0f); }
+Test(model_fd, lstm_bidir_general_word_dropout)
+{
+    model_fd_tied(S2S_CELL_LSTM, 1, 1, S2S_ATTN_GENERAL, 0.2f, 0.1f, S2S_TIE_NONE, 0.3f);
+}
 
 Test(model_fd, lstm_bidir_general_two_layers_dropout) { model_fd(S2S_CELL_LSTM, 2, 1, S2S_ATTN_GENERAL, 0.3f, 0.1f); }
 Test(model_fd, gru_dot_two_layers) { model_fd(S2S_CELL_GRU, 2, 0, S2S_ATTN_DOT, 0.0f, 0.0f); }
 Test(model_fd, gru_bidir_general_dropout) { model_fd(S2S_CELL_GRU, 1, 1, S2S_ATTN_GENERAL, 0.2f, 0.2f); }
 Test(model_fd, rnn_bidir_no_attention) { model_fd(S2S_CELL_RNN_TANH, 1, 1, S2S_ATTN_NONE, 0.0f, 0.0f); }
 Test(model_fd, lstm_no_attention_two_layers) { model_fd(S2S_CELL_LSTM, 2, 0, S2S_ATTN_NONE, 0.1f, 0.0f); }
+
+/* ---- word dropout (s2s_loss_options.word_dropout) ------------------------------------------ */
+
+/* The draws: about p of the tokens, other ones at another step or side, and a shard of a batch
+ * (rows row0.. of `rows`) draws what the whole batch draws for those rows. */
+Test(word_dropout, draws_p_of_the_tokens_and_shards_draw_the_whole_batchs)
+{
+    s2s_word_drop wd = {0.25f, 77, 5, 0, 0}, later = wd, shard = wd;
+    later.step = 6;
+    shard.rows = 8, shard.row0 = 3;
+    const int B = 8, L = 1000;
+    long n = 0, other_step = 0, other_side = 0, shard_diff = 0;
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < L; t++) {
+            int d = s2s_word_dropped(&wd, S2S_WORD_SRC, B, b, t);
+            n += d;
+            other_step += d != s2s_word_dropped(&later, S2S_WORD_SRC, B, b, t);
+            other_side += d != s2s_word_dropped(&wd, S2S_WORD_TGT, B, b, t);
+            if (b >= 3)
+                shard_diff += d != s2s_word_dropped(&shard, S2S_WORD_SRC, B - 3, b - 3, t);
+        }
+    /* 8000 draws at p = 0.25: a standard deviation of 0.0048; 0.02 is 4 of them */
+    cr_assert(fabs((double)n / (B * L) - 0.25) < 0.02, "%ld of %d tokens dropped at p = 0.25", n, B * L);
+    cr_assert(other_step > 1000 && other_side > 1000, "step 6 differs in %ld, the target side in %ld of %d", other_step,
+              other_side, B * L);
+    cr_assert_eq(shard_diff, 0, "a shard drew %ld tokens differently from the whole batch", shard_diff);
+    wd.p = 0.0f;
+    for (int t = 0; t < L; t++)
+        cr_assert_eq(s2s_word_dropped(&wd, S2S_WORD_SRC, B, 0, t), 0, "p = 0 dropped token %d", t);
+    cr_assert_eq(s2s_word_dropped(NULL, S2S_WORD_TGT, B, 0, 0), 0);
+}
+
+/* What the model reads: the uploaded source and decoder input have UNK exactly where the draws
+ * say, and the BOS, the padding and the targets the loss scores are untouched. */
+Test(word_dropout, uploads_unk_where_drawn_and_keeps_targets)
+{
+    uint64_t seed = tu_seed(), s = seed;
+    s2s_context *ctx = cpu_ctx(seed);
+    s2s_model_config c = s2s_model_config_default();
+    c.hidden = 8, c.embed = 8, c.src_vocab = 23, c.tgt_vocab = 29;
+    s2s_model *m = NULL;
+    cr_assert_eq(s2s_model_create(ctx, &c, &m), S2S_OK, "%s", s2s_last_error());
+    rand_batch rb;
+    make_batch(&rb, &s, 8, 8, 8, c.src_vocab, c.tgt_vocab);
+    s2s_word_drop wd = {0.4f, seed, 3, 0, 0};
+    s2s_dev_batch db;
+    cr_assert_eq(s2s_batch_upload(m, &rb.b, 1, &wd, &db), S2S_OK, "%s", s2s_last_error());
+    int B = db.B, S = db.S, T = db.T, src[64], tin[72], tout[72], dropped = 0;
+    cr_assert(S * B <= 64 && T * B <= 72);
+    cr_assert_eq(m->be->ops->to_host(m->be, src, db.src, sizeof(int) * (size_t)S * B), S2S_OK);
+    cr_assert_eq(m->be->ops->to_host(m->be, tin, db.tgt_in, sizeof(int) * (size_t)T * B), S2S_OK);
+    cr_assert_eq(m->be->ops->to_host(m->be, tout, db.tgt_out, sizeof(int) * (size_t)T * B), S2S_OK);
+    for (int b = 0; b < B; b++) {
+        for (int i = 0; i < S; i++) {
+            int want = i >= rb.src_len[b] ? S2S_PAD_ID
+                       : s2s_word_dropped(&wd, S2S_WORD_SRC, B, b, i) ? S2S_UNK_ID : rb.src[b * 8 + i];
+            cr_assert_eq(src[i * B + b], want, "source row %d token %d", b, i);
+            dropped += want == S2S_UNK_ID;
+        }
+        int n = rb.tgt_len[b];
+        cr_assert_eq(tin[b], S2S_BOS_ID, "row %d: BOS", b);
+        for (int t = 0; t < T; t++) {
+            int y = t < n ? rb.tgt[b * 8 + t] : t == n ? S2S_EOS_ID : S2S_PAD_ID;
+            cr_assert_eq(tout[t * B + b], y, "target row %d step %d", b, t);
+            if (t + 1 < T) {
+                int want = t >= n ? S2S_PAD_ID : s2s_word_dropped(&wd, S2S_WORD_TGT, B, b, t) ? S2S_UNK_ID : y;
+                cr_assert_eq(tin[(t + 1) * B + b], want, "decoder input row %d step %d", b, t + 1);
+                dropped += want == S2S_UNK_ID;
+            }
+        }
+    }
+    cr_assert(dropped > 0, "p = 0.4 dropped nothing");
+    s2s_arena_reset(&m->arena);
+    /* the loss: word dropout changes it when training, not when train = 0 (evaluation) */
+    s2s_loss_options plain = s2s_loss_options_default(), on = plain;
+    on.word_dropout = 0.4f, on.step = 3;
+    float l0, l1, e0, e1;
+    cr_assert_eq(s2s_model_forward_backward(m, &rb.b, &plain, &l0, NULL), S2S_OK, "%s", s2s_last_error());
+    cr_assert_eq(s2s_model_forward_backward(m, &rb.b, &on, &l1, NULL), S2S_OK, "%s", s2s_last_error());
+    cr_assert(l0 != l1, "word dropout 0.4 left the loss at %.9g", l0);
+    plain.train = on.train = 0;
+    cr_assert_eq(s2s_model_forward_backward(m, &rb.b, &plain, &e0, NULL), S2S_OK);
+    cr_assert_eq(s2s_model_forward_backward(m, &rb.b, &on, &e1, NULL), S2S_OK);
+    cr_assert_eq(memcmp(&e0, &e1, sizeof(float)), 0, "train = 0: %.9g with word dropout, %.9g without", e1, e0);
+    on.word_dropout = 1.0f;
+    cr_assert_eq(s2s_model_forward_backward(m, &rb.b, &on, &e1, NULL), S2S_ERR_INVALID_ARG);
+    cr_assert(strstr(s2s_last_error(), "word_dropout"), "%s", s2s_last_error());
+    s2s_model_free(m);
+    s2s_context_free(ctx);
+}
 
 /* ---- learning: reverse a random sequence (tests/reverse_task.h) ---------------------------- */
 Test(learning, reverse_task_reaches_99_percent_and_repeats_bit_for_bit, .timeout = 240)

@@ -149,6 +149,10 @@ Test(trainer, early_stopping_and_bad_options)
     cr_assert_eq(s2s_trainer_create(m, w.t.tok, w.t.tok, w.t.train, w.t.valid, &o, &t), S2S_ERR_INVALID_ARG);
     cr_assert(strstr(s2s_last_error(), "batch_tokens"), "%s", s2s_last_error());
     o = toy_options(&w, "e", 0);
+    o.word_dropout = 1.0f; /* every token UNK: nothing to learn from */
+    cr_assert_eq(s2s_trainer_create(m, w.t.tok, w.t.tok, w.t.train, w.t.valid, &o, &t), S2S_ERR_INVALID_ARG);
+    cr_assert(strstr(s2s_last_error(), "word_dropout 1"), "%s", s2s_last_error());
+    o = toy_options(&w, "e", 0);
     o.max_epochs = 200, o.valid_every = 2, o.patience = 1, o.lr = 1e-9f; /* nothing improves: stops early */
     cr_assert_eq(s2s_trainer_create(m, w.t.tok, w.t.tok, w.t.train, w.t.valid, &o, &t), S2S_OK);
     cr_assert_eq(s2s_trainer_run(t), S2S_OK, "%s", s2s_last_error());

@@ -181,7 +181,7 @@ static s2s_status dev_init(s2s_model *m, const s2s_batch *bt, search *s, dev *d)
     s2s_dev_batch db;
     s2s_enc_state es;
     int BK = s->B * s->K;
-    S2S_TRY(s2s_batch_upload(m, bt, 0, &db));
+    S2S_TRY(s2s_batch_upload(m, bt, 0, NULL, &db));
     db.T = s->T;
     S2S_TRY(s2s_encoder_infer(m, &db, &es));
     S2S_TRY(expand(m, bt, &db, &es, s->K, d));

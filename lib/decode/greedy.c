@@ -76,7 +76,7 @@ static s2s_status greedy(s2s_model *m, const s2s_batch *batch, int max_len, int3
     s2s_enc_state es;
     s2s_dec_state ds;
     greedy_bufs g;
-    S2S_TRY(s2s_batch_upload(m, batch, 0, &db));
+    S2S_TRY(s2s_batch_upload(m, batch, 0, NULL, &db));
     int B = db.B, T = max_len + 1; /* max_len tokens, then room for EOS */
     db.T = T;
     S2S_TRY(s2s_encoder_infer(m, &db, &es));

@@ -23,7 +23,8 @@
 #define S2S_DECODE_CHUNK 8 /* greedy decoder steps recorded per graph */
 
 /* Dropout sites: with the training step and an index they key each mask (nn.h). */
-enum { SITE_ENC_EMB = 1, SITE_DEC_EMB = 2, SITE_GEN = 3, SITE_ENC_LAYER = 8, SITE_DEC_LAYER = 32 };
+enum { SITE_ENC_EMB = 1, SITE_DEC_EMB = 2, SITE_GEN = 3, SITE_WORD_SRC = 4, SITE_WORD_TGT = 5, SITE_ENC_LAYER = 8,
+       SITE_DEC_LAYER = 32 };
 
 struct s2s_model {
     s2s_context *ctx;
@@ -137,7 +138,21 @@ typedef struct s2s_dec_state {
  * gives the longest source and target; s2s_batch_upload checks it and uploads it time-major
  * into the model's arena (tgt may be absent for decoding). */
 s2s_status s2s_batch_check(const s2s_model *m, const s2s_batch *batch, int need_tgt, int *S, int *Tmax);
-s2s_status s2s_batch_upload(s2s_model *m, const s2s_batch *batch, int need_tgt, s2s_dev_batch *db);
+
+/* Word dropout of a training batch (s2s_loss_options.word_dropout): the batch is rows row0 ..
+ * of a batch of `rows` rows (0: whole), so that a shard drops what the whole batch drops. */
+typedef struct s2s_word_drop {
+    float p; /* 0: none */
+    uint64_t seed, step;
+    int rows, row0;
+} s2s_word_drop;
+enum { S2S_WORD_SRC = 0, S2S_WORD_TGT = 1 };
+/* Whether token pos of row b of a B-row batch is replaced by UNK; side S2S_WORD_SRC counts
+ * source tokens, S2S_WORD_TGT the target tokens fed as decoder input (pos 0: the first after BOS). */
+int s2s_word_dropped(const s2s_word_drop *wd, int side, int B, int b, int pos);
+/* wd: NULL or p 0 for none (decoding, evaluation). */
+s2s_status s2s_batch_upload(s2s_model *m, const s2s_batch *batch, int need_tgt, const s2s_word_drop *wd,
+                            s2s_dev_batch *db);
 
 s2s_status s2s_encoder_fwd(s2s_model *m, const s2s_dev_batch *db, int train, uint64_t step, s2s_enc_state *es);
 /* dkeys, dout: [S*B, H] gradients at the attention keys and at the top outputs (either may be

@@ -53,7 +53,9 @@ static s2s_status run_batch_ro(s2s_model *m, const s2s_batch *batch, const s2s_l
     m->dropout_off = !o->train;
     m->shard_rows = o->shard_rows, m->shard_row0 = o->shard_row0;
     int H = m->cfg.hidden;
-    S2S_TRY(s2s_batch_upload(m, batch, 1, &db));
+    s2s_word_drop wd = {train && o->train ? o->word_dropout : 0.0f, m->ctx->opts.seed, o->step, o->shard_rows,
+                        o->shard_row0};
+    S2S_TRY(s2s_batch_upload(m, batch, 1, &wd, &db));
     if (s2s_dropout_on(m, train)) /* the recorded decoder loops read their masks' step from here */
         S2S_TRY(m->be->ops->to_device(m->be, m->step_dev, &o->step, sizeof(uint64_t)));
     S2S_TRY(s2s_encoder_fwd(m, &db, train, o->step, &es));
@@ -107,6 +109,8 @@ S2S_API s2s_status s2s_model_forward_backward(s2s_model *m, const s2s_batch *bat
     s2s_loss_options o = opts ? *opts : s2s_loss_options_default();
     if (!(o.label_smoothing >= 0.0f && o.label_smoothing < 1.0f))
         return S2S_FAIL(S2S_ERR_INVALID_ARG, "label_smoothing = %g; use 0 <= eps < 1", o.label_smoothing);
+    if (!(o.word_dropout >= 0.0f && o.word_dropout < 1.0f))
+        return S2S_FAIL(S2S_ERR_INVALID_ARG, "word_dropout = %g; use 0 <= p < 1", o.word_dropout);
     if (o.norm_tokens < 0 || o.shard_rows < 0 ||
         (o.shard_rows > 0 && (o.shard_row0 < 0 || o.shard_row0 + batch->batch > o.shard_rows)))
         return S2S_FAIL(S2S_ERR_INVALID_ARG,

@@ -504,7 +504,7 @@ static s2s_status relayout(s2s_engine *e, request **keep, int nk, request **add,
         s2s_batch bt = {B_new, S_enc, 0, src, len, NULL, NULL};
         s2s_dev_batch db;
         if (st == S2S_OK)
-            st = s2s_batch_upload(e->m, &bt, 0, &db);
+            st = s2s_batch_upload(e->m, &bt, 0, NULL, &db);
         if (st == S2S_OK)
             st = s2s_encoder_infer(e->m, &db, &enc);
     }

@@ -108,13 +108,14 @@ static s2s_status check_options(const s2s_trainer_options *o)
     if (o->batch_tokens < 1 || o->max_len < 1 || !(o->lr > 0) || o->warmup_steps < 0 || o->valid_every < 0 ||
         o->keep_last < 1 || o->patience < 0 || o->minutes < 0 || o->max_steps < 0 || o->max_epochs < 0 ||
         o->report_every < 1 || o->nonfinite_halve < 1 || o->nonfinite_stop < 1 || (unsigned)o->schedule > S2S_LR_LINEAR ||
-        !(o->label_smoothing >= 0 && o->label_smoothing < 1) || !(o->plateau_factor > 0 && o->plateau_factor <= 1))
+        !(o->label_smoothing >= 0 && o->label_smoothing < 1) || !(o->plateau_factor > 0 && o->plateau_factor <= 1) ||
+        !(o->word_dropout >= 0 && o->word_dropout < 1))
         return S2S_FAIL(S2S_ERR_INVALID_ARG,
                         "trainer options out of range: batch_tokens %d, max_len %d, keep_last %d, report_every %d "
-                        "must be >= 1; lr %g > 0; label_smoothing %g in [0, 1); plateau_factor %g in (0, 1]; "
-                        "schedule %d one of s2s_lr_schedule; the rest >= 0",
+                        "must be >= 1; lr %g > 0; label_smoothing %g and word_dropout %g in [0, 1); plateau_factor %g "
+                        "in (0, 1]; schedule %d one of s2s_lr_schedule; the rest >= 0",
                         o->batch_tokens, o->max_len, o->keep_last, o->report_every, o->lr, o->label_smoothing,
-                        o->plateau_factor, (int)o->schedule);
+                        o->word_dropout, o->plateau_factor, (int)o->schedule);
     if (o->batch_tokens < o->max_len + 1)
         return S2S_FAIL(S2S_ERR_INVALID_ARG, "batch_tokens %d cannot hold one pair of max_len %d (+ EOS); raise it",
                         o->batch_tokens, o->max_len);
@@ -274,11 +275,11 @@ static s2s_status check_ranks(s2s_trainer *t)
     s2s_sha256_update(&s, vsha, strlen(vsha));
     s2s_sha256_final(&s, mine[1]);
     s2s_sha256_init(&s);
-    sha_text(&s, "%d %d %a %d %d %a %a %a %d %d %d %d %d %a %ld %d %d %d %d %d %d %" PRIu64, o->batch_tokens,
+    sha_text(&s, "%d %d %a %d %d %a %a %a %d %d %d %d %d %a %ld %d %d %d %d %d %d %a %" PRIu64, o->batch_tokens,
              o->max_len, o->lr, o->warmup_steps, (int)o->schedule, o->plateau_factor, o->label_smoothing, o->clip_norm,
              o->valid_every, o->valid_bleu, o->valid_max, o->keep_last, o->patience, o->minutes, o->max_steps,
              o->max_epochs, o->plateau_patience, o->average_last, o->shard_optimizer, o->report_every, o->cycles,
-             t->m->ctx->opts.seed);
+             o->word_dropout, t->m->ctx->opts.seed);
     s2s_sha256_final(&s, mine[2]);
     s2s_status st = t->comm->ops->gather_host(t->comm, mine, all, sizeof mine);
     static const char *const what[PARTS] = {"model (configuration or tokenizers)", "training or validation data",
@@ -1010,6 +1011,7 @@ static s2s_status one_step(s2s_trainer *t)
     S2S_TRY(s2s_host_batch_fill(&t->td, &t->plan, (size_t)t->st.batch_in_epoch, &t->hb));
     s2s_loss_options lo = s2s_loss_options_default();
     lo.label_smoothing = t->o.label_smoothing;
+    lo.word_dropout = t->o.word_dropout;
     lo.step = (uint64_t)t->st.step;
     float loss = 0, norm = 0;
     int ntok = 0;

@@ -141,7 +141,7 @@ class TrainerOptions(Structure):
                 ("max_steps", c_long), ("max_epochs", c_int), ("nonfinite_halve", c_int), ("nonfinite_stop", c_int),
                 ("out_prefix", c_char_p), ("report_every", c_int), ("progress", PROGRESS_FN),
                 ("progress_user", c_void_p), ("average_last", c_int), ("comm", c_void_p),
-                ("shard_optimizer", c_int), ("cycles", c_int)]
+                ("shard_optimizer", c_int), ("cycles", c_int), ("word_dropout", c_float)]
 
 
 _STRUCTS = {"s2s_context_options": ContextOptions, "s2s_model_config": ModelConfig, "s2s_param_info": ParamInfo,

@@ -37,7 +37,7 @@ TIES = ("none", "decoder", "all")  # s2s_tie
 SCHEDULES = ("invsqrt", "plateau", "linear")  # s2s_lr_schedule
 TRAINER_OPTIONS = ("batch_tokens", "max_len", "lr", "warmup_steps", "label_smoothing", "clip_norm", "valid_every",
                    "valid_max", "keep_last", "patience", "minutes", "max_steps", "max_epochs", "report_every", "average_last",
-                   "schedule", "cycles")
+                   "schedule", "cycles", "word_dropout")
 
 
 def _pairs(name, pairs) -> Tuple[list, list]:
@@ -68,7 +68,8 @@ class Trainer(Handle):
     Trainer options: batch_tokens, max_len, lr, warmup_steps, label_smoothing,
     clip_norm, valid_every, valid_max, keep_last, patience, minutes, max_steps, max_epochs,
     report_every, average_last, schedule ("invsqrt", "plateau", "linear"), cycles (with "linear":
-    that many falls, each cycle's end kept as OUT.snap-K.safetensors). run() holds the calling
+    that many falls, each cycle's end kept as OUT.snap-K.safetensors), word_dropout (each source and
+    decoder input token replaced by UNK with this probability while training). run() holds the calling
     thread (the GIL is released) until training ends."""
 
     _what = "the Trainer"

@@ -187,6 +187,26 @@ def test_cycles_leave_the_tools_snapshots(data):
         seq2seq.Trainer(data["pairs"], str(d / "x"), schedule="cosine", hidden=16, embed=16)
 
 
+def test_word_dropout_equals_the_tool(data):
+    """word_dropout=0.3 trains what the tool's --word-dropout 0.3 trains, bit for bit, and not
+    what training without it gives; 1 is refused."""
+    d = data["dir"]
+    common = dict(vocab=40, hidden=16, embed=8, max_steps=10, valid_every=0, batch_tokens=300, seed=5, device="cpu",
+                  threads=1)
+    tool("s2s-translate", "train", "--train-tsv", str(d / "train.tsv"), "--out", str(d / "wd-tool"), "--vocab", "40",
+         "--hidden", "16", "--embed", "8", "--word-dropout", "0.3", "--max-steps", "10", "--valid-every", "0",
+         "--batch-tokens", "300", "--seed", "5", *CPU)
+    wd = seq2seq.train(data["pairs"], str(d / "wd-py"), word_dropout=0.3, **common)
+    plain = seq2seq.train(data["pairs"], str(d / "wd-none"), **common)
+    with seq2seq.ModelFile(str(d / "wd-tool.best.safetensors")) as a, seq2seq.ModelFile(wd) as b, \
+            seq2seq.ModelFile(plain) as c:
+        for name in a.tensors:
+            assert (a.tensors[name] == b.tensors[name]).all(), name
+        assert any((a.tensors[name] != c.tensors[name]).any() for name in a.tensors)
+    with pytest.raises(seq2seq.InvalidArgumentError):
+        seq2seq.train(data["pairs"], str(d / "wd-bad"), word_dropout=1.0, **common)
+
+
 def test_tied_embeddings_equal_the_tool(data):
     """tie_embeddings="all" trains what the tool's --tie-embeddings all trains; the file's one
     embedding is listed under every role's PyTorch name; without shared_vocab it is refused."""
