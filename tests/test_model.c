@@ -194,6 +194,7 @@ Test(word_dropout, uploads_unk_where_drawn_and_keeps_targets)
     s2s_context *ctx = cpu_ctx(seed);
     s2s_model_config c = s2s_model_config_default();
     c.hidden = 8, c.embed = 8, c.src_vocab = 23, c.tgt_vocab = 29;
+    c.dropout = 0.0f; /* only word dropout draws below */
     s2s_model *m = NULL;
     cr_assert_eq(s2s_model_create(ctx, &c, &m), S2S_OK, "%s", s2s_last_error());
     rand_batch rb;
@@ -229,7 +230,8 @@ Test(word_dropout, uploads_unk_where_drawn_and_keeps_targets)
     s2s_arena_reset(&m->arena);
     /* the loss: word dropout changes it when training, not when train = 0 (evaluation) */
     s2s_loss_options plain = s2s_loss_options_default(), on = plain;
-    on.word_dropout = 0.4f, on.step = 3;
+    plain.step = on.step = 3;
+    on.word_dropout = 0.4f;
     float l0, l1, e0, e1;
     cr_assert_eq(s2s_model_forward_backward(m, &rb.b, &plain, &l0, NULL), S2S_OK, "%s", s2s_last_error());
     cr_assert_eq(s2s_model_forward_backward(m, &rb.b, &on, &l1, NULL), S2S_OK, "%s", s2s_last_error());
