@@ -161,19 +161,18 @@ Test(model_fd, lstm_no_attention_two_layers) { model_fd(S2S_CELL_LSTM, 2, 0, S2S
  * (rows row0.. of `rows`) draws what the whole batch draws for those rows. */
 Test(word_dropout, draws_p_of_the_tokens_and_shards_draw_the_whole_batchs)
 {
-    s2s_word_drop wd = {0.25f, 77, 5, 0, 0}, later = wd, shard = wd;
-    later.step = 6;
-    shard.rows = 8, shard.row0 = 3;
+    s2s_word_drop wd = {0.25f, 5}, later = {0.25f, 6};
     const int B = 8, L = 1000;
+    s2s_drop_rows whole = {1, B, B, 0}, shard = {1, B - 3, B, 3}; /* rows 3..7 of 8 */
     long n = 0, other_step = 0, other_side = 0, shard_diff = 0;
     for (int b = 0; b < B; b++)
         for (int t = 0; t < L; t++) {
-            int d = s2s_word_dropped(&wd, S2S_WORD_SRC, B, b, t);
+            int d = s2s_word_dropped(77, &wd, &whole, S2S_WORD_SRC, b, t);
             n += d;
-            other_step += d != s2s_word_dropped(&later, S2S_WORD_SRC, B, b, t);
-            other_side += d != s2s_word_dropped(&wd, S2S_WORD_TGT, B, b, t);
+            other_step += d != s2s_word_dropped(77, &later, &whole, S2S_WORD_SRC, b, t);
+            other_side += d != s2s_word_dropped(77, &wd, &whole, S2S_WORD_TGT, b, t);
             if (b >= 3)
-                shard_diff += d != s2s_word_dropped(&shard, S2S_WORD_SRC, B - 3, b - 3, t);
+                shard_diff += d != s2s_word_dropped(77, &wd, &shard, S2S_WORD_SRC, b - 3, t);
         }
     /* 8000 draws at p = 0.25: a standard deviation of 0.0048; 0.02 is 4 of them */
     cr_assert(fabs((double)n / (B * L) - 0.25) < 0.02, "%ld of %d tokens dropped at p = 0.25", n, B * L);
@@ -182,8 +181,8 @@ Test(word_dropout, draws_p_of_the_tokens_and_shards_draw_the_whole_batchs)
     cr_assert_eq(shard_diff, 0, "a shard drew %ld tokens differently from the whole batch", shard_diff);
     wd.p = 0.0f;
     for (int t = 0; t < L; t++)
-        cr_assert_eq(s2s_word_dropped(&wd, S2S_WORD_SRC, B, 0, t), 0, "p = 0 dropped token %d", t);
-    cr_assert_eq(s2s_word_dropped(NULL, S2S_WORD_TGT, B, 0, 0), 0);
+        cr_assert_eq(s2s_word_dropped(77, &wd, &whole, S2S_WORD_SRC, 0, t), 0, "p = 0 dropped token %d", t);
+    cr_assert_eq(s2s_word_dropped(77, NULL, &whole, S2S_WORD_TGT, 0, 0), 0);
 }
 
 /* What the model reads: the uploaded source and decoder input have UNK exactly where the draws
@@ -199,18 +198,19 @@ Test(word_dropout, uploads_unk_where_drawn_and_keeps_targets)
     cr_assert_eq(s2s_model_create(ctx, &c, &m), S2S_OK, "%s", s2s_last_error());
     rand_batch rb;
     make_batch(&rb, &s, 8, 8, 8, c.src_vocab, c.tgt_vocab);
-    s2s_word_drop wd = {0.4f, seed, 3, 0, 0};
+    s2s_word_drop wd = {0.4f, 3};
     s2s_dev_batch db;
     cr_assert_eq(s2s_batch_upload(m, &rb.b, 1, &wd, &db), S2S_OK, "%s", s2s_last_error());
     int B = db.B, S = db.S, T = db.T, src[64], tin[72], tout[72], dropped = 0;
     cr_assert(S * B <= 64 && T * B <= 72);
+    s2s_drop_rows whole = {1, B, B, 0};
     cr_assert_eq(m->be->ops->to_host(m->be, src, db.src, sizeof(int) * (size_t)S * B), S2S_OK);
     cr_assert_eq(m->be->ops->to_host(m->be, tin, db.tgt_in, sizeof(int) * (size_t)T * B), S2S_OK);
     cr_assert_eq(m->be->ops->to_host(m->be, tout, db.tgt_out, sizeof(int) * (size_t)T * B), S2S_OK);
     for (int b = 0; b < B; b++) {
         for (int i = 0; i < S; i++) {
             int want = i >= rb.src_len[b] ? S2S_PAD_ID
-                       : s2s_word_dropped(&wd, S2S_WORD_SRC, B, b, i) ? S2S_UNK_ID : rb.src[b * 8 + i];
+                       : s2s_word_dropped(seed, &wd, &whole, S2S_WORD_SRC, b, i) ? S2S_UNK_ID : rb.src[b * 8 + i];
             cr_assert_eq(src[i * B + b], want, "source row %d token %d", b, i);
             dropped += want == S2S_UNK_ID;
         }
@@ -220,7 +220,7 @@ Test(word_dropout, uploads_unk_where_drawn_and_keeps_targets)
             int y = t < n ? rb.tgt[b * 8 + t] : t == n ? S2S_EOS_ID : S2S_PAD_ID;
             cr_assert_eq(tout[t * B + b], y, "target row %d step %d", b, t);
             if (t + 1 < T) {
-                int want = t >= n ? S2S_PAD_ID : s2s_word_dropped(&wd, S2S_WORD_TGT, B, b, t) ? S2S_UNK_ID : y;
+                int want = t >= n ? S2S_PAD_ID : s2s_word_dropped(seed, &wd, &whole, S2S_WORD_TGT, b, t) ? S2S_UNK_ID : y;
                 cr_assert_eq(tin[(t + 1) * B + b], want, "decoder input row %d step %d", b, t + 1);
                 dropped += want == S2S_UNK_ID;
             }

@@ -41,15 +41,14 @@ s2s_status s2s_batch_check(const s2s_model *m, const s2s_batch *bt, int need_tgt
     return S2S_OK;
 }
 
-int s2s_word_dropped(const s2s_word_drop *wd, int side, int B, int b, int pos)
+int s2s_word_dropped(uint64_t seed, const s2s_word_drop *wd, const s2s_drop_rows *r, int side, int b, int pos)
 {
     if (!wd || !(wd->p > 0.0f))
         return 0;
-    /* element pos * rows + row0 + b of a [pos][rows] tensor, one stream per side and step */
-    uint64_t e = s2s_drop_index((uint64_t)pos * (uint64_t)B + (uint64_t)b, 1, B, wd->rows > 0 ? wd->rows : B,
-                                wd->rows > 0 ? wd->row0 : 0);
+    /* element (pos, b) of a [pos][rows] tensor, one stream per side and step */
+    uint64_t e = s2s_drop_index((uint64_t)pos * (uint64_t)r->rows + (uint64_t)b, 1, r->rows, r->rows_global, r->row0);
     uint64_t stream = s2s_dropout_stream(wd->step, side == S2S_WORD_SRC ? SITE_WORD_SRC : SITE_WORD_TGT, 0);
-    return s2s_philox_uniform(wd->seed, stream, e) < wd->p;
+    return s2s_philox_uniform(seed, stream, e) < wd->p;
 }
 
 s2s_status s2s_batch_upload(s2s_model *m, const s2s_batch *bt, int need_tgt, const s2s_word_drop *wd,
@@ -67,11 +66,14 @@ s2s_status s2s_batch_upload(s2s_model *m, const s2s_batch *bt, int need_tgt, con
     int32_t *h = s2s_host_calloc(nhost, sizeof(int32_t), "batch token ids");
     if (!h)
         return S2S_ERR_OUT_OF_MEMORY;
+    const s2s_drop_rows *rows = S2S_DROP_ROWS(m, B, 1);
+    uint64_t seed = m->ctx->opts.seed;
     /* time-major: row t*B + b */
     for (int b = 0; b < B; b++) {
         for (int s = 0; s < bt->src_len[b]; s++)
-            h[(size_t)s * B + b] = s2s_word_dropped(wd, S2S_WORD_SRC, B, b, s) ? S2S_UNK_ID
-                                                                                : bt->src[(size_t)b * bt->src_max_len + s];
+            h[(size_t)s * B + b] = s2s_word_dropped(seed, wd, rows, S2S_WORD_SRC, b, s)
+                                       ? S2S_UNK_ID
+                                       : bt->src[(size_t)b * bt->src_max_len + s];
         h[nsrc + b] = bt->src_len[b];
     }
     int ntok = 0;
@@ -82,7 +84,7 @@ s2s_status s2s_batch_upload(s2s_model *m, const s2s_batch *bt, int need_tgt, con
             const int32_t *y = bt->tgt + (size_t)b * bt->tgt_max_len;
             tin[b] = S2S_BOS_ID;
             for (int t = 0; t < n; t++) {
-                tin[(size_t)(t + 1) * B + b] = s2s_word_dropped(wd, S2S_WORD_TGT, B, b, t) ? S2S_UNK_ID : y[t];
+                tin[(size_t)(t + 1) * B + b] = s2s_word_dropped(seed, wd, rows, S2S_WORD_TGT, b, t) ? S2S_UNK_ID : y[t];
                 tout[(size_t)t * B + b] = y[t];
             }
             tout[(size_t)n * B + b] = S2S_EOS_ID;

@@ -139,18 +139,18 @@ typedef struct s2s_dec_state {
  * into the model's arena (tgt may be absent for decoding). */
 s2s_status s2s_batch_check(const s2s_model *m, const s2s_batch *batch, int need_tgt, int *S, int *Tmax);
 
-/* Word dropout of a training batch (s2s_loss_options.word_dropout): the batch is rows row0 ..
- * of a batch of `rows` rows (0: whole), so that a shard drops what the whole batch drops. */
+/* Word dropout of a training batch (s2s_loss_options.word_dropout) at a step; p 0: none. */
 typedef struct s2s_word_drop {
-    float p; /* 0: none */
-    uint64_t seed, step;
-    int rows, row0;
+    float p;
+    uint64_t step;
 } s2s_word_drop;
 enum { S2S_WORD_SRC = 0, S2S_WORD_TGT = 1 };
-/* Whether token pos of row b of a B-row batch is replaced by UNK; side S2S_WORD_SRC counts
- * source tokens, S2S_WORD_TGT the target tokens fed as decoder input (pos 0: the first after BOS). */
-int s2s_word_dropped(const s2s_word_drop *wd, int side, int B, int b, int pos);
-/* wd: NULL or p 0 for none (decoding, evaluation). */
+/* Whether token pos of batch row b is replaced by UNK under the context seed; side S2S_WORD_SRC
+ * counts source tokens, S2S_WORD_TGT the target tokens fed as decoder input (pos 0: the first
+ * after BOS). r (width 1) places the rows in the whole batch as for the dropout masks
+ * (S2S_DROP_ROWS), so that a shard drops what the whole batch drops. wd NULL: none. */
+int s2s_word_dropped(uint64_t seed, const s2s_word_drop *wd, const s2s_drop_rows *r, int side, int b, int pos);
+/* wd: NULL or p 0 for none (decoding, evaluation); the shard is m->shard_rows/shard_row0. */
 s2s_status s2s_batch_upload(s2s_model *m, const s2s_batch *batch, int need_tgt, const s2s_word_drop *wd,
                             s2s_dev_batch *db);
 

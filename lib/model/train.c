@@ -53,8 +53,7 @@ static s2s_status run_batch_ro(s2s_model *m, const s2s_batch *batch, const s2s_l
     m->dropout_off = !o->train;
     m->shard_rows = o->shard_rows, m->shard_row0 = o->shard_row0;
     int H = m->cfg.hidden;
-    s2s_word_drop wd = {train && o->train ? o->word_dropout : 0.0f, m->ctx->opts.seed, o->step, o->shard_rows,
-                        o->shard_row0};
+    s2s_word_drop wd = {train && o->train ? o->word_dropout : 0.0f, o->step};
     S2S_TRY(s2s_batch_upload(m, batch, 1, &wd, &db));
     if (s2s_dropout_on(m, train)) /* the recorded decoder loops read their masks' step from here */
         S2S_TRY(m->be->ops->to_device(m->be, m->step_dev, &o->step, sizeof(uint64_t)));
