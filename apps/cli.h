@@ -508,6 +508,7 @@ typedef struct train_opts {
     s2s_model_config mc;
     s2s_trainer_options to;
     int vocab, shared_vocab, bpe, cell, attention, no_valid_bleu, schedule, tie;
+    float init_uniform; /* --init-uniform A: 0 keeps PyTorch's initialisation */
     const char *out, *resume;
     int comm;            /* --comm: 0 auto, 1 local, 2 mpi, 3 nccl */
     double comm_timeout; /* --comm-timeout seconds */
@@ -533,6 +534,7 @@ static void train_opts_default(train_opts *t)
         {"--attention", OPT_CHOICE, &(t).attention, 0, 0, "none|dot|general"},                                     \
         {"--tie-embeddings", OPT_CHOICE, &(t).tie, 0, 0, "none|decoder|all"},                                      \
         {"--dropout", OPT_FLOAT, &(t).mc.dropout, 0, 0.99, 0},                                                     \
+        {"--init-uniform", OPT_FLOAT, &(t).init_uniform, 0, 1000, 0},                                              \
         {"--word-dropout", OPT_FLOAT, &(t).to.word_dropout, 0, 0.99, 0},                                           \
         {"--batch-tokens", OPT_INT, &(t).to.batch_tokens, 1, 10000000, 0},                                         \
         {"--max-len", OPT_INT, &(t).to.max_len, 1, 100000, 0}, {"--lr", OPT_FLOAT, &(t).to.lr, 1e-9, 100, 0},        \
@@ -560,6 +562,8 @@ static void train_opts_default(train_opts *t)
     "  --vocab N (8000)        subword vocabulary size; --shared-vocab: one for both sides; --bpe: BPE\n"        \
     "  --cell lstm|gru|rnn     --layers N (1) --hidden N (256) --embed N (256) --bidirectional\n"                 \
     "  --attention none|dot|general (general)   --dropout P (0.2)\n"                                              \
+    "  --init-uniform A (0)    a new model's weights uniform in [-A, A], the embeddings' pad rows zero\n"       \
+    "                          (Luong et al. 2015, OpenNMT: 0.1); 0: PyTorch's initialisation\n"              \
     "  --word-dropout P (0)    training: each source and decoder input token replaced by UNK with\n"          \
     "                          probability P (the targets scored stay)\n"                                      \
     "  --tie-embeddings none|decoder|all (none): decoder: the target embedding is the output layer's weight\n"    \
@@ -679,6 +683,8 @@ static int cli_train(const char *tool, s2s_context *ctx, train_opts *t, const s2
         t->mc.tgt_vocab = tt ? s2s_tokenizer_vocab_size(tt) : 0;
         if (s == S2S_OK)
             s = s2s_model_create(ctx, &t->mc, &m);
+        if (s == S2S_OK && t->init_uniform > 0)
+            s = s2s_model_init_uniform(m, t->init_uniform);
     }
     if (s == S2S_OK)
         s = s2s_trainer_create(m, st, tt, train, valid, &t->to, &tr);

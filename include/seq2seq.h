@@ -203,6 +203,11 @@ S2S_API s2s_model_config s2s_model_config_default(void);
 S2S_API s2s_status s2s_model_create(s2s_context *ctx, const s2s_model_config *cfg, s2s_model **out);
 S2S_API void s2s_model_free(s2s_model *model);
 
+/* Draws every weight again, uniform in [-a, a] from the context seed, the embeddings' pad rows
+ * zero: the initialisation of Luong et al. 2015 and OpenNMT's param_init (0.1 there). Smaller
+ * embeddings than PyTorch's N(0, 1) default, which Adam moves in fewer steps. a > 0. */
+S2S_API s2s_status s2s_model_init_uniform(s2s_model *model, float a);
+
 /* The configuration the model was created with. */
 S2S_API s2s_model_config s2s_model_get_config(const s2s_model *model);
 

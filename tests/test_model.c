@@ -1,6 +1,6 @@
 /* test_model.c - the whole encoder-decoder on the CPU: its loss gradient against finite
  * differences for every cell, attention type and direction setting (dropout, word dropout and
- * label smoothing on), word dropout's tokens, and learning the reverse task with greedy decoding. */
+ * label smoothing on), word dropout's tokens, the uniform initialisation, and learning the reverse task with greedy decoding. */
 #include "seq2seq.h"
 #include "model.h"
 #include "reverse_task.h"
@@ -349,4 +349,80 @@ Test(tied, bad_configs_refused)
     cr_assert_eq(s2s_model_param_get(m, "encoder.embedding.weight", x, 8), S2S_ERR_INVALID_ARG); /* its own size */
     s2s_model_free(m);
     s2s_context_free(ctx);
+}
+
+/* Every tensor of m, in order, into out[s2s_model_param_numel(m)]. */
+static void all_params(const s2s_model *m, float *out)
+{
+    for (int i = 0; i < s2s_model_param_count(m); i++) {
+        s2s_param_info pi;
+        cr_assert_eq(s2s_model_param_info_at(m, i, &pi), S2S_OK);
+        cr_assert_eq(s2s_model_param_get(m, pi.name, out, pi.numel), S2S_OK, "%s", s2s_last_error());
+        out += pi.numel;
+    }
+}
+
+/* s2s_model_init_uniform: every weight in [-a, a] and spread over it, the embeddings' pad rows
+ * zero, drawn again from the context seed (the same seed gives the same values, another seed
+ * others), unlike the default initialisation; bad bounds refused. */
+Test(init_uniform, draws_every_weight_in_the_bound_with_zero_pad_rows)
+{
+    s2s_model_config c = s2s_model_config_default();
+    c.hidden = 16, c.embed = 8, c.src_vocab = 23, c.tgt_vocab = 19, c.bidirectional = 1, c.layers = 2;
+    s2s_model *m[3] = {NULL, NULL, NULL};
+    s2s_context *ctx[3] = {cpu_ctx(5), cpu_ctx(5), cpu_ctx(6)};
+    for (int k = 0; k < 3; k++)
+        cr_assert_eq(s2s_model_create(ctx[k], &c, &m[k]), S2S_OK, "%s", s2s_last_error());
+    size_t total = s2s_model_param_numel(m[0]);
+    float *def = malloc(total * sizeof(float)), *a = malloc(total * sizeof(float)), *b = malloc(total * sizeof(float)),
+          *o = malloc(total * sizeof(float));
+    cr_assert(def && a && b && o);
+    all_params(m[0], def);
+    for (int k = 0; k < 3; k++)
+        cr_assert_eq(s2s_model_init_uniform(m[k], 0.05f), S2S_OK, "%s", s2s_last_error());
+    all_params(m[0], a);
+    all_params(m[1], b);
+    all_params(m[2], o);
+    cr_assert_eq(memcmp(a, b, total * sizeof(float)), 0, "the same seed draws the same weights");
+    size_t same_other = 0, same_def = 0, off = 0;
+    for (int i = 0; i < s2s_model_param_count(m[0]); i++) {
+        s2s_param_info pi;
+        cr_assert_eq(s2s_model_param_info_at(m[0], i, &pi), S2S_OK);
+        int emb = strstr(pi.name, "embedding") != NULL;
+        float lo = 1, hi = -1;
+        for (size_t e = 0; e < pi.numel; e++) {
+            float v = a[off + e];
+            if (emb && e < (size_t)pi.shape[1]) {
+                cr_assert_eq(v, 0.0f, "%s: pad row element %zu = %g", pi.name, e, v);
+                continue;
+            }
+            cr_assert(v >= -0.05f && v <= 0.05f, "%s[%zu] = %g outside [-0.05, 0.05]", pi.name, e, v);
+            lo = v < lo ? v : lo, hi = v > hi ? v : hi;
+            same_other += v == o[off + e];
+            same_def += v == def[off + e];
+        }
+        if (pi.numel >= 64) /* spread over the interval, not a constant */
+            cr_assert(lo < -0.04f && hi > 0.04f, "%s spans [%g, %g]", pi.name, lo, hi);
+        off += pi.numel;
+    }
+    cr_assert_eq(off, total);
+    cr_assert_lt(same_other, total / 100, "another seed draws other weights (%zu of %zu equal)", same_other, total);
+    cr_assert_lt(same_def, total / 100, "the default initialisation was replaced (%zu equal)", same_def);
+    /* the model trains from there: a finite loss and gradient */
+    rand_batch rb;
+    uint64_t s = 9;
+    make_batch(&rb, &s, 3, 5, 4, c.src_vocab, c.tgt_vocab);
+    s2s_loss_options lo = s2s_loss_options_default();
+    float loss = 0;
+    cr_assert_eq(s2s_model_forward_backward(m[0], &rb.b, &lo, &loss, NULL), S2S_OK, "%s", s2s_last_error());
+    cr_assert(isfinite(loss) && loss > 0, "loss %g", loss);
+    float bad[3] = {0.0f, -0.1f, NAN};
+    for (int k = 0; k < 3; k++) {
+        cr_assert_eq(s2s_model_init_uniform(m[0], bad[k]), S2S_ERR_INVALID_ARG, "bound %g", bad[k]);
+        cr_assert(strstr(s2s_last_error(), "finite value > 0"), "%s", s2s_last_error());
+    }
+    cr_assert_eq(s2s_model_init_uniform(NULL, 0.1f), S2S_ERR_INVALID_ARG);
+    free(def), free(a), free(b), free(o);
+    for (int k = 0; k < 3; k++)
+        s2s_model_free(m[k]), s2s_context_free(ctx[k]);
 }

@@ -162,6 +162,22 @@ static s2s_status init_weights(s2s_model *m, uint64_t seed)
     return s2s_params_init_values(&m->params, seed, kind, bound);
 }
 
+S2S_API s2s_status s2s_model_init_uniform(s2s_model *m, float a)
+{
+    if (!m)
+        return S2S_FAIL(S2S_ERR_INVALID_ARG, "s2s_model_init_uniform: model must not be NULL");
+    if (!(a > 0.0f) || !isfinite(a))
+        return S2S_FAIL(S2S_ERR_INVALID_ARG, "s2s_model_init_uniform: bound %g; use a finite value > 0 (0.1 is usual)",
+                        (double)a);
+    s2s_init_kind kind[S2S_MAX_PARAMS];
+    float bound[S2S_MAX_PARAMS];
+    for (int i = 0; i < m->params.count; i++) {
+        kind[i] = strstr(m->params.t[i].name, "embedding") ? S2S_INIT_UNIFORM_PAD0 : S2S_INIT_UNIFORM;
+        bound[i] = a;
+    }
+    return s2s_params_init_values(&m->params, m->ctx->opts.seed, kind, bound);
+}
+
 S2S_API s2s_status s2s_model_create(s2s_context *ctx, const s2s_model_config *cfg, s2s_model **out)
 {
     return s2s_model_create_as(ctx, cfg, 1, out);

@@ -57,7 +57,7 @@ s2s_pview s2s_params_view(const s2s_params *p, int index);
  * default, bound = 1/sqrt(fan)), N(0,1) with a zero row 0 (embeddings, pad id 0), or zeros.
  * Values come from a Philox stream per tensor keyed by seed, so they do not depend on the
  * device. */
-typedef enum { S2S_INIT_UNIFORM, S2S_INIT_NORMAL_PAD0, S2S_INIT_ZERO } s2s_init_kind;
+typedef enum { S2S_INIT_UNIFORM, S2S_INIT_NORMAL_PAD0, S2S_INIT_ZERO, S2S_INIT_UNIFORM_PAD0 } s2s_init_kind;
 s2s_status s2s_params_init_values(s2s_params *p, uint64_t seed, const s2s_init_kind *kind, const float *bound);
 
 /* y [m, n] (row stride ldy) = x [m, k] W^T + beta y, W the block [n, k] at w (row stride ldw;

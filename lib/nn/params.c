@@ -96,6 +96,8 @@ s2s_status s2s_params_init_values(s2s_params *p, uint64_t seed, const s2s_init_k
                 w[e] = (2.0f * s2s_philox_uniform(seed, stream, e) - 1.0f) * bound[i];
             else if (k == S2S_INIT_NORMAL_PAD0)
                 w[e] = e < (size_t)p->t[i].shape[1] ? 0.0f : philox_normal(seed, stream, e); /* row 0 = pad */
+            else if (k == S2S_INIT_UNIFORM_PAD0)
+                w[e] = e < (size_t)p->t[i].shape[1] ? 0.0f : (2.0f * s2s_philox_uniform(seed, stream, e) - 1.0f) * bound[i];
             else
                 w[e] = 0.0f;
         }

@@ -64,7 +64,9 @@ class Trainer(Handle):
     Model options: cell ("lstm", "gru", "rnn"), layers, hidden, embed, bidirectional,
     attention ("none", "dot", "general"), dropout, vocab (one SentencePiece vocabulary per side,
     or shared_vocab), tie_embeddings ("none"; "decoder": the decoder's input embedding is the
-    output projection, needs embed == hidden; "all": the source embedding too, needs shared_vocab).
+    output projection, needs embed == hidden; "all": the source embedding too, needs shared_vocab),
+    init_uniform (> 0: every weight drawn uniform in [-init_uniform, init_uniform], the embeddings'
+    pad rows zero, as `--init-uniform`; 0: PyTorch's default initialisation).
     Trainer options: batch_tokens, max_len, lr, warmup_steps, label_smoothing,
     clip_norm, valid_every, valid_max, keep_last, patience, minutes, max_steps, max_epochs,
     report_every, average_last, schedule ("invsqrt", "plateau", "linear"), cycles (with "linear":
@@ -77,8 +79,8 @@ class Trainer(Handle):
     def __init__(self, train: Sequence[Tuple[str, str]], out, valid: Optional[Sequence[Tuple[str, str]]] = None,
                  vocab: int = 8000, shared_vocab: bool = False, cell: str = "lstm", layers: int = 1, hidden: int = 256,
                  embed: int = 256, bidirectional: bool = False, attention: str = "general", dropout: float = 0.2,
-                 tie_embeddings: str = "none", device: str = "auto", threads: Optional[int] = None, seed: int = 1,
-                 **options):
+                 tie_embeddings: str = "none", init_uniform: float = 0.0, device: str = "auto",
+                 threads: Optional[int] = None, seed: int = 1, **options):
         super().__init__()
         self._ctx = self._train = self._valid = self._st = self._tt = self._m = self._t = None
         self._keep = []
@@ -103,6 +105,7 @@ class Trainer(Handle):
             raise InvalidArgumentError(INVALID_ARG, "train holds no pairs")
         vsrc, vtgt = _pairs("valid", valid) if valid is not None else ([], [])
         vocab = int_arg("vocab", vocab, 16, 1000000)
+        init_uniform = float_arg("init_uniform", init_uniform, 0, 1000)
         self._ctx, keep = make_context(device, threads, seed)
         try:
             self._train = self._corpus(src, tgt)
@@ -121,6 +124,8 @@ class Trainer(Handle):
             m = ctypes.c_void_p()
             check(lib.s2s_model_create(self._ctx, ctypes.byref(c), ctypes.byref(m)))
             self._m = m
+            if init_uniform > 0:
+                check(lib.s2s_model_init_uniform(m, init_uniform))
             self._options = options
         except BaseException:
             self.close()

@@ -187,24 +187,43 @@ def test_cycles_leave_the_tools_snapshots(data):
         seq2seq.Trainer(data["pairs"], str(d / "x"), schedule="cosine", hidden=16, embed=16)
 
 
+SMALL = dict(vocab=40, hidden=16, embed=8, max_steps=10, valid_every=0, batch_tokens=300, seed=5, device="cpu",
+             threads=1)
+
+
+def _trains_what_the_tool_trains(data, name, flag, value, **option):
+    """The Python option trains the tool's flag's weights bit for bit, and not the weights of
+    training without it; returns the tool's model file."""
+    d = data["dir"]
+    tool("s2s-translate", "train", "--train-tsv", str(d / "train.tsv"), "--out", str(d / (name + "-tool")), "--vocab",
+         "40", "--hidden", "16", "--embed", "8", flag, value, "--max-steps", "10", "--valid-every", "0",
+         "--batch-tokens", "300", "--seed", "5", *CPU)
+    py = seq2seq.train(data["pairs"], str(d / (name + "-py")), **option, **SMALL)
+    plain = seq2seq.train(data["pairs"], str(d / (name + "-none")), **SMALL)
+    path = str(d / (name + "-tool.best.safetensors"))
+    with seq2seq.ModelFile(path) as a, seq2seq.ModelFile(py) as b, seq2seq.ModelFile(plain) as c:
+        for k in a.tensors:
+            assert (a.tensors[k] == b.tensors[k]).all(), k
+        assert any((a.tensors[k] != c.tensors[k]).any() for k in a.tensors)
+    return path
+
+
 def test_word_dropout_equals_the_tool(data):
     """word_dropout=0.3 trains what the tool's --word-dropout 0.3 trains, bit for bit, and not
     what training without it gives; 1 is refused."""
-    d = data["dir"]
-    common = dict(vocab=40, hidden=16, embed=8, max_steps=10, valid_every=0, batch_tokens=300, seed=5, device="cpu",
-                  threads=1)
-    tool("s2s-translate", "train", "--train-tsv", str(d / "train.tsv"), "--out", str(d / "wd-tool"), "--vocab", "40",
-         "--hidden", "16", "--embed", "8", "--word-dropout", "0.3", "--max-steps", "10", "--valid-every", "0",
-         "--batch-tokens", "300", "--seed", "5", *CPU)
-    wd = seq2seq.train(data["pairs"], str(d / "wd-py"), word_dropout=0.3, **common)
-    plain = seq2seq.train(data["pairs"], str(d / "wd-none"), **common)
-    with seq2seq.ModelFile(str(d / "wd-tool.best.safetensors")) as a, seq2seq.ModelFile(wd) as b, \
-            seq2seq.ModelFile(plain) as c:
-        for name in a.tensors:
-            assert (a.tensors[name] == b.tensors[name]).all(), name
-        assert any((a.tensors[name] != c.tensors[name]).any() for name in a.tensors)
+    _trains_what_the_tool_trains(data, "wd", "--word-dropout", "0.3", word_dropout=0.3)
     with pytest.raises(seq2seq.InvalidArgumentError):
-        seq2seq.train(data["pairs"], str(d / "wd-bad"), word_dropout=1.0, **common)
+        seq2seq.train(data["pairs"], str(data["dir"] / "wd-bad"), word_dropout=1.0, **SMALL)
+
+
+def test_init_uniform_equals_the_tool(data):
+    """init_uniform=0.1 trains what the tool's --init-uniform 0.1 trains, bit for bit, and not what
+    PyTorch's initialisation gives (N(0, 1) embeddings); a negative bound is refused."""
+    path = _trains_what_the_tool_trains(data, "iu", "--init-uniform", "0.1", init_uniform=0.1)
+    with seq2seq.ModelFile(path) as a:
+        assert abs(a.tensors["encoder.embedding.weight"]).max() < 0.2
+    with pytest.raises(seq2seq.InvalidArgumentError):
+        seq2seq.train(data["pairs"], str(data["dir"] / "iu-bad"), init_uniform=-0.1, **SMALL)
 
 
 def test_tied_embeddings_equal_the_tool(data):
