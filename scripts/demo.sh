@@ -4,7 +4,8 @@
 # overrides; 2 on a GPU), then translate a dozen held-out sentences and print the BLEU of 500.
 # The recipe is the winner of a sweep on the validation split for this 5-minute CPU budget
 # (bench/results/2026-12-05-recipe-sweep-demo-5min: a 2,000-piece vocabulary and batches of
-# 1,000 target tokens give several times the steps of 6,000 and 2,500 in the same minutes).
+# 1,000 target tokens give several times the steps of 6,000 and 2,500 in the same minutes), with
+# weights drawn uniform in +-0.1 (--init-uniform 0.1: bench/results/2026-12-08-demo-init-uniform).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 B=${BUILD:-build}
@@ -25,7 +26,7 @@ echo "== training for $minutes minutes (device: $device); progress below, full l
 $B/s2s-translate train --train-tsv $d/train.tsv --valid-tsv $d/valid.tsv --out runs/demo \
   --device "$device" --minutes "$minutes" --vocab 2000 --shared-vocab --hidden 256 --embed 256 \
   --dropout 0.1 --lr 3e-3 --warmup 200 --batch-tokens 1000 --max-len 40 --valid-every 1000 --valid-max 400 \
-  --label-smoothing 0.1 2> >(tee runs/demo.log >&2)
+  --label-smoothing 0.1 --init-uniform 0.1 2> >(tee runs/demo.log >&2)
 echo
 echo "== a dozen held-out sentences (beam 5)"
 head -500 $d/test.tsv > runs/demo-test.tsv
