@@ -205,7 +205,9 @@ S2S_API void s2s_model_free(s2s_model *model);
 
 /* Draws every weight again, uniform in [-a, a] from the context seed, the embeddings' pad rows
  * zero: the initialisation of Luong et al. 2015 and OpenNMT's param_init (0.1 there). Smaller
- * embeddings than PyTorch's N(0, 1) default, which Adam moves in fewer steps. a > 0. */
+ * embeddings than PyTorch's N(0, 1) default, which Adam moves in fewer steps. a > 0. The draws
+ * are the default initialisation's own (the same Philox streams), scaled to the bound. With tied
+ * embeddings the one tensor is an embedding: its pad row, the output layer's pad word, is zero. */
 S2S_API s2s_status s2s_model_init_uniform(s2s_model *model, float a);
 
 /* The configuration the model was created with. */
