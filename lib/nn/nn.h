@@ -54,7 +54,8 @@ void s2s_params_free(s2s_params *p);
 int s2s_params_find(const s2s_params *p, const char *name);
 s2s_pview s2s_params_view(const s2s_params *p, int index);
 /* Fills tensor i with kind[i]: uniform(-bound[i], bound[i]) (PyTorch's recurrent and linear
- * default, bound = 1/sqrt(fan)), N(0,1) with a zero row 0 (embeddings, pad id 0), or zeros.
+ * default, bound = 1/sqrt(fan)), N(0,1) or uniform in [-bound, bound] with a zero row 0
+ * (embeddings, pad id 0), or zeros.
  * Values come from a Philox stream per tensor keyed by seed, so they do not depend on the
  * device. */
 typedef enum { S2S_INIT_UNIFORM, S2S_INIT_NORMAL_PAD0, S2S_INIT_ZERO, S2S_INIT_UNIFORM_PAD0 } s2s_init_kind;

@@ -92,12 +92,13 @@ s2s_status s2s_params_init_values(s2s_params *p, uint64_t seed, const s2s_init_k
         float *w = host + p->t[i].offset;
         uint64_t stream = 0x1000u + (uint64_t)i; /* one Philox stream per tensor */
         for (size_t e = 0; e < p->t[i].numel; e++) {
-            if (k == S2S_INIT_UNIFORM)
+            int pad = (k == S2S_INIT_NORMAL_PAD0 || k == S2S_INIT_UNIFORM_PAD0) && e < (size_t)p->t[i].shape[1];
+            if (pad) /* row 0 = pad */
+                w[e] = 0.0f;
+            else if (k == S2S_INIT_UNIFORM || k == S2S_INIT_UNIFORM_PAD0)
                 w[e] = (2.0f * s2s_philox_uniform(seed, stream, e) - 1.0f) * bound[i];
             else if (k == S2S_INIT_NORMAL_PAD0)
-                w[e] = e < (size_t)p->t[i].shape[1] ? 0.0f : philox_normal(seed, stream, e); /* row 0 = pad */
-            else if (k == S2S_INIT_UNIFORM_PAD0)
-                w[e] = e < (size_t)p->t[i].shape[1] ? 0.0f : (2.0f * s2s_philox_uniform(seed, stream, e) - 1.0f) * bound[i];
+                w[e] = philox_normal(seed, stream, e);
             else
                 w[e] = 0.0f;
         }

@@ -79,8 +79,8 @@ class Trainer(Handle):
     def __init__(self, train: Sequence[Tuple[str, str]], out, valid: Optional[Sequence[Tuple[str, str]]] = None,
                  vocab: int = 8000, shared_vocab: bool = False, cell: str = "lstm", layers: int = 1, hidden: int = 256,
                  embed: int = 256, bidirectional: bool = False, attention: str = "general", dropout: float = 0.2,
-                 tie_embeddings: str = "none", init_uniform: float = 0.0, device: str = "auto",
-                 threads: Optional[int] = None, seed: int = 1, **options):
+                 tie_embeddings: str = "none", device: str = "auto", threads: Optional[int] = None, seed: int = 1,
+                 init_uniform: float = 0.0, **options):
         super().__init__()
         self._ctx = self._train = self._valid = self._st = self._tt = self._m = self._t = None
         self._keep = []
